@@ -1,0 +1,3 @@
+{{ saltenv }}:
+  '*':
+    - kubesalt.mine

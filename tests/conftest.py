@@ -1,0 +1,26 @@
+"""Test-wide settings.
+
+pytest-salt-factories starts an event listener and a log server that bind 0.0.0.0
+by default; tests here listen only on loopback (or inside namespaces they create).
+"""
+
+import pytest
+from saltfactories.plugins.event_listener import EventListener
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    # Runs after the plugin created its log server, before the session starts it.
+    log_server = config.pluginmanager.get_plugin("saltfactories-log-server")
+    if log_server is not None:
+        log_server.log_host = "127.0.0.1"
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """The salt-factories event listener, bound to loopback."""
+    listener = EventListener()
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://{listener.host}:{listener.port}"
+    with listener:
+        yield listener

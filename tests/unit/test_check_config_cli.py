@@ -1,0 +1,84 @@
+"""scripts/kubesalt-check-config: exit codes and output, for every rule."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.unit.test_config import RULE_CASES
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "kubesalt-check-config"
+
+
+def check(path):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_example_is_valid():
+    result = check(REPO / "bootstrap.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{REPO / 'bootstrap.yaml'}: valid: API 198.51.100.100:6443")
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [(case[1], case[2]) for case in RULE_CASES],
+    ids=[case[0] for case in RULE_CASES],
+)
+def test_each_bad_case_exits_1_naming_its_key(tmp_path, document, path):
+    config_file = tmp_path / "bootstrap.yaml"
+    config_file.write_text(yaml.safe_dump(document))
+    result = check(config_file)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{config_file}: {path}")
+
+
+def test_one_line_per_problem(tmp_path):
+    config_file = tmp_path / "bootstrap.yaml"
+    config_file.write_text("apiVersion: x\nkind: y\n")
+    result = check(config_file)
+    assert result.returncode == 1
+    keys = [line.split(": ", 2)[1].split(" ")[0] for line in result.stderr.splitlines()]
+    assert keys == ["networks", "apiServer", "ca", "archives", "apiVersion", "kind"]
+
+
+def test_missing_file_and_bad_usage(tmp_path):
+    result = check(tmp_path / "nope.yaml")
+    assert result.returncode == 1
+    assert "cannot be read: No such file or directory" in result.stderr
+    usage = subprocess.run(
+        [sys.executable, str(SCRIPT), "a", "b"], capture_output=True, text=True, timeout=60
+    )
+    assert usage.returncode == 2
+    assert "Usage:" in usage.stderr
+
+
+def test_runs_from_a_checkout_without_the_package_installed(tmp_path):
+    """Before anything is installed: only Python, PyYAML and netaddr; kubesalt from ../src."""
+    import netaddr
+
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for module in (yaml, netaddr):
+        package_dir = pathlib.Path(module.__file__).parent
+        (deps / package_dir.name).symlink_to(package_dir)
+    # -S: no site-packages, so neither the editable kubesalt nor anything else is found.
+    result = subprocess.run(
+        [sys.executable, "-S", str(SCRIPT), str(REPO / "bootstrap.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(deps)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid:" in result.stdout

@@ -1,0 +1,120 @@
+"""The Salt loader modules of the foundation: thin wrappers, errors translated once."""
+
+from unittest.mock import Mock
+
+import pytest
+import salt.modules.grains
+import yaml
+from salt.exceptions import CommandExecutionError
+
+from tests.unit.loader import load
+from tests.unit.test_config import BASE
+
+kubesalt_config = load("_modules", "kubesalt_config")
+kubesalt_network = load("_modules", "kubesalt_network")
+kubesalt_pillar = load("_pillar", "kubesalt")
+
+PILLAR = {
+    "kubesalt": {
+        "networks": {
+            "controlPlane": {"cidr": ["198.51.100.0/24"]},
+            "workloadPlane": {"cidr": ["10.20.0.0/16"]},
+            "services": "10.96.0.0/12",
+        },
+        "apiServer": {"host": "198.51.100.100"},
+    }
+}
+
+
+@pytest.fixture
+def grains_get():
+    return Mock(spec=salt.modules.grains.get, return_value="")
+
+
+@pytest.fixture
+def configure_loader_modules(grains_get):
+    return {
+        kubesalt_network: {"__pillar__": PILLAR, "__salt__": {"grains.get": grains_get}},
+        kubesalt_config: {},
+    }
+
+
+@pytest.fixture
+def addresses(monkeypatch):
+    interfaces = {
+        "lo": {"up": True, "inet": [{"address": "127.0.0.1", "netmask": "255.0.0.0"}]},
+        "eth0": {
+            "up": True,
+            "inet": [{"address": "198.51.100.100", "netmask": "255.255.255.0"}],
+            "secondary": [{"type": "inet", "address": "198.51.100.21", "netmask": "255.255.255.0"}],
+            "inet6": [{"address": "fe80::1", "prefixlen": "64", "scope": "link"}],
+        },
+        "eth1": {"up": True, "inet": [{"address": "10.20.3.4", "netmask": "255.255.0.0"}]},
+        "eth2": {"up": False, "inet": [{"address": "198.51.100.5", "netmask": "255.255.255.0"}]},
+    }
+    monkeypatch.setattr(kubesalt_network.salt.utils.network, "interfaces", lambda: interfaces)
+
+
+def test_virtual_names():
+    assert kubesalt_config.__virtual__() == "kubesalt_config"
+    assert kubesalt_network.__virtual__() == "kubesalt_network"
+    assert kubesalt_pillar.__virtual__() == "kubesalt"
+
+
+def test_plane_ip_skips_the_vip_and_interfaces_that_are_down(addresses, grains_get):
+    assert kubesalt_network.plane_ip("controlPlane") == "198.51.100.21"
+    assert kubesalt_network.plane_ip("workloadPlane") == "10.20.3.4"
+    grains_get.assert_any_call("kubesalt:control_plane_ip")
+
+
+def test_plane_ip_keeps_the_grain(addresses, grains_get):
+    grains_get.return_value = "198.51.100.21"
+    assert kubesalt_network.plane_ip("controlPlane") == "198.51.100.21"
+
+
+def test_plane_ip_unknown_plane():
+    with pytest.raises(CommandExecutionError, match="Unknown plane 'pods'"):
+        kubesalt_network.plane_ip("pods")
+
+
+def test_no_match_becomes_a_command_execution_error(addresses):
+    with pytest.raises(
+        CommandExecutionError, match=r"AddressError: No address .* \[192.168.0.0/16\]"
+    ):
+        kubesalt_network.get_ip_from_cidrs("192.168.0.0/16")
+
+
+def test_service_ip_from_the_pillar():
+    assert kubesalt_network.service_ip(10) == "10.96.0.10"
+    assert kubesalt_network.service_ip(1, cidr="fd00:96::/112") == "fd00:96::1"
+
+
+def test_validate_reports_every_problem(tmp_path):
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "archives": [], "apiVersion": "v0"}))
+    result = kubesalt_config.validate(str(path))
+    assert result["valid"] is False
+    assert [line.split(" ")[0] for line in result["problems"]] == ["apiVersion", "archives"]
+    with pytest.raises(CommandExecutionError, match="InvalidConfig: .*2 problems"):
+        kubesalt_config.load(str(path))
+
+
+def test_validate_valid_file(tmp_path):
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    result = kubesalt_config.validate(str(path))
+    assert result["valid"] is True
+    assert result["summary"].startswith("valid: API 198.51.100.100:6443")
+    assert kubesalt_config.load(str(path))["networks"]["pods"] == "10.233.0.0/16"
+
+
+def test_ext_pillar_gives_the_normalized_config_or_errors(tmp_path):
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    pillar = kubesalt_pillar.ext_pillar("node1", {}, config=str(path))
+    assert pillar["kubesalt"]["apiServer"]["port"] == 6443
+    path.write_text(yaml.safe_dump({**BASE, "ca": {"minion": "a_b"}}))
+    pillar = kubesalt_pillar.ext_pillar("node1", {}, config=str(path))
+    assert set(pillar) == {"_errors"}
+    assert pillar["_errors"][0].startswith(f"kubesalt: {path} is not valid (1 problem(s))")
+    assert pillar["_errors"][1].startswith("ca.minion = 'a_b'")
