@@ -4,6 +4,9 @@ pytest-salt-factories starts an event listener and a log server that bind 0.0.0.
 by default; tests here listen only on loopback (or inside namespaces they create).
 """
 
+import shutil
+import tempfile
+
 import pytest
 from saltfactories.plugins.event_listener import EventListener
 
@@ -24,3 +27,11 @@ def event_listener():
     listener.address = f"tcp://{listener.host}:{listener.port}"
     with listener:
         yield listener
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    """Short root_dir (AF_UNIX path limits), one per session; fast teardown."""
+    root = tempfile.mkdtemp(prefix="ksf", dir="/tmp")
+    yield {"root_dir": root, "slow_stop": False}
+    shutil.rmtree(root, ignore_errors=True)

@@ -14,6 +14,8 @@ import logging
 
 try:
     from kubesalt import config as _config
+    from kubesalt import inventory as _inventory
+    from kubesalt.errors import KubesaltError
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the master's virtualenv
@@ -30,12 +32,24 @@ def __virtual__():
     return __virtualname__
 
 
-def ext_pillar(minion_id, pillar, config="/etc/kubesalt/bootstrap.yaml"):  # pylint: disable=unused-argument
-    """Return {'kubesalt': <normalized configuration>} or {'_errors': [...]}."""
+def ext_pillar(
+    minion_id,  # pylint: disable=unused-argument
+    pillar,  # pylint: disable=unused-argument
+    config="/etc/kubesalt/bootstrap.yaml",
+    inventory="/etc/kubesalt/nodes",
+):
+    """Return {'kubesalt': <normalized configuration + nodes>} or {'_errors': [...]}.
+
+    `kubesalt:nodes` maps each declared node to its roles; SSH details stay out.
+    """
     try:
         cfg = _config.load_file(config)
+        cfg["nodes"] = _inventory.pillar_nodes(_inventory.load(inventory))
     except _config.InvalidConfig as err:
         log.info("kubesalt ext_pillar: %s", err)
         header = f"kubesalt: {err.source} is not valid ({len(err.problems)} problem(s)); fix it, then run again:"
         return {"_errors": [header] + [str(problem) for problem in err.problems]}
+    except KubesaltError as err:
+        log.info("kubesalt ext_pillar: %s", err)
+        return {"_errors": [f"kubesalt: {err}"]}
     return {"kubesalt": cfg}

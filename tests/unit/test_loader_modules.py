@@ -118,3 +118,23 @@ def test_ext_pillar_gives_the_normalized_config_or_errors(tmp_path):
     assert set(pillar) == {"_errors"}
     assert pillar["_errors"][0].startswith(f"kubesalt: {path} is not valid (1 problem(s))")
     assert pillar["_errors"][1].startswith("ca.minion = 'a_b'")
+
+
+def test_ext_pillar_adds_the_inventory_roles(tmp_path):
+    config_path = tmp_path / "bootstrap.yaml"
+    config_path.write_text(yaml.safe_dump(BASE))
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    (nodes / "cp2.yaml").write_text(
+        yaml.safe_dump({"name": "cp2", "ssh": {"host": "198.51.100.11"}, "roles": ["etcd"]})
+    )
+    pillar = kubesalt_pillar.ext_pillar("cp2", {}, config=str(config_path), inventory=str(nodes))
+    assert pillar["kubesalt"]["nodes"] == {"cp2": {"roles": ["etcd"]}}
+    (nodes / "cp2.yaml").write_text("- not a node\n")
+    pillar = kubesalt_pillar.ext_pillar("cp2", {}, config=str(config_path), inventory=str(nodes))
+    assert pillar == {
+        "_errors": [
+            f"kubesalt: {nodes / 'cp2.yaml'}: not a node document (needs name, ssh and roles); "
+            "remove or fix it"
+        ]
+    }

@@ -1,0 +1,254 @@
+"""The node inventory: which machines are in the cluster, how to reach them, their roles.
+
+The bootstrap node is the source of truth: one YAML file per node under
+/etc/kubesalt/nodes/<name>.yaml, written atomically, validated before it is written.
+SSH credentials stay in these root-only files; only names and roles reach the pillar.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+from dataclasses import dataclass, field
+
+import netaddr
+import yaml
+
+from kubesalt.config.problems import InvalidConfig, Problem
+from kubesalt.config.rules import is_rfc1123_name
+from kubesalt.errors import KubesaltError
+
+DEFAULT_DIR = "/etc/kubesalt/nodes"
+ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
+# Roles that only the CA minion (the bootstrap node) may hold.
+CA_NODE_ROLES = ("bootstrap", "ca")
+
+
+class InventoryError(KubesaltError):
+    """The inventory cannot be read or changed as asked."""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    host: str
+    roles: tuple[str, ...]
+    port: int = 22
+    user: str = "root"
+    key: str = "/etc/kubesalt/ssh/id_ed25519"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_document(self) -> dict:
+        return {
+            "name": self.name,
+            "ssh": {"host": self.host, "port": self.port, "user": self.user, "key": self.key},
+            "roles": list(self.roles),
+        }
+
+
+def parse_roles(roles) -> tuple[str, ...]:
+    """Roles as given on a command line ('a,b') or as a list; order kept, duplicates dropped."""
+    if isinstance(roles, str):
+        roles = roles.split(",")
+    ordered = []
+    for role in roles or ():
+        role = str(role).strip()
+        if role and role not in ordered:
+            ordered.append(role)
+    return tuple(ordered)
+
+
+def check_node(node: Node, cfg: dict, others: list[Node]) -> list[Problem]:
+    """Every problem of `node` against the configuration and the nodes already declared."""
+    problems = []
+    if not is_rfc1123_name(node.name):
+        problems.append(
+            Problem(
+                "name",
+                "is not a valid node name (RFC 1123: letters, digits, '-', '.')",
+                "use the node's host name; it becomes its Salt minion ID",
+                node.name,
+            )
+        )
+    problems += _check_roles(node, cfg)
+    problems += _check_ssh(node, cfg)
+    for other in others:
+        if other.host == node.host:
+            problems.append(
+                Problem(
+                    "ssh.host",
+                    f"is already the address of node {other.name}",
+                    "give each node its own address",
+                    node.host,
+                )
+            )
+    return problems
+
+
+def _check_roles(node: Node, cfg: dict) -> list[Problem]:
+    if not node.roles:
+        return [Problem("roles", "is empty", "give at least one of " + ", ".join(ROLES), [])]
+    problems = []
+    unknown = [role for role in node.roles if role not in ROLES]
+    if unknown:
+        problems.append(
+            Problem(
+                "roles",
+                f"has unknown role(s) {', '.join(unknown)}",
+                "use " + ", ".join(ROLES),
+                list(node.roles),
+            )
+        )
+    ca_minion = cfg["ca"]["minion"]
+    misplaced = [role for role in node.roles if role in CA_NODE_ROLES and node.name != ca_minion]
+    if misplaced:
+        problems.append(
+            Problem(
+                "roles",
+                f"gives {', '.join(misplaced)} to {node.name}, but only ca.minion ({ca_minion}) holds them",
+                f"remove {', '.join(misplaced)}, or change ca.minion in bootstrap.yaml",
+                list(node.roles),
+            )
+        )
+    return problems
+
+
+def _check_ssh(node: Node, cfg: dict) -> list[Problem]:
+    problems = []
+    try:
+        address = netaddr.IPAddress(node.host, flags=netaddr.INET_PTON)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        address = None
+    networks = cfg["networks"]["controlPlane"]["cidr"]
+    if address is None:
+        problems.append(
+            Problem(
+                "ssh.host",
+                "is not an IP address",
+                "give the node's control-plane IP (a name could resolve to another interface)",
+                node.host,
+            )
+        )
+    elif not any(address in netaddr.IPNetwork(cidr) for cidr in networks):
+        problems.append(
+            Problem(
+                "ssh.host",
+                f"is outside every control-plane CIDR ({', '.join(networks)})",
+                "give the node's address on the control-plane network, or add its network to "
+                "networks.controlPlane.cidr",
+                node.host,
+            )
+        )
+    if isinstance(node.port, bool) or not isinstance(node.port, int) or not 1 <= node.port <= 65535:
+        problems.append(
+            Problem(
+                "ssh.port", "is not a TCP port", "use a port in 1-65535 (default 22)", node.port
+            )
+        )
+    if not node.user:
+        problems.append(
+            Problem("ssh.user", "is empty", "give the SSH user (default root)", node.user)
+        )
+    if not os.path.isabs(node.key):
+        problems.append(
+            Problem(
+                "ssh.key", "is not an absolute path", "give the private key's full path", node.key
+            )
+        )
+    return problems
+
+
+def node_from_document(document: dict, source: str) -> Node:
+    if not isinstance(document, dict) or not isinstance(document.get("ssh"), dict):
+        raise InventoryError(
+            f"{source}: not a node document (needs name, ssh and roles); remove or fix it"
+        )
+    ssh = document["ssh"]
+    return Node(
+        name=str(document.get("name", "")),
+        host=str(ssh.get("host", "")),
+        port=ssh.get("port", 22),
+        user=str(ssh.get("user", "root")),
+        key=str(ssh.get("key", Node.key)),
+        roles=parse_roles(document.get("roles")),
+    )
+
+
+def load(directory: str = DEFAULT_DIR) -> dict[str, Node]:
+    """Every declared node, by name. A missing directory is an empty inventory."""
+    root = pathlib.Path(directory)
+    if not root.is_dir():
+        return {}
+    nodes = {}
+    for path in sorted(root.glob("*.yaml")):
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise InventoryError(
+                f"{path}: cannot be read as YAML ({err}); fix or remove it"
+            ) from err
+        node = node_from_document(document, str(path))
+        if path.stem != node.name:
+            raise InventoryError(
+                f"{path}: declares node {node.name!r}; the file must be named {node.name}.yaml"
+            )
+        nodes[node.name] = node
+    return nodes
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool = False) -> bool:
+    """Validate and write a node; return False when the same declaration already exists.
+
+    A node already declared differently is refused unless `replace` is true. Raises
+    InvalidConfig listing every problem; nothing is written then.
+    """
+    existing = load(directory)
+    current = existing.get(node.name)
+    if current is not None and current.to_document() == node.to_document():
+        return False
+    others = [other for other in existing.values() if other.name != node.name]
+    problems = check_node(node, cfg, others)
+    if current is not None and not replace:
+        problems.insert(
+            0,
+            Problem(
+                "name",
+                f"is already declared (ssh.host {current.host}, roles {','.join(current.roles)})",
+                "choose another name, or pass replace=True to change its declaration",
+                node.name,
+            ),
+        )
+    if problems:
+        raise InvalidConfig(f"node {node.name}", problems)
+    path = pathlib.Path(directory) / f"{node.name}.yaml"
+    _write_atomically(path, yaml.safe_dump(node.to_document(), sort_keys=False))
+    return True
+
+
+def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
+    """Remove a node from the inventory; return False when it was not there."""
+    path = pathlib.Path(directory) / f"{name}.yaml"
+    if not path.exists():
+        return False
+    path.unlink()
+    return True
+
+
+def pillar_nodes(nodes: dict[str, Node]) -> dict[str, dict]:
+    """What the pillar may show of the inventory: names and roles, no credentials."""
+    return {name: {"roles": list(node.roles)} for name, node in sorted(nodes.items())}

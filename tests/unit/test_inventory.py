@@ -1,0 +1,131 @@
+"""The node inventory: validation before writing, idempotence, what reaches the pillar."""
+
+import stat
+
+import pytest
+import yaml
+
+from kubesalt import config, inventory
+from kubesalt.config import InvalidConfig
+from kubesalt.inventory import InventoryError, Node
+from tests.unit.test_config import BASE
+
+CFG = config.validate(
+    {**BASE, "networks": {"controlPlane": {"cidr": ["198.51.100.0/24", "10.1.0.0/16"]}}}
+)[0]
+
+
+def node(name="cp2", host="198.51.100.11", roles=("control-plane", "etcd", "node"), **kwargs):
+    return Node(name=name, host=host, roles=tuple(roles), **kwargs)
+
+
+def problems(target, others=()):
+    return inventory.check_node(target, CFG, list(others))
+
+
+def test_a_valid_node_has_no_problem():
+    assert problems(node()) == []
+    assert problems(node("worker1", "10.1.2.3", ["node"])) == []
+    assert problems(node("bootstrap", "198.51.100.10", inventory.ROLES)) == []
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "words"),
+    [
+        (node(name="cp_2"), "name", "RFC 1123"),
+        (node(roles=()), "roles", "is empty"),
+        (node(roles=("control-plane", "master")), "roles", "unknown role(s) master"),
+        (node(roles=("ca", "node")), "roles", "only ca.minion (bootstrap) holds them"),
+        (node(host="cp2.example"), "ssh.host", "is not an IP address"),
+        (
+            node(host="203.0.113.5"),
+            "ssh.host",
+            "outside every control-plane CIDR (198.51.100.0/24, 10.1.0.0/16)",
+        ),
+        (node(port=0), "ssh.port", "1-65535"),
+        (node(port="22"), "ssh.port", "1-65535"),
+        (node(user=""), "ssh.user", "is empty"),
+        (node(key="id_ed25519"), "ssh.key", "absolute path"),
+    ],
+)
+def test_each_problem_names_its_key(target, path, words):
+    (problem,) = problems(target)
+    assert problem.path == path
+    assert words in str(problem)
+
+
+def test_duplicate_address_is_refused():
+    (problem,) = problems(node("cp3"), [node("cp2")])
+    assert problem.path == "ssh.host"
+    assert "already the address of node cp2" in str(problem)
+
+
+def test_declare_writes_a_private_file_once(tmp_path):
+    directory = str(tmp_path / "nodes")
+    assert inventory.declare(node(), CFG, directory) is True
+    path = tmp_path / "nodes" / "cp2.yaml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "nodes").stat().st_mode) == 0o700
+    assert yaml.safe_load(path.read_text()) == {
+        "name": "cp2",
+        "ssh": {
+            "host": "198.51.100.11",
+            "port": 22,
+            "user": "root",
+            "key": "/etc/kubesalt/ssh/id_ed25519",
+        },
+        "roles": ["control-plane", "etcd", "node"],
+    }
+    assert inventory.declare(node(), CFG, directory) is False
+    assert inventory.load(directory) == {"cp2": node()}
+
+
+def test_a_different_declaration_of_a_name_needs_replace(tmp_path):
+    directory = str(tmp_path)
+    inventory.declare(node(), CFG, directory)
+    with pytest.raises(InvalidConfig) as excinfo:
+        inventory.declare(node(roles=("node",)), CFG, directory)
+    assert (
+        "name = 'cp2': is already declared (ssh.host 198.51.100.11, roles control-plane,etcd,node)"
+        in str(excinfo.value)
+    )
+    assert inventory.load(directory)["cp2"].roles == ("control-plane", "etcd", "node")
+    assert inventory.declare(node(roles=("node",)), CFG, directory, replace=True) is True
+    assert inventory.load(directory)["cp2"].roles == ("node",)
+
+
+def test_a_refused_declaration_writes_nothing(tmp_path):
+    with pytest.raises(InvalidConfig) as excinfo:
+        inventory.declare(node(host="203.0.113.5", roles=("master",)), CFG, str(tmp_path))
+    assert len(excinfo.value.problems) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_forget(tmp_path):
+    inventory.declare(node(), CFG, str(tmp_path))
+    assert inventory.forget("cp2", str(tmp_path)) is True
+    assert inventory.forget("cp2", str(tmp_path)) is False
+    assert inventory.load(str(tmp_path)) == {}
+
+
+def test_a_broken_file_is_named(tmp_path):
+    (tmp_path / "cp9.yaml").write_text("name: cp9\nssh: [\n")
+    with pytest.raises(InventoryError, match="cp9.yaml: cannot be read as YAML"):
+        inventory.load(str(tmp_path))
+    (tmp_path / "cp9.yaml").write_text(yaml.safe_dump(node("other").to_document()))
+    with pytest.raises(InventoryError, match="must be named other.yaml"):
+        inventory.load(str(tmp_path))
+
+
+def test_the_pillar_gets_names_and_roles_only():
+    nodes = {"cp2": node(), "bootstrap": node("bootstrap", "198.51.100.10", ["bootstrap", "ca"])}
+    assert inventory.pillar_nodes(nodes) == {
+        "bootstrap": {"roles": ["bootstrap", "ca"]},
+        "cp2": {"roles": ["control-plane", "etcd", "node"]},
+    }
+
+
+def test_parse_roles():
+    assert inventory.parse_roles("etcd, node,etcd,,") == ("etcd", "node")
+    assert inventory.parse_roles(["node"]) == ("node",)
+    assert inventory.parse_roles(None) == ()
