@@ -252,3 +252,22 @@ def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
 def pillar_nodes(nodes: dict[str, Node]) -> dict[str, dict]:
     """What the pillar may show of the inventory: names and roles, no credentials."""
     return {name: {"roles": list(node.roles)} for name, node in sorted(nodes.items())}
+
+
+# salt-ssh runs the target's `python3` from PATH: pin the distribution's, never a shim
+# or a virtualenv that a login profile puts first.
+ROSTER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def roster(nodes: dict[str, Node]) -> dict[str, dict]:
+    """salt-ssh roster entries for the declared nodes."""
+    return {
+        name: {
+            "host": node.host,
+            "port": node.port,
+            "user": node.user,
+            "priv": node.key,
+            "set_path": ROSTER_PATH,
+        }
+        for name, node in sorted(nodes.items())
+    }

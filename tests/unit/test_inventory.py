@@ -129,3 +129,16 @@ def test_parse_roles():
     assert inventory.parse_roles("etcd, node,etcd,,") == ("etcd", "node")
     assert inventory.parse_roles(["node"]) == ("node",)
     assert inventory.parse_roles(None) == ()
+
+
+def test_roster_entries_pin_the_distribution_python(tmp_path):
+    inventory.declare(node(port=2222, user="admin"), CFG, str(tmp_path))
+    assert inventory.roster(inventory.load(str(tmp_path))) == {
+        "cp2": {
+            "host": "198.51.100.11",
+            "port": 2222,
+            "user": "admin",
+            "priv": "/etc/kubesalt/ssh/id_ed25519",
+            "set_path": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+    }
