@@ -1,0 +1,21 @@
+"""kubeadm-equivalent rendering: what `kubeadm init` / `kubeadm join` would write on a node.
+
+The modules here are pure builders (no Salt dunders, no I/O except the writer in
+`render.write_tree`): they turn the normalized configuration (the plain dict produced by
+`kubesalt.config`) and a `Node` into data that matches kubeadm 1.33 field by field
+(`shared/reference/kubeadm-1.33.md`).
+
+- `model`: the `Node` being rendered and the filesystem `Layout`.
+- `images`: the one pinned image list (`kubesalt/data/images.yaml`).
+- `certs`: the certificate table (which certificate each node gets, with subject, SANs, usages).
+- `pki`: local issuing with `cryptography` (preview command and tests).
+- `manifests`: the four control-plane static pods.
+- `kubeconfig`, `kubelet`, `containerd`: the other files.
+- `render`: every file a node gets for its roles, and the atomic writer.
+"""
+
+from kubesalt.errors import KubesaltError
+
+
+class RenderError(KubesaltError):
+    """A node or an argument given to the renderer is invalid."""

@@ -1,0 +1,175 @@
+"""Every file a node gets for its roles, and where they go.
+
+`render_node` composes the builders: PKI (issued locally by `pki` from the given
+authorities), kubeconfigs, static pod manifests (with the config-digest annotation computed
+from the files rendered alongside), kubelet files and containerd configuration. Salt states
+use the builders one by one (certificates come from x509_v2 there); the preview command and
+the tests use `render_node` and `write_tree`.
+
+Manifests are dumped with `yaml.safe_dump(sort_keys=True)`: kubeadm marshals the pod to JSON
+and then to YAML (sigs.k8s.io/yaml), which orders keys alphabetically too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import posixpath
+
+import yaml
+
+from kubesalt.kubeadm import RenderError, containerd, kubeconfig, kubelet, manifests, staticpod
+from kubesalt.kubeadm.certs import KUBELET_ROLES, ca_files_for, key_algorithm, node_certificates
+from kubesalt.kubeadm.files import Rendered, RenderedDirectory, RenderedFile, write_tree
+from kubesalt.kubeadm.images import check_version
+from kubesalt.kubeadm.model import Layout, Node
+from kubesalt.kubeadm.pki import CA_FILES, Authorities, issue
+
+__all__ = ["RenderedDirectory", "RenderedFile", "manifest_yaml", "render_node", "write_tree"]
+
+CERT_MODE = 0o644
+KEY_MODE = 0o600
+KUBECONFIG_MODE = 0o600
+MANIFEST_MODE = 0o600
+KUBELET_FILE_MODE = 0o644
+
+
+def manifest_yaml(pod: dict) -> bytes:
+    """A static pod as YAML, keys sorted (as kubeadm writes it), lines never folded."""
+    return yaml.safe_dump(pod, default_flow_style=False, sort_keys=True, width=1 << 30).encode()
+
+
+def directories(node: Node, layout: Layout) -> dict[str, RenderedDirectory]:
+    """The directories a node gets, with kubeadm's modes."""
+    dirs = {}
+    if node.roles & KUBELET_ROLES or node.has("ca"):
+        dirs[layout.kubernetes_dir] = RenderedDirectory(0o755)
+        dirs[layout.pki_dir] = RenderedDirectory(0o755)
+    if node.control_plane or node.has("etcd") or node.has("ca"):
+        dirs[layout.pki("etcd")] = RenderedDirectory(0o755)
+    if node.control_plane or node.has("etcd"):
+        dirs[layout.manifests_dir] = RenderedDirectory(0o700)
+    if node.has("etcd"):
+        dirs[layout.etcd_data_dir] = RenderedDirectory(0o700)
+    if node.roles & KUBELET_ROLES:
+        dirs[layout.manifests_dir] = RenderedDirectory(0o700)
+        dirs[layout.kubelet_dir] = RenderedDirectory(0o700)
+        dirs[layout.kubelet_dropin_dir] = RenderedDirectory(0o755)
+        dirs[layout.containerd_dir] = RenderedDirectory(0o755)
+        dirs[containerd.certs_dir(layout)] = RenderedDirectory(0o755)
+        for registry in containerd.MIRRORED_REGISTRIES:
+            dirs[posixpath.join(containerd.certs_dir(layout), registry)] = RenderedDirectory(0o755)
+    return dirs
+
+
+def _pki_files(
+    cfg: dict, node: Node, authorities: Authorities, layout: Layout, now: datetime.datetime
+) -> dict[str, RenderedFile]:
+    algorithm = key_algorithm(cfg)
+    files: dict[str, RenderedFile] = {}
+    for kind, with_key in ca_files_for(node).items():
+        issued = authorities.signer(kind)
+        base = layout.pki(CA_FILES[kind])
+        files[f"{base}.crt"] = RenderedFile(issued.cert_pem, CERT_MODE)
+        if with_key:
+            files[f"{base}.key"] = RenderedFile(issued.key_pem, KEY_MODE)
+    if node.control_plane or node.has("ca"):
+        for path, item in authorities.files(layout.pki_dir).items():
+            if posixpath.basename(path) in ("sa.key", "sa.pub"):
+                files[path] = item
+    for spec in node_certificates(cfg, node, layout):
+        ca = authorities.signer(spec.signer)
+        issued = issue(spec, ca, algorithm, now)
+        if spec.cert_path:
+            files[spec.cert_path] = RenderedFile(issued.cert_pem, CERT_MODE)
+            files[spec.key_path] = RenderedFile(issued.key_pem, KEY_MODE)
+        if spec.kubeconfig_path:
+            content = kubeconfig.render(
+                cfg, node, spec, ca.cert_pem, issued.cert_pem, issued.key_pem
+            )
+            files[spec.kubeconfig_path] = RenderedFile(content, KUBECONFIG_MODE)
+    return files
+
+
+def _manifest_files(
+    cfg: dict,
+    node: Node,
+    layout: Layout,
+    existing: dict[str, RenderedFile],
+    existing_paths: frozenset[str],
+) -> dict[str, RenderedFile]:
+    contents = {path: item.content for path, item in existing.items()}
+
+    def digest(command: list[str]) -> str:
+        return staticpod.config_digest(contents, staticpod.used_files(command, layout))
+
+    pods = []
+    if node.has("etcd"):
+        command = manifests.etcd_command(cfg, node, layout)
+        pods.append(manifests.etcd_pod(cfg, node, layout=layout, digest=digest(command)))
+    if node.control_plane:
+        command = manifests.apiserver_command(cfg, node, layout)
+        pods.append(
+            manifests.apiserver_pod(
+                cfg, node, layout=layout, existing_paths=existing_paths, digest=digest(command)
+            )
+        )
+        command = manifests.controller_manager_command(cfg, node, layout)
+        pods.append(
+            manifests.controller_manager_pod(
+                cfg, node, layout=layout, existing_paths=existing_paths, digest=digest(command)
+            )
+        )
+        command = manifests.scheduler_command(cfg, node, layout)
+        pods.append(manifests.scheduler_pod(cfg, node, layout=layout, digest=digest(command)))
+    return {
+        posixpath.join(layout.manifests_dir, f"{pod['metadata']['name']}.yaml"): RenderedFile(
+            manifest_yaml(pod), MANIFEST_MODE
+        )
+        for pod in pods
+    }
+
+
+def render_node(
+    cfg: dict,
+    node: Node,
+    authorities: Authorities,
+    *,
+    registry: str | None = None,
+    layout: Layout | None = None,
+    existing_paths: frozenset[str] = frozenset(),
+    systemd_resolved: bool = False,
+    os_family: str = "Debian",
+    now: datetime.datetime | None = None,
+) -> Rendered:
+    """Every file and directory `node` gets for its roles, by absolute path.
+
+    `authorities` sign the node's certificates; `registry` is the bootstrap registry
+    (`https://HOST:PORT`) containerd pulls every image from (required for nodes that run a
+    kubelet); `existing_paths` lists the optional host CA directories that exist on the node.
+    """
+    layout = layout or Layout()
+    check_version(cfg)
+    now = now or datetime.datetime.now(datetime.UTC)
+    rendered: Rendered = dict(directories(node, layout))
+    files = _pki_files(cfg, node, authorities, layout, now)
+    files.update(_manifest_files(cfg, node, layout, files, existing_paths))
+    if node.roles & KUBELET_ROLES:
+        if registry is None:
+            raise RenderError(
+                f"node {node.name} runs containerd but no bootstrap registry endpoint was "
+                "given; pass the registry as https://HOST:PORT"
+            )
+        config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
+        files[posixpath.join(layout.kubelet_dir, "config.yaml")] = RenderedFile(
+            config, KUBELET_FILE_MODE
+        )
+        files[posixpath.join(layout.kubelet_dir, "kubeadm-flags.env")] = RenderedFile(
+            kubelet.flags_env(node), KUBELET_FILE_MODE
+        )
+        files[posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf")] = RenderedFile(
+            kubelet.dropin(layout, os_family), 0o644
+        )
+        for path, content in containerd.files(registry, layout).items():
+            files[path] = RenderedFile(content, 0o644)
+    rendered.update(files)
+    return rendered
