@@ -1,0 +1,149 @@
+"""firewalld for kubesalt nodes: the zone computed from the port matrix.
+
+A thin wrapper over ``kubesalt.firewall`` and ``kubesalt.ports``: it gathers the pillar
+(configuration, this node's roles) and the control-plane IPs of every node (mine
+``control_plane_ip``); the package decides.
+"""
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    from kubesalt import firewall as _firewall
+    from kubesalt import ports as _ports
+    from kubesalt.errors import KubesaltError
+
+    HAS_KUBESALT = True
+except ImportError:  # pragma: no cover - depends on the minion's virtualenv
+    HAS_KUBESALT = False
+
+__virtualname__ = "kubesalt_firewall"
+
+MINE_FUNCTION = "control_plane_ip"
+
+
+def __virtual__():
+    if not HAS_KUBESALT:
+        return (False, "the kubesalt Python package is not installed in Salt's virtualenv")
+    return __virtualname__
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except KubesaltError as err:
+        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
+
+
+def _config():
+    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
+    if not cfg:
+        raise CommandExecutionError(
+            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
+            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
+        )
+    return cfg
+
+
+def enabled():
+    """
+    Return True when kubesalt manages firewalld (``firewall.enabled`` in the pillar).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.enabled
+    """
+    return bool((_config().get("firewall") or {}).get("enabled"))
+
+
+def roles():
+    """
+    Return this node's roles, from the pillar ``kubesalt:nodes:<minion id>:roles``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.roles
+    """
+    minion = __grains__["id"]  # noqa: F821
+    node = (_config().get("nodes") or {}).get(minion)
+    if not node or not node.get("roles"):
+        raise CommandExecutionError(
+            f"The pillar has no roles for {minion} (kubesalt:nodes:{minion}:roles): "
+            "declare the node in the inventory on the bootstrap node, then "
+            "saltutil.refresh_pillar"
+        )
+    return list(node["roles"])
+
+
+def peers():
+    """
+    Return, for each role, the control-plane IPs of the nodes that have it (from the
+    mine ``control_plane_ip`` and the pillar's roles).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.peers
+    """
+    nodes = _config().get("nodes") or {}
+    mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
+    return _call(_ports.peers_by_role, nodes, mine)
+
+
+def rules():
+    """
+    Return the openings of this node's firewall: one entry per protocol, port and
+    source (``source: null`` means anyone), with the matrix entries behind it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.rules
+    """
+    found = _call(_ports.node_rules, roles(), _config(), peers())
+    return [
+        {
+            "protocol": rule.protocol,
+            "port": rule.port,
+            "source": rule.source,
+            "family": rule.family,
+            "entries": list(rule.entries),
+        }
+        for rule in found
+    ]
+
+
+def zone_xml():
+    """
+    Return the content of /etc/firewalld/zones/kubesalt.xml for this node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.zone_xml
+    """
+    return _call(_firewall.zone_xml, _config(), roles(), peers())
+
+
+def required_free_ports():
+    """
+    Return the ports this node's roles need unused before installing (for preflight),
+    as ``{"name", "protocol", "port", "listener"}`` entries.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.required_free_ports
+    """
+    entries = _call(_ports.ports_to_free, roles(), _config())
+    return [
+        {"name": e.name, "protocol": e.protocol, "port": e.port, "listener": e.listener}
+        for e in entries
+    ]

@@ -1,0 +1,33 @@
+# Undo kubesalt.keepalived (role removed, node reset). Stopping keepalived announces
+# priority 0, so a peer takes the VIP over at once.
+
+Stop and disable keepalived:
+  service.dead:
+    - name: keepalived
+    - enable: false
+
+Remove the keepalived configuration for the API server virtual IP:
+  file.absent:
+    - name: /etc/keepalived/keepalived.conf
+    - require:
+      - service: Stop and disable keepalived
+
+Remove the keepalived track script that checks the local kube-apiserver:
+  file.absent:
+    - name: /etc/keepalived/kubesalt-check-apiserver
+    - require:
+      - service: Stop and disable keepalived
+
+Remove the keepalived restart policy:
+  file.absent:
+    - name: /etc/systemd/system/keepalived.service.d/kubesalt.conf
+    - require:
+      - service: Stop and disable keepalived
+
+Remove the keepalived package:
+  pkg.removed:
+    - name: keepalived
+    - require:
+      - file: Remove the keepalived configuration for the API server virtual IP
+      - file: Remove the keepalived track script that checks the local kube-apiserver
+      - file: Remove the keepalived restart policy

@@ -1,0 +1,143 @@
+"""The firewalld setup of a node, computed from the port matrix.
+
+Pure: no Salt, no firewalld. The Salt states write :func:`render_zone_xml` to
+``/etc/firewalld/zones/kubesalt.xml``, make ``kubesalt`` the default zone and reload
+firewalld when the file changes (see docs/firewall.md).
+
+The zone:
+
+- target ``default``: whatever no rule accepts is rejected (``icmp-host-prohibited``), and
+  ICMP is accepted so path-MTU discovery keeps working;
+- ports open to anyone become ``<port>`` elements (both address families);
+- ports open to some sources become rich rules, one per source address or CIDR;
+- VRRP (IP protocol 112) becomes a rich rule per control-plane peer;
+- the pod and service CIDRs are trusted: a rich rule accepts everything from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
+
+import netaddr
+
+from kubesalt.errors import ConfigError
+from kubesalt.ports import PortEntry, Rule, node_rules
+
+ZONE = "kubesalt"
+ZONE_PATH = f"/etc/firewalld/zones/{ZONE}.xml"
+FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
+ZONE_TARGET = "default"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """The desired content of the kubesalt zone."""
+
+    target: str
+    ports: tuple[tuple[str, str], ...]  # (port, protocol) open to anyone
+    protocols: tuple[str, ...]  # protocols open to anyone
+    rules: tuple[Rule, ...]  # source-restricted openings
+    trusted: tuple[tuple[str, str], ...]  # (family, cidr) accepted entirely
+
+
+def _split_cidrs(value: str | list[str], key: str) -> list[str]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    cidrs = []
+    for item in items:
+        text = str(item).strip()
+        try:
+            cidrs.append(str(netaddr.IPNetwork(text, expand_partial=False).cidr))
+        except (netaddr.AddrFormatError, ValueError, TypeError) as err:
+            raise ConfigError(
+                f"{key}: {text!r} is not a CIDR; use a network such as 10.233.0.0/16"
+            ) from err
+    return cidrs
+
+
+def trusted_cidrs(config: dict) -> list[tuple[str, str]]:
+    """(family, cidr) of the pod and service networks, pods first."""
+    trusted = []
+    for key in ("pods", "services"):
+        try:
+            value = config["networks"][key]
+        except (KeyError, TypeError) as err:
+            raise ConfigError(f"networks.{key}: missing from the configuration") from err
+        for cidr in _split_cidrs(value, f"networks.{key}"):
+            entry = (f"ipv{netaddr.IPNetwork(cidr).version}", cidr)
+            if entry not in trusted:
+                trusted.append(entry)
+    return trusted
+
+
+def desired_zone(
+    config: dict,
+    roles: list[str] | tuple[str, ...],
+    peers: dict[str, list[str]],
+    matrix: tuple[PortEntry, ...] | None = None,
+) -> Zone:
+    """The kubesalt zone of a node with ``roles``; ``peers`` maps role -> control-plane IPs."""
+    rules = node_rules(roles, config, peers, matrix)
+    ports = tuple((rule.port, rule.protocol) for rule in rules if rule.source is None and rule.port)
+    protocols = tuple(rule.protocol for rule in rules if rule.source is None and not rule.port)
+    restricted = tuple(rule for rule in rules if rule.source is not None)
+    return Zone(ZONE_TARGET, ports, protocols, restricted, tuple(trusted_cidrs(config)))
+
+
+def _rich_rule(family: str, source: str, body: str, comment: str) -> list[str]:
+    return [
+        f"  <!-- {comment} -->",
+        f"  <rule family={quoteattr(family)}>",
+        f"    <source address={quoteattr(source)}/>",
+        f"    {body}",
+        "    <accept/>",
+        "  </rule>",
+    ]
+
+
+def render_zone_xml(zone: Zone) -> str:
+    """The firewalld zone file for ``zone`` (stable output: same input, same bytes)."""
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<!-- Managed by kubesalt (state kubesalt.firewall) from the port matrix;",
+        "     local changes are overwritten. See docs/firewall.md. -->",
+        f"<zone target={quoteattr(zone.target)}>",
+        f"  <short>{ZONE}</short>",
+        "  <description>kubesalt node: the ports of its roles, pod and service networks "
+        "trusted, everything else rejected.</description>",
+    ]
+    for port, protocol in zone.ports:
+        lines.append(f"  <port port={quoteattr(port)} protocol={quoteattr(protocol)}/>")
+    for protocol in zone.protocols:
+        lines.append(f"  <protocol value={quoteattr(protocol)}/>")
+    for family, cidr in zone.trusted:
+        lines += [
+            "  <!-- trusted: pod and service networks -->",
+            f"  <rule family={quoteattr(family)}>",
+            f"    <source address={quoteattr(cidr)}/>",
+            "    <accept/>",
+            "  </rule>",
+        ]
+    for rule in zone.rules:
+        if rule.port:
+            body = f"<port port={quoteattr(rule.port)} protocol={quoteattr(rule.protocol)}/>"
+        else:
+            body = f"<protocol value={quoteattr(rule.protocol)}/>"
+        lines += _rich_rule(rule.family, rule.source, body, ", ".join(rule.entries))
+    lines.append("</zone>")
+    return "\n".join(lines) + "\n"
+
+
+def zone_xml(
+    config: dict,
+    roles: list[str] | tuple[str, ...],
+    peers: dict[str, list[str]],
+    matrix: tuple[PortEntry, ...] | None = None,
+) -> str:
+    """Shortcut: the zone file content of a node."""
+    return render_zone_xml(desired_zone(config, roles, peers, matrix))
+
+
+def default_zone_line() -> str:
+    """The firewalld.conf line that makes the kubesalt zone the default one."""
+    return f"DefaultZone={ZONE}"

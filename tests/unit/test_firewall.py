@@ -1,0 +1,446 @@
+"""kubesalt.firewall: the firewalld zone of a node, in full."""
+
+import copy
+import re
+import xml.etree.ElementTree as ET
+from collections import ChainMap
+from unittest.mock import Mock
+
+import pytest
+import salt.modules.mine
+from salt.exceptions import CommandExecutionError
+
+from kubesalt import firewall, ports
+from kubesalt.errors import ConfigError
+from tests.unit.loader import load
+from tests.unit.test_keepalived import render_sls
+
+CONFIG = {
+    "networks": {
+        "controlPlane": {"cidr": ["192.168.10.0/24", "198.51.100.128/25"]},
+        "workloadPlane": {"cidr": ["10.20.0.0/16", "10.30.0.0/16"], "mtu": None},
+        "pods": "10.233.0.0/16",
+        "services": "10.96.0.0/12",
+    },
+    "apiServer": {
+        "host": "198.51.100.200",
+        "port": 6443,
+        "keepalived": {"enabled": True, "virtualRouterId": 51, "authPassword": None},
+    },
+    "firewall": {"enabled": True},
+}
+ALL = ["bootstrap", "ca", "control-plane", "etcd", "node"]
+
+
+def inventory(control_planes, workers=1, base=130):
+    nodes, ips = {}, {}
+    for i in range(control_planes):
+        name = f"cp-{i + 1}"
+        nodes[name] = {"roles": ALL if i == 0 else ["control-plane", "etcd"]}
+        ips[name] = f"198.51.100.{base + i}"
+    for i in range(workers):
+        nodes[f"w-{i + 1}"] = {"roles": ["node"]}
+        ips[f"w-{i + 1}"] = f"198.51.100.{base + 20 + i}"
+    return ports.peers_by_role(nodes, ips)
+
+
+HEADER = """\
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Managed by kubesalt (state kubesalt.firewall) from the port matrix;
+     local changes are overwritten. See docs/firewall.md. -->
+<zone target="default">
+  <short>kubesalt</short>
+  <description>kubesalt node: the ports of its roles, pod and service networks trusted, \
+everything else rejected.</description>
+"""
+TRUSTED_V4 = """\
+  <!-- trusted: pod and service networks -->
+  <rule family="ipv4">
+    <source address="10.233.0.0/16"/>
+    <accept/>
+  </rule>
+  <!-- trusted: pod and service networks -->
+  <rule family="ipv4">
+    <source address="10.96.0.0/12"/>
+    <accept/>
+  </rule>
+"""
+
+
+def rich(family, source, body, comment):
+    return (
+        f"  <!-- {comment} -->\n"
+        f'  <rule family="{family}">\n'
+        f'    <source address="{source}"/>\n'
+        f"    {body}\n"
+        "    <accept/>\n"
+        "  </rule>\n"
+    )
+
+
+def test_worker_in_a_three_control_plane_cluster():
+    assert firewall.zone_xml(CONFIG, ["node"], inventory(3)) == (
+        HEADER + '  <port port="22" protocol="tcp"/>\n'
+        '  <port port="10256" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="udp"/>\n' + TRUSTED_V4 + "  <!-- kubelet -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="198.51.100.130"/>\n'
+        '    <port port="10250" protocol="tcp"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- kubelet -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="198.51.100.131"/>\n'
+        '    <port port="10250" protocol="tcp"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- kubelet -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="198.51.100.132"/>\n'
+        '    <port port="10250" protocol="tcp"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- cni-vxlan -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="10.20.0.0/16"/>\n'
+        '    <port port="4789" protocol="udp"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- cni-vxlan -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="10.30.0.0/16"/>\n'
+        '    <port port="4789" protocol="udp"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "</zone>\n"
+    )
+
+
+def test_single_node_cluster_first_node_has_every_role():
+    peers = inventory(1, workers=0)
+    cp = "198.51.100.130"
+    cidrs = ["10.20.0.0/16", "10.30.0.0/16", "192.168.10.0/24", "198.51.100.128/25"]
+    tcp = '<port port="{}" protocol="tcp"/>'.format
+    expected = (
+        HEADER + '  <port port="22" protocol="tcp"/>\n'
+        '  <port port="6443" protocol="tcp"/>\n'
+        '  <port port="10256" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="udp"/>\n'
+        + TRUSTED_V4
+        + rich("ipv4", cp, tcp(2379), "etcd-client")
+        + rich("ipv4", cp, tcp(2380), "etcd-peer")
+        + "".join(rich("ipv4", c, tcp(4505), "salt-publish") for c in cidrs)
+        + "".join(rich("ipv4", c, tcp(4506), "salt-request") for c in cidrs)
+        + "".join(rich("ipv4", c, tcp(8443), "repository") for c in cidrs)
+        + rich("ipv4", cp, tcp(10250), "kubelet")
+        + rich("ipv4", "10.20.0.0/16", '<port port="4789" protocol="udp"/>', "cni-vxlan")
+        + rich("ipv4", "10.30.0.0/16", '<port port="4789" protocol="udp"/>', "cni-vxlan")
+        + rich("ipv4", cp, '<protocol value="vrrp"/>', "vrrp")
+        + "</zone>\n"
+    )
+    assert firewall.zone_xml(CONFIG, ALL, peers) == expected
+
+
+def openings(rules):
+    return [(r.protocol, r.port, r.source) for r in rules]
+
+
+@pytest.mark.parametrize("count", [3, 5])
+def test_second_control_plane_node(count):
+    # cp-2 has control-plane and etcd: etcd peer and client, kubelet and VRRP come from
+    # every control-plane node; nothing of the bootstrap role is open.
+    peers = inventory(count)
+    cps = [f"198.51.100.{130 + i}" for i in range(count)]
+    rules = ports.node_rules(["control-plane", "etcd"], CONFIG, peers)
+    assert openings(rules) == (
+        [("tcp", "22", None)]
+        + [("tcp", "2379", ip) for ip in cps]
+        + [("tcp", "2380", ip) for ip in cps]
+        + [("tcp", "6443", None)]
+        + [("tcp", "10250", ip) for ip in cps]
+        + [("tcp", "10256", None), ("tcp", "30000-32767", None)]
+        + [("udp", "4789", "10.20.0.0/16"), ("udp", "4789", "10.30.0.0/16")]
+        + [("udp", "30000-32767", None)]
+        + [("vrrp", None, ip) for ip in cps]
+    )
+    assert {r.family for r in rules if r.source} == {"ipv4"}
+    assert rules[1].entries == ("etcd-client",)
+
+
+def test_ipv6_control_plane_with_dual_stack_pods():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["networks"]["controlPlane"]["cidr"] = ["fd00:10::/64"]
+    cfg["networks"]["workloadPlane"]["cidr"] = ["fd00:20::/64"]
+    cfg["networks"]["pods"] = "10.233.0.0/16,fd00:233::/56"
+    cfg["networks"]["services"] = "fd00:96::/112"
+    nodes = {"a": {"roles": ["control-plane", "etcd"]}, "b": {"roles": ["control-plane"]}}
+    peers = ports.peers_by_role(nodes, {"a": "fd00:10::b", "b": "FD00:10::A"})
+    assert peers == {"control-plane": ["fd00:10::a", "fd00:10::b"], "etcd": ["fd00:10::b"]}
+    tcp = '<port port="{}" protocol="tcp"/>'.format
+    expected = (
+        HEADER + '  <port port="22" protocol="tcp"/>\n'
+        '  <port port="6443" protocol="tcp"/>\n'
+        '  <port port="10256" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="tcp"/>\n'
+        '  <port port="30000-32767" protocol="udp"/>\n'
+        "  <!-- trusted: pod and service networks -->\n"
+        '  <rule family="ipv4">\n'
+        '    <source address="10.233.0.0/16"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- trusted: pod and service networks -->\n"
+        '  <rule family="ipv6">\n'
+        '    <source address="fd00:233::/56"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        "  <!-- trusted: pod and service networks -->\n"
+        '  <rule family="ipv6">\n'
+        '    <source address="fd00:96::/112"/>\n'
+        "    <accept/>\n"
+        "  </rule>\n"
+        + rich("ipv6", "fd00:10::a", tcp(2379), "etcd-client")
+        + rich("ipv6", "fd00:10::b", tcp(2379), "etcd-client")
+        + rich("ipv6", "fd00:10::b", tcp(2380), "etcd-peer")
+        + rich("ipv6", "fd00:10::a", tcp(10250), "kubelet")
+        + rich("ipv6", "fd00:10::b", tcp(10250), "kubelet")
+        + rich("ipv6", "fd00:20::/64", '<port port="4789" protocol="udp"/>', "cni-vxlan")
+        + rich("ipv6", "fd00:10::a", '<protocol value="vrrp"/>', "vrrp")
+        + rich("ipv6", "fd00:10::b", '<protocol value="vrrp"/>', "vrrp")
+        + "</zone>\n"
+    )
+    assert firewall.zone_xml(cfg, ["control-plane", "etcd"], peers) == expected
+
+
+def test_no_vrrp_without_keepalived():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["apiServer"]["keepalived"]["enabled"] = False
+    rules = ports.node_rules(["control-plane"], cfg, inventory(3))
+    assert [r for r in rules if r.protocol == "vrrp"] == []
+    assert ("tcp", "6443", None) in openings(rules)
+
+
+def test_the_zone_is_well_formed_xml_firewalld_can_parse():
+    root = ET.fromstring(firewall.zone_xml(CONFIG, ALL, inventory(3)))
+    assert root.tag == "zone" and root.get("target") == "default"
+    assert {child.tag for child in root} == {"short", "description", "port", "rule"}
+    for rule in root.iter("rule"):
+        assert [c.tag for c in rule][0] == "source"
+        assert [c.tag for c in rule][-1] == "accept"
+
+
+def test_a_node_joining_adds_its_sources_everywhere():
+    before = firewall.zone_xml(CONFIG, ["control-plane", "etcd"], inventory(2))
+    after = firewall.zone_xml(CONFIG, ["control-plane", "etcd"], inventory(3))
+    assert "198.51.100.132" not in before
+    assert after.count('<source address="198.51.100.132"/>') == 4  # 2379 2380 10250 vrrp
+
+
+def test_a_node_not_yet_in_the_mine_is_left_out():
+    nodes = {"cp-1": {"roles": ["control-plane"]}, "cp-2": {"roles": ["control-plane"]}}
+    assert ports.peers_by_role(nodes, {"cp-1": "198.51.100.130"}) == {
+        "control-plane": ["198.51.100.130"]
+    }
+
+
+def test_error_bad_ip_in_the_mine():
+    with pytest.raises(ConfigError) as info:
+        ports.peers_by_role({"cp-1": {"roles": ["etcd"]}}, {"cp-1": "garbage"})
+    assert str(info.value) == (
+        "mine control_plane_ip of cp-1: 'garbage' is not an IP address; refresh the grain "
+        "on cp-1 (saltutil.sync_grains, mine.update)"
+    )
+
+
+def test_error_bad_pod_cidr():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["networks"]["pods"] = "10.233.0.0/16,not-a-cidr"
+    with pytest.raises(ConfigError) as info:
+        firewall.zone_xml(cfg, ["node"], {})
+    assert str(info.value) == (
+        "networks.pods: 'not-a-cidr' is not a CIDR; use a network such as 10.233.0.0/16"
+    )
+
+
+def test_error_missing_services():
+    cfg = copy.deepcopy(CONFIG)
+    del cfg["networks"]["services"]
+    with pytest.raises(ConfigError) as info:
+        firewall.zone_xml(cfg, ["node"], {})
+    assert str(info.value) == "networks.services: missing from the configuration"
+
+
+def test_default_zone_line():
+    assert firewall.default_zone_line() == "DefaultZone=kubesalt"
+    assert firewall.ZONE_PATH == "/etc/firewalld/zones/kubesalt.xml"
+
+
+# --- The Salt side: loader module and state files -------------------------------------
+
+kubesalt_firewall = load("_modules", "kubesalt_firewall")
+NODES = {
+    "cp-1": {"roles": ALL},
+    "cp-2": {"roles": ["control-plane", "etcd"]},
+    "w-1": {"roles": ["node"]},
+}
+MINE = {"cp-1": "198.51.100.130", "cp-2": "198.51.100.131", "w-1": "10.20.0.5"}
+
+
+@pytest.fixture
+def mine_get():
+    return Mock(spec=salt.modules.mine.get, return_value=dict(MINE))
+
+
+@pytest.fixture
+def configure_loader_modules(mine_get):
+    return {
+        kubesalt_firewall: {
+            "__pillar__": {"kubesalt": {**copy.deepcopy(CONFIG), "nodes": copy.deepcopy(NODES)}},
+            "__grains__": {"id": "cp-2"},
+            "__salt__": {"mine.get": mine_get},
+        }
+    }
+
+
+def test_module_virtual_name():
+    assert kubesalt_firewall.__virtual__() == "kubesalt_firewall"
+
+
+def test_module_zone_is_the_pure_rendering(mine_get):
+    peers = ports.peers_by_role(NODES, MINE)
+    assert kubesalt_firewall.zone_xml() == firewall.zone_xml(
+        CONFIG, ["control-plane", "etcd"], peers
+    )
+    mine_get.assert_called_with("*", "control_plane_ip")
+
+
+def test_module_peers_roles_and_enabled():
+    assert kubesalt_firewall.peers() == {
+        "bootstrap": ["198.51.100.130"],
+        "ca": ["198.51.100.130"],
+        "control-plane": ["198.51.100.130", "198.51.100.131"],
+        "etcd": ["198.51.100.130", "198.51.100.131"],
+        "node": ["10.20.0.5", "198.51.100.130"],
+    }
+    assert kubesalt_firewall.roles() == ["control-plane", "etcd"]
+    assert kubesalt_firewall.enabled() is True
+
+
+def test_module_rules():
+    rules = kubesalt_firewall.rules()
+    assert rules[0] == {
+        "protocol": "tcp",
+        "port": "22",
+        "source": None,
+        "family": None,
+        "entries": ["ssh"],
+    }
+    assert {
+        "protocol": "vrrp",
+        "port": None,
+        "source": "198.51.100.131",
+        "family": "ipv4",
+        "entries": ["vrrp"],
+    } in rules
+
+
+def test_module_required_free_ports():
+    assert kubesalt_firewall.required_free_ports() == [
+        {"name": "kubelet", "protocol": "tcp", "port": "10250", "listener": "kubelet API"},
+        {"name": "kubelet-healthz", "protocol": "tcp", "port": "10248", "listener": "kubelet healthz"},
+        {"name": "kube-proxy-healthz", "protocol": "tcp", "port": "10256", "listener": "kube-proxy healthz"},
+        {"name": "kube-proxy-metrics", "protocol": "tcp", "port": "10249", "listener": "kube-proxy metrics"},
+        {"name": "cni-vxlan", "protocol": "udp", "port": "4789", "listener": "CNI VXLAN overlay (kernel)"},
+        {"name": "kube-apiserver", "protocol": "tcp", "port": "6443", "listener": "kube-apiserver"},
+        {"name": "kube-controller-manager", "protocol": "tcp", "port": "10257", "listener": "kube-controller-manager"},
+        {"name": "kube-scheduler", "protocol": "tcp", "port": "10259", "listener": "kube-scheduler"},
+        {"name": "etcd-client", "protocol": "tcp", "port": "2379", "listener": "etcd client"},
+        {"name": "etcd-peer", "protocol": "tcp", "port": "2380", "listener": "etcd peer"},
+        {"name": "etcd-metrics", "protocol": "tcp", "port": "2381", "listener": "etcd metrics and health"},
+    ]  # fmt: skip
+
+
+def test_module_error_node_not_in_the_inventory():
+    kubesalt_firewall.__grains__["id"] = "stranger"
+    with pytest.raises(CommandExecutionError) as info:
+        kubesalt_firewall.zone_xml()
+    assert str(info.value) == (
+        "The pillar has no roles for stranger (kubesalt:nodes:stranger:roles): declare the "
+        "node in the inventory on the bootstrap node, then saltutil.refresh_pillar"
+    )
+
+
+def test_module_translates_errors_once():
+    kubesalt_firewall.__pillar__["kubesalt"]["networks"]["pods"] = "nonsense"
+    with pytest.raises(CommandExecutionError) as info:
+        kubesalt_firewall.zone_xml()
+    assert str(info.value) == (
+        "ConfigError: networks.pods: 'nonsense' is not a CIDR; use a network such as 10.233.0.0/16"
+    )
+
+
+def states(high, function):
+    return {
+        sid: dict(ChainMap(*state[function])) for sid, state in high.items() if function in state
+    }
+
+
+def test_configured_state_writes_the_zone_and_the_default_zone():
+    xml = firewall.zone_xml(CONFIG, ["node"], {})
+    high = render_sls(
+        "kubesalt.firewall.configured", {}, {"kubesalt_firewall.zone_xml": lambda: xml}
+    )
+    assert states(high, "file.managed") == {
+        "Write the kubesalt firewalld zone from the port matrix": {
+            "name": firewall.ZONE_PATH,
+            "contents": xml,
+            "user": "root",
+            "group": "root",
+            "mode": "0644",
+            "makedirs": True,
+            "require": [{"sls": "kubesalt.firewall.installed"}],
+        }
+    }
+    replace = states(high, "file.replace")["Make kubesalt the default firewalld zone"]
+    assert replace["name"] == firewall.FIREWALLD_CONF
+    assert replace["repl"] == firewall.default_zone_line()
+    assert re.sub(replace["pattern"], replace["repl"], "DefaultZone=public", flags=re.M) == (
+        "DefaultZone=kubesalt"
+    )
+
+
+def test_running_state_reloads_only_on_changes():
+    high = render_sls("kubesalt.firewall.running", {}, {})
+    assert states(high, "cmd.run") == {
+        "Reload firewalld with the kubesalt zone": {
+            "name": "firewall-cmd --reload",
+            "onchanges": [{"sls": "kubesalt.firewall.configured"}],
+            "require": [{"service": "Run firewalld"}],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("enabled", "expected"),
+    [
+        (True, {"include": [".running"]}),
+        (False, {"Leave firewalld alone because firewall.enabled is false": {"test.nop": []}}),
+    ],
+)
+def test_init_leaves_firewalld_alone_when_disabled(enabled, expected):
+    assert render_sls(
+        "kubesalt.firewall", {"kubesalt": {"firewall": {"enabled": enabled}}}, {}
+    ) == (expected)
+
+
+def test_absent_restores_public_and_removes_the_zone():
+    high = render_sls("kubesalt.firewall.absent", {}, {})
+    assert states(high, "file.absent") == {
+        "Remove the kubesalt firewalld zone": {
+            "name": firewall.ZONE_PATH,
+            "require": [{"file": "Restore public as the default firewalld zone"}],
+        }
+    }
+    restore = states(high, "file.replace")["Restore public as the default firewalld zone"]
+    assert (restore["pattern"], restore["repl"]) == ("^DefaultZone=kubesalt$", "DefaultZone=public")

@@ -1,0 +1,306 @@
+"""kubesalt.ports: the port matrix, its validation, and the generated docs table."""
+
+import copy
+import pathlib
+
+import pytest
+import yaml
+
+from kubesalt import ports
+from kubesalt.errors import ConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = {
+    "networks": {
+        "controlPlane": {"cidr": ["198.51.100.0/25"]},
+        "workloadPlane": {"cidr": ["10.20.0.0/16"], "mtu": None},
+        "pods": "10.233.0.0/16",
+        "services": "10.96.0.0/12",
+    },
+    "apiServer": {
+        "host": "198.51.100.100",
+        "port": 6443,
+        "keepalived": {"enabled": True, "virtualRouterId": 51, "authPassword": None},
+    },
+    "firewall": {"enabled": True},
+}
+GOOD = {
+    "name": "thing",
+    "roles": ["node"],
+    "protocol": "tcp",
+    "port": 1234,
+    "listener": "thingd",
+    "bind": "0.0.0.0",
+    "from": ["anyone"],
+}
+
+
+def test_docs_table_is_up_to_date():
+    # Regenerate with: .venv/bin/python -m kubesalt.ports --write
+    assert (ROOT / "docs/ports.md").read_text() == ports.markdown_table(), (
+        "docs/ports.md is out of date: run `python -m kubesalt.ports --write`"
+    )
+
+
+def test_main_prints_and_writes(tmp_path, capsys):
+    target = tmp_path / "ports.md"
+    assert ports.main(["--write", "--path", str(target)]) == 0
+    assert target.read_text() == ports.markdown_table()
+    assert ports.main([]) == 0
+    assert capsys.readouterr().out == f"wrote {target}\n" + ports.markdown_table()
+
+
+def test_the_packaged_matrix_is_valid_and_has_kubeadms_ports():
+    matrix = ports.load_matrix()
+    index = {(e.protocol, e.port): e for e in matrix}
+    # reference/kubeadm-1.33.md §9, plus ours.
+    expected = {
+        ("tcp", "6443"): ("control-plane", ("anyone",)),
+        ("tcp", "2379"): ("etcd", ("peers:control-plane",)),
+        ("tcp", "2380"): ("etcd", ("peers:etcd",)),
+        ("tcp", "2381"): ("etcd", ("local",)),
+        ("tcp", "10250"): ("node", ("peers:control-plane",)),
+        ("tcp", "10248"): ("node", ("local",)),
+        ("tcp", "10257"): ("control-plane", ("local",)),
+        ("tcp", "10259"): ("control-plane", ("local",)),
+        ("tcp", "10256"): ("node", ("anyone",)),
+        ("tcp", "10249"): ("node", ("local",)),
+        ("tcp", "30000-32767"): ("node", ("anyone",)),
+        ("udp", "30000-32767"): ("node", ("anyone",)),
+        ("vrrp", None): ("control-plane", ("peers:control-plane",)),
+        ("tcp", "4505"): ("bootstrap", ("control-plane-cidrs", "workload-plane-cidrs")),
+        ("tcp", "4506"): ("bootstrap", ("control-plane-cidrs", "workload-plane-cidrs")),
+        ("tcp", "8443"): ("bootstrap", ("control-plane-cidrs", "workload-plane-cidrs")),
+        ("tcp", "5000"): ("bootstrap", ("local",)),
+        ("tcp", "22"): ("all", ("anyone",)),
+    }
+    for key, (role, sources) in expected.items():
+        assert key in index, f"{key} missing from the matrix"
+        assert role in index[key].roles, key
+        assert index[key].sources == sources, key
+    assert ("tcp", "10255") not in index  # kubelet read-only port is disabled
+
+
+def test_ports_to_free_for_a_worker_and_a_bootstrap_node():
+    worker = [(e.protocol, e.port) for e in ports.ports_to_free(["node"], CONFIG)]
+    assert worker == [
+        ("tcp", "10250"),
+        ("tcp", "10248"),
+        ("tcp", "10256"),
+        ("tcp", "10249"),
+        ("udp", "4789"),
+    ]
+    first = [
+        e.port
+        for e in ports.ports_to_free(["bootstrap", "ca", "control-plane", "etcd", "node"], CONFIG)
+    ]
+    assert first == [
+        "10250", "10248", "10256", "10249", "4789", "6443", "10257", "10259",
+        "2379", "2380", "2381", "4505", "4506", "8443", "5000",
+    ]  # fmt: skip
+
+
+def test_entries_follow_the_keepalived_switch():
+    cfg = copy.deepcopy(CONFIG)
+    names = {e.name for e in ports.entries_for_roles(["control-plane"], cfg)}
+    assert "vrrp" in names
+    cfg["apiServer"]["keepalived"]["enabled"] = False
+    names = {e.name for e in ports.entries_for_roles(["control-plane"], cfg)}
+    assert "vrrp" not in names
+    del cfg["apiServer"]["keepalived"]
+    with pytest.raises(ConfigError) as info:
+        ports.entries_for_roles(["control-plane"], cfg)
+    assert str(info.value) == (
+        "apiServer.keepalived.enabled: missing from the configuration; the port matrix needs "
+        "it (pass the normalized configuration from kubesalt.config)"
+    )
+
+
+def test_error_unknown_role_of_a_node():
+    with pytest.raises(ConfigError) as info:
+        ports.entries_for_roles(["master"], CONFIG)
+    assert str(info.value) == (
+        "node roles: 'master' not known; allowed: bootstrap, ca, control-plane, etcd, node"
+    )
+
+
+def test_port_range_property():
+    entry = ports.validate_matrix({"ports": [dict(GOOD, port="30000-32767")]})[0]
+    assert entry.port_range == (30000, 32767)
+    single = ports.validate_matrix({"ports": [dict(GOOD, port="80-80")]})[0]
+    assert (single.port, single.port_range) == ("80", (80, 80))
+
+
+def invalid(*entries):
+    with pytest.raises(ports.MatrixError) as info:
+        ports.validate_matrix({"ports": list(entries)})
+    return str(info.value).split("\n- ")[1:]
+
+
+@pytest.mark.parametrize(
+    ("change", "problems"),
+    [
+        (
+            {"roles": ["master"]},
+            [
+                "ports[0] (thing).roles: 'master' is not a role; allowed: bootstrap, ca, "
+                "control-plane, etcd, node, all"
+            ],
+        ),
+        (
+            {"roles": []},
+            [
+                "ports[0] (thing).roles: [] is not a non-empty list; use roles from bootstrap, "
+                "ca, control-plane, etcd, node, all"
+            ],
+        ),
+        (
+            {"protocol": "sctp"},
+            ["ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp"],
+        ),
+        (
+            {"port": "http"},
+            [
+                "ports[0] (thing).port: 'http' is not a port; use a number (6443) or a range "
+                "('30000-32767')"
+            ],
+        ),
+        (
+            {"port": "90-80"},
+            [
+                "ports[0] (thing).port: '90-80' is out of range; ports are 1-65535 and a "
+                "range is 'low-high' with low <= high"
+            ],
+        ),
+        (
+            {"port": 70000},
+            [
+                "ports[0] (thing).port: 70000 is out of range; ports are 1-65535 and a range "
+                "is 'low-high' with low <= high"
+            ],
+        ),
+        ({"port": None}, ["ports[0] (thing).port: missing; protocol tcp needs a port or range"]),
+        (
+            {"protocol": "vrrp"},
+            ["ports[0] (thing).port: 1234 given for protocol vrrp, which has no ports; remove it"],
+        ),
+        (
+            {"from": ["everyone"]},
+            [
+                "ports[0] (thing).from: 'everyone' is not a source; allowed: anyone, local, "
+                "control-plane-cidrs, workload-plane-cidrs, or peers:<role> with a role from "
+                "bootstrap, ca, control-plane, etcd, node"
+            ],
+        ),
+        (
+            {"from": ["peers:worker"]},
+            [
+                "ports[0] (thing).from: 'peers:worker' is not a source; allowed: anyone, "
+                "local, control-plane-cidrs, workload-plane-cidrs, or peers:<role> with a "
+                "role from bootstrap, ca, control-plane, etcd, node"
+            ],
+        ),
+        (
+            {"from": ["local", "anyone"]},
+            [
+                "ports[0] (thing).from: 'local' cannot be combined with other sources "
+                "(['local', 'anyone']); a local-only port is closed to every other address"
+            ],
+        ),
+        ({"listener": ""}, ["ports[0] (thing).listener: '' is missing or empty; describe it"]),
+        ({"must_be_free": "yes"}, ["ports[0] (thing).must_be_free: 'yes' is not true or false"]),
+        (
+            {"when": "firewall.enabled"},
+            [
+                "ports[0] (thing).when: 'firewall.enabled' is not a known switch; allowed: "
+                "apiServer.keepalived.enabled"
+            ],
+        ),
+        (
+            {"colour": "red"},
+            [
+                "ports[0] (thing): unknown key(s) colour; allowed: name, roles, protocol, port, "
+                "listener, bind, from, must_be_free, when, notes"
+            ],
+        ),
+        (
+            {"name": "", "protocol": "icmp", "from": []},
+            [
+                "ports[0].name: '' is missing or empty; give each entry a name",
+                "ports[0].protocol: 'icmp' is not supported; allowed: tcp, udp, vrrp",
+                "ports[0].from: [] is not a non-empty list; use sources from anyone, local, "
+                "control-plane-cidrs, workload-plane-cidrs or peers:<role>",
+            ],
+        ),
+    ],
+)
+def test_entry_errors_name_the_entry_the_value_and_the_fix(change, problems):
+    assert invalid(dict(GOOD, **change)) == problems
+
+
+def test_every_problem_is_reported_at_once():
+    assert invalid(dict(GOOD, protocol="sctp"), "not a mapping", dict(GOOD, roles="node")) == [
+        "ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp",
+        "ports[1]: 'not a mapping' is not a mapping; each entry is a mapping",
+        "ports[2] (thing).roles: 'node' is not a non-empty list; use roles from bootstrap, "
+        "ca, control-plane, etcd, node, all",
+    ]
+
+
+def test_duplicates_and_overlaps():
+    assert invalid(
+        GOOD,
+        dict(GOOD, port="1200-1300", name="range"),
+        dict(GOOD, roles=["etcd"], name="elsewhere"),  # another role: no clash
+        dict(GOOD, roles=["all"], protocol="udp", name="udp"),  # another protocol
+        dict(GOOD, port=999, name="thing"),
+    ) == [
+        "ports (range): tcp 1200-1300 overlaps 'thing' on a shared role; merge the two "
+        "entries or change the port",
+        "ports (thing): the name is used twice; names are unique",
+    ]
+
+
+def test_top_level_error():
+    with pytest.raises(ports.MatrixError) as info:
+        ports.validate_matrix([GOOD])
+    assert str(info.value) == (
+        "port matrix: the top level must be a mapping with a 'ports' list; got list"
+    )
+
+
+def test_load_names_the_file(tmp_path):
+    path = tmp_path / "ports.yaml"
+    path.write_text(yaml.safe_dump({"ports": [dict(GOOD, protocol="sctp")]}))
+    with pytest.raises(ports.MatrixError) as info:
+        ports.load_matrix(path)
+    assert str(info.value) == (
+        f"{path}: port matrix is invalid:\n"
+        "- ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp"
+    )
+    path.write_text("ports: [unclosed")
+    with pytest.raises(ports.MatrixError) as info:
+        ports.load_matrix(path)
+    assert str(info.value).startswith(f"{path}: not valid YAML: ")
+
+
+def test_anyone_wins_over_narrower_sources():
+    matrix = ports.validate_matrix(
+        {"ports": [dict(GOOD, **{"from": ["control-plane-cidrs", "anyone"]})]}
+    )
+    rules = ports.node_rules(["node"], CONFIG, {}, matrix)
+    assert [(r.protocol, r.port, r.source, r.entries) for r in rules] == [
+        ("tcp", "1234", None, ("thing",))
+    ]
+
+
+def test_sources_are_normalised_and_sorted():
+    matrix = ports.validate_matrix({"ports": [dict(GOOD, **{"from": ["workload-plane-cidrs"]})]})
+    cfg = copy.deepcopy(CONFIG)
+    cfg["networks"]["workloadPlane"]["cidr"] = ["10.30.0.9/16", "fd00::/64", "10.20.0.0/16"]
+    rules = ports.node_rules(["node"], cfg, {}, matrix)
+    assert [(r.source, r.family) for r in rules] == [
+        ("10.20.0.0/16", "ipv4"),
+        ("10.30.0.0/16", "ipv4"),
+        ("fd00::/64", "ipv6"),
+    ]
