@@ -1,0 +1,309 @@
+"""``iso/build``: build the ISO of one flavour. Each step is printed with its duration.
+
+Exit codes: 0 built, 1 build failure (the message names the artifact and what to do),
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from kubesalt.iso import debs, images, oci, pywheel, repos, rpms, tree, wheels
+from kubesalt.iso.cache import Store
+from kubesalt.iso.errors import IsoBuildError, UnknownFlavourError, UnpinnedArtifactError
+from kubesalt.iso.manifest import Flavour, Manifest, load_manifest
+from kubesalt.iso.signing import Signer
+from kubesalt.iso.util import Steps, sha256_file
+
+KEYRING = "kubesalt-archive-keyring.gpg"
+LOCK = "manifest.lock.yaml"
+
+
+@dataclass
+class Options:
+    manifest: Path
+    flavour: str
+    out: Path
+    project: Path
+    version: str
+    cache: Path | None = None
+    fill_cache: bool = False
+    gpg_key: Path | None = None
+    allow_unpinned: bool = False
+    iso: bool = True
+    date: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+
+
+@dataclass
+class Result:
+    tree: Path
+    iso: Path | None
+    lock: dict
+    timings: list[tuple[str, float]]
+    artifact_bytes: int
+    image_stats: oci.CopyStats
+
+
+def unpinned(flavour: Flavour) -> list[str]:
+    out = [p.label for p in flavour.packages if p.sha256 is None]
+    out += [i.label for i in flavour.images if i.digest is None and not i.build]
+    out += [w.label for w in flavour.wheels if w.sha256 is None]
+    return out
+
+
+def selected_flavour(manifest: Manifest, name: str) -> Flavour:
+    flavour = manifest.flavour(name)
+    if flavour.kubernetes_images:
+        listed = {i.ref for i in flavour.images}
+        extra = tuple(i for i in images.kubernetes_images() if i.ref not in listed)
+        flavour = replace(flavour, images=flavour.images + extra)
+    return flavour
+
+
+def build(opts: Options, steps: Steps | None = None) -> Result:
+    """Build the ISO tree (and the ISO) described by ``opts``."""
+    steps = steps or Steps()
+    with steps.step("Load and validate the manifest"):
+        manifest = load_manifest(opts.manifest)
+        flavour = selected_flavour(manifest, opts.flavour)
+        missing_pins = unpinned(flavour)
+        if missing_pins and not opts.allow_unpinned:
+            raise UnpinnedArtifactError(missing_pins)
+        steps.info(f"flavour {flavour.name}: {len(flavour.packages)} pinned packages, "
+                   f"{len(flavour.resolve)} closures, {len(flavour.images)} images, "
+                   f"{len(flavour.wheels)} wheels")  # fmt: skip
+    opts.out.mkdir(parents=True, exist_ok=True)
+    name = f"{manifest.product}-{opts.version}"
+    root = opts.out / name
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=opts.out))
+    signer = Signer(work / "gnupg")
+    if opts.cache is not None:
+        store = Store(opts.cache, offline=not opts.fill_cache)
+    else:
+        store = Store(work / "cache", offline=False, label="<a cache directory>")
+    lock: dict = {"flavour": flavour.name, "version": opts.version, "deb": [], "rpm": [], "images": [],
+                  "wheels": []}  # fmt: skip
+    total = 0
+    try:
+        with steps.step("Prepare the signing key"):
+            if opts.gpg_key:
+                signer.import_key(opts.gpg_key)
+            else:
+                signer.generate()
+                signer.export_secret(opts.out / "signing-key.asc")
+                steps.info(
+                    f"generated; secret key kept in {opts.out / 'signing-key.asc'} (not on the ISO)"
+                )
+            signer.export_public(root / KEYRING, armor=False)
+            signer.export_public(root / "kubesalt-archive-key.asc", armor=True)
+            steps.info(f"key {signer.fingerprint}")
+        total += _packages(flavour, manifest, store, work, root, opts, signer, lock, steps)
+        total += _images(
+            flavour, manifest, store, work, root, lock, steps, stats := oci.CopyStats()
+        )
+        total += _wheels(flavour, manifest, store, work, root, lock, steps, opts)
+        with steps.step("Copy the Salt tree, the pillar and the scripts; write product.txt"):
+            copied = tree.copy_project(opts.project, root)
+            steps.info(f"copied {', '.join(copied) or 'nothing'} from {opts.project}")
+            revision = tree.git_revision(opts.project)
+            text = tree.product_text(
+                manifest.product, opts.version, revision, opts.date, flavour.name
+            )
+            (root / "product.txt").write_text(text)
+            (root / LOCK).write_text(yaml.safe_dump(lock, sort_keys=False))
+            shutil.copyfile(root / LOCK, opts.out / "resolved.yaml")
+        with steps.step("Write SHA256SUMS"):
+            count = tree.write_sums(root)
+            steps.info(f"{count} files")
+        iso = None
+        if opts.iso:
+            with steps.step("Make the ISO with xorriso"):
+                iso = opts.out / f"{name}.iso"
+                tree.make_iso(root, iso, tree.volume_id(manifest.product, opts.version), opts.date)
+                steps.info(f"{iso} ({iso.stat().st_size / 1e6:.1f} MB)")
+    finally:
+        signer.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return Result(root, iso, lock, steps.timings, total, stats)
+
+
+def _packages(flavour, manifest, store, work, root, opts, signer, lock, steps) -> int:
+    total = 0
+    debs_found: dict[str, tuple] = {}
+    rpms_found: dict[str, tuple] = {}
+    if "deb" in flavour.kinds():
+        with steps.step("Fetch DEB packages"):
+            index = debs.AptIndex(manifest.sources, flavour.arch)
+            for pkg in flavour.packages:
+                if pkg.kind == "deb":
+                    path, sha = debs.fetch_deb(pkg, store, index, work)
+                    debs_found[path.name] = (pkg, path, sha)
+            for req in flavour.resolve:
+                if req.kind == "deb":
+                    closure = debs.resolve_deb_closure(
+                        req, manifest.sources, flavour.arch, store, work
+                    )
+                    steps.info(f"{req.label}: {len(closure)} packages")
+                    for pkg, path in closure:
+                        debs_found.setdefault(path.name, (pkg, path, pkg.sha256))
+        with steps.step("Build the signed apt repository"):
+            items = [(p, s) for _pkg, p, s in (debs_found[k] for k in sorted(debs_found))]
+            repos.build_apt_repo(items, root / "deb", flavour.arch, opts.date, opts.version, signer)
+            for key in sorted(debs_found):
+                pkg, path, sha = debs_found[key]
+                total += path.stat().st_size
+                lock["deb"].append({"name": pkg.name, "version": pkg.version, "arch": pkg.arch,
+                                    "sha256": sha,
+                                    "file": f"deb/pool/{debs.deb_filename(pkg.name, pkg.version, pkg.arch)}"})  # fmt: skip
+            steps.info(f"{len(debs_found)} packages")
+    if "rpm" in flavour.kinds():
+        with steps.step("Fetch RPM packages"):
+            index = rpms.YumIndex(manifest.sources)
+            for pkg in flavour.packages:
+                if pkg.kind == "rpm":
+                    path, sha = rpms.fetch_rpm(pkg, store, index, work)
+                    rpms_found[path.name] = (pkg, path, sha)
+            for req in flavour.resolve:
+                if req.kind == "rpm":
+                    closure = rpms.resolve_rpm_closure(
+                        req, manifest.sources, flavour.rpm_arch, store, work
+                    )
+                    steps.info(f"{req.label}: {len(closure)} packages")
+                    for pkg, path in closure:
+                        rpms_found.setdefault(path.name, (pkg, path, pkg.sha256))
+        with steps.step("Build the yum repository"):
+            repos.build_yum_repo(
+                [rpms_found[k][1] for k in sorted(rpms_found)], root / "rpm", opts.date, signer
+            )
+            for key in sorted(rpms_found):
+                pkg, path, sha = rpms_found[key]
+                total += path.stat().st_size
+                lock["rpm"].append({"name": pkg.name, "version": pkg.version, "arch": pkg.arch,
+                                    "sha256": sha, "file": f"rpm/Packages/{path.name}"})  # fmt: skip
+            steps.info(f"{len(rpms_found)} packages")
+    return total
+
+
+def _images(flavour, manifest, store, work, root, lock, steps, stats) -> int:
+    if not flavour.images:
+        return 0
+    total = 0
+    local = [i for i in flavour.images if i.build]
+    if local and not store.offline:
+        with steps.step("Build local images with umoci"):
+            oci.init_layout(store.images)
+            built = images.build_local_images(
+                local, manifest.base_dir, store.images, work, flavour.arch
+            )
+            for ref, digest in built.items():
+                steps.info(f"{ref} {digest}")
+    with steps.step("Fetch container images into one OCI layout"):
+        layout = root / "images"
+        oci.init_layout(layout)
+        for img in flavour.images:
+            desc = images.fetch_image(img, manifest, store, flavour.arch, work)
+            new = oci.copy_image(store.images, img.ref, layout, stats=stats)
+            source = desc.get("annotations", {}).get(oci.SOURCE_DIGEST, desc["digest"])
+            lock["images"].append(
+                {"ref": img.ref, "digest": new["digest"], "source_digest": source}
+            )
+        total = stats.bytes_copied + stats.bytes_reused
+        steps.info(f"{len(flavour.images)} images, {stats.copied} blobs stored, "
+                   f"{stats.reused} shared blobs stored once ({stats.bytes_reused} bytes saved)")  # fmt: skip
+    return total
+
+
+def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
+    if not flavour.wheels and not flavour.kubesalt_wheel:
+        return 0
+    total = 0
+    source = manifest.sources[flavour.wheel_source]
+    with steps.step("Fetch Python wheels"):
+        dest = root / "wheels"
+        dest.mkdir()
+        if flavour.kubesalt_wheel:
+            own = pywheel.build_wheel(
+                "kubesalt", opts.version, opts.project / "src" / "kubesalt", dest,
+                requires=["pyyaml", "netaddr"], summary="kubesalt installer logic",
+            )  # fmt: skip
+            lock["wheels"].append({"name": "kubesalt", "version": opts.version,
+                                   "sha256": sha256_file(own), "file": f"wheels/{own.name}"})  # fmt: skip
+        fetched = wheels.fetch_wheels(list(flavour.wheels), flavour, source, store, work)
+        for wheel, (path, sha) in zip(flavour.wheels, fetched, strict=True):
+            entry = {"name": wheel.name, "version": wheel.version, "sha256": sha}
+            if wheel.sdist:
+                entry["sdist"] = path.name
+                path = wheels.build_sdist(wheel, path, sha, flavour, source, store, work)
+                entry["built_sha256"] = sha256_file(path)
+            shutil.copyfile(path, dest / path.name)
+            entry["file"] = f"wheels/{path.name}"
+            total += path.stat().st_size
+            lock["wheels"].append(entry)
+        steps.info(f"{len(flavour.wheels)} distributions")
+    return total
+
+
+def parser(project: Path) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="iso/build", description="Build the kubesalt ISO of one flavour."
+    )
+    p.add_argument(
+        "--flavour", required=True, help="flavour defined in the manifest (debian12, el9, lab)"
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="output directory (tree, ISO, resolved.yaml)"
+    )
+    p.add_argument(
+        "--from", dest="cache", type=Path, help="offline cache directory to take artifacts from"
+    )
+    p.add_argument(
+        "--fill-cache", action="store_true", help="fetch what --from lacks and store it there"
+    )
+    p.add_argument("--version", help="product version (default: the kubesalt package version)")
+    p.add_argument("--gpg-key", type=Path, help="armored secret key signing the repositories")
+    p.add_argument("--manifest", type=Path, default=project / "iso" / "manifest.yaml")
+    p.add_argument(
+        "--project", type=Path, default=project, help="where salt/, pillar/, scripts/ are"
+    )
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="accept artifacts without a pinned digest (digest from the upstream index)")  # fmt: skip
+    p.add_argument("--no-iso", action="store_true", help="build the tree only, not the ISO")
+    return p
+
+
+def main(argv: list[str] | None = None, project: Path | None = None) -> int:
+    project = project or Path(__file__).resolve().parents[3]
+    args = parser(project).parse_args(argv)
+    if args.fill_cache and args.cache is None:
+        parser(project).error("--fill-cache needs --from DIR")
+    from kubesalt import __version__
+
+    opts = Options(
+        manifest=args.manifest, flavour=args.flavour, out=args.out.resolve(), project=args.project.resolve(),
+        version=args.version or __version__, cache=args.cache.resolve() if args.cache else None,
+        fill_cache=args.fill_cache, gpg_key=args.gpg_key, allow_unpinned=args.allow_unpinned,
+        iso=not args.no_iso,
+    )  # fmt: skip
+    steps = Steps()
+    try:
+        result = build(opts, steps)
+    except UnknownFlavourError as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 2
+    except IsoBuildError as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 1
+    total = sum(t for _, t in result.timings)
+    print(f"Built {result.iso or result.tree} in {total:.1f}s")
+    return 0
