@@ -45,7 +45,8 @@ def packages_paragraph(
     for key, value in fields.items():
         if key in FILE_FIELDS:
             continue
-        lines.append(f"{key}: {value}")
+        # deb822: every continuation line of a multi-line field starts with a space.
+        lines.append(f"{key}: " + value.replace("\n", "\n "))
     lines += [f"Filename: {filename}", f"Size: {size}", f"MD5sum: {md5}", f"SHA256: {sha256}"]
     return "\n".join(lines) + "\n"
 

@@ -52,7 +52,8 @@ def make_deb(work: Path, name: str, version: str, depends: list[str]) -> Path:
         "Version": version,
         "Architecture": "amd64",
         "Maintainer": "kubesalt tests <tests@localhost>",
-        "Description": f"kubesalt test package {name}",
+        # Multi-line, as real packages have: the repository must keep it valid deb822.
+        "Description": f"kubesalt test package {name}\n Its long description\n .\n spans lines.",
     }
     if depends:
         control["Depends"] = ", ".join(depends)

@@ -69,6 +69,16 @@ def test_parse_deb822_handles_continuations_and_blank_lines():
     ]
 
 
+def test_packages_paragraph_keeps_multi_line_fields_indented():
+    """Regression: unindented Description lines made apt ignore the package."""
+    fields = {"Package": "a", "Version": "1:2", "Description": "short\nlong line\n."}
+    text = repos.packages_paragraph(fields, "pool/a_2_amd64.deb", b"deb")
+    assert "Description: short\n long line\n .\n" in text
+    (para,) = debs.parse_deb822(text)
+    assert para["Description"] == fields["Description"]
+    assert para["Filename"] == "pool/a_2_amd64.deb"
+
+
 def test_deb_file_names_drop_the_epoch_as_debian_pools_do():
     assert (
         debs.deb_filename("keepalived", "1:2.2.7-1+b2", "amd64")
