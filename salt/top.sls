@@ -1,4 +1,16 @@
-# Each role maps to its formula; roles come from the inventory (pillar kubesalt:nodes).
+# Each role of this node (pillar kubesalt:nodes:<id>:roles, from the inventory) maps to
+# kubesalt.roles.<role>; a role the node does not have maps to kubesalt.roles.<role>-absent,
+# so removing a role from the inventory undoes it at the next highstate. The ca and
+# bootstrap roles are never undone by a highstate (their removal is an explicit operation).
+{%- set roles = salt['pillar.get']('kubesalt:nodes:' ~ grains['id'] ~ ':roles', []) %}
 {{ saltenv }}:
   '*':
     - kubesalt.node
+{%- for role in ['bootstrap', 'ca'] %}
+{%- if role in roles %}
+    - kubesalt.roles.{{ role }}
+{%- endif %}
+{%- endfor %}
+{%- for role in ['etcd', 'control-plane', 'node'] %}
+    - kubesalt.roles.{{ role }}{{ '' if role in roles else '-absent' }}
+{%- endfor %}

@@ -2,8 +2,13 @@
 
 containerd 1.7, configuration version 2 (`plugins."io.containerd.grpc.v1.cri"`). Registry
 mirrors use `config_path` + `certs.d/<registry>/hosts.toml` (the `registry.mirrors` table is
-deprecated). Every upstream registry is served by the bootstrap registry only: the mirror is
-both the `[host]` entry and the `server`, so nothing falls back to the internet.
+deprecated). Every upstream registry is served by the bootstrap registry only, through nginx
+on the bootstrap node's control-plane IP (port-matrix entry `repository`, 8443). The images
+are stored there under their upstream host as first path component (`registry.k8s.io/pause`),
+so each upstream gets its own API root, `https://HOST:8443/v2/<upstream>`, with
+`override_path = true` (containerd then uses the path as is instead of appending `/v2`). The
+mirror is both the `[host]` entry and the `server`: nothing falls back to the internet, and
+names never collide across upstreams.
 
 The TOML is written by hand (the project has no TOML writer); `toml_string` escapes values
 and the tests parse every file back with `tomllib`.
@@ -16,6 +21,7 @@ import ipaddress
 import posixpath
 from urllib.parse import urlsplit
 
+from kubesalt import ports
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.images import sandbox_image
 from kubesalt.kubeadm.model import Layout, join_host_port
@@ -27,8 +33,8 @@ MIRRORED_REGISTRIES = {
     "quay.io": "https://quay.io",
     "ghcr.io": "https://ghcr.io",
 }
-# The port nginx fronts the bootstrap registry on, when the caller does not say.
-DEFAULT_REGISTRY_PORT = 5000
+# The port-matrix entry of nginx, which fronts the bootstrap registry (and the repositories).
+REGISTRY_PORT_ENTRY = "repository"
 CRI = 'plugins."io.containerd.grpc.v1.cri"'
 
 
@@ -43,6 +49,17 @@ def toml_string(value: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
+
+
+def registry_port() -> int:
+    """The port nginx fronts the bootstrap registry on, from the port matrix."""
+    for entry in ports.load_matrix():
+        if entry.name == REGISTRY_PORT_ENTRY and entry.port_range:
+            return entry.port_range[0]
+    raise RenderError(
+        f"the port matrix (kubesalt/data/ports.yaml) has no entry {REGISTRY_PORT_ENTRY!r} "
+        "with a port; restore it (nginx, tcp 8443)"
+    )
 
 
 def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
@@ -63,7 +80,7 @@ def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
     ):
         raise RenderError(
             f"{what}: {value!r} is not an https://HOST[:PORT] URL; give the bootstrap "
-            f"registry, for example https://10.0.0.10:{DEFAULT_REGISTRY_PORT}"
+            f"registry, for example https://10.0.0.10:{registry_port()}"
         )
     host = parts.hostname
     with contextlib.suppress(ValueError):
@@ -72,8 +89,17 @@ def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
 
 
 def default_registry_endpoint(bootstrap_ip: str) -> str:
-    """`https://<bootstrap control-plane IP>:5000`."""
-    return f"https://{join_host_port(bootstrap_ip, DEFAULT_REGISTRY_PORT)}"
+    """`https://<bootstrap control-plane IP>:<nginx port>` (8443)."""
+    return f"https://{join_host_port(bootstrap_ip, registry_port())}"
+
+
+def mirror_url(registry: str, endpoint: str) -> str:
+    """The API root of `registry` in the bootstrap registry: `<endpoint>/v2/<registry>`."""
+    if registry not in MIRRORED_REGISTRIES:
+        raise RenderError(
+            f"registry {registry!r} is not mirrored; mirrored: {', '.join(MIRRORED_REGISTRIES)}"
+        )
+    return f"{registry_endpoint(endpoint)}/v2/{registry}"
 
 
 def certs_dir(layout: Layout) -> str:
@@ -107,23 +133,24 @@ def config_toml(layout: Layout | None = None) -> bytes:
 
 
 def hosts_toml(registry: str, endpoint: str, ca_path: str) -> bytes:
-    """certs.d/<registry>/hosts.toml: `registry` pulled from `endpoint` only, trusting
-    the cluster CA at `ca_path`."""
-    if registry not in MIRRORED_REGISTRIES:
-        raise RenderError(
-            f"registry {registry!r} is not mirrored; mirrored: {', '.join(MIRRORED_REGISTRIES)}"
-        )
-    endpoint = registry_endpoint(endpoint)
-    lines = [
-        f"# Managed by kubesalt: {registry} (upstream {MIRRORED_REGISTRIES[registry]}) is",
-        "# served by the bootstrap registry only; there is no fallback to the internet.",
-        f"server = {toml_string(endpoint)}",
+    """certs.d/<registry>/hosts.toml: `registry` pulled from its API root in the bootstrap
+    registry (`endpoint`/v2/`registry`, path used as is) only, trusting the cluster CA at
+    `ca_path`."""
+    url = mirror_url(registry, endpoint)
+    settings = [
         'capabilities = ["pull", "resolve"]',
         f"ca = {toml_string(ca_path)}",
+        "override_path = true",
+    ]
+    lines = [
+        f"# Managed by kubesalt: {registry} (upstream {MIRRORED_REGISTRIES[registry]}) is",
+        "# served by the bootstrap registry only, under its own path; there is no fallback",
+        "# to the internet.",
+        f"server = {toml_string(url)}",
+        *settings,
         "",
-        f"[host.{toml_string(endpoint)}]",
-        '  capabilities = ["pull", "resolve"]',
-        f"  ca = {toml_string(ca_path)}",
+        f"[host.{toml_string(url)}]",
+        *(f"  {line}" for line in settings),
     ]
     return ("\n".join(lines) + "\n").encode()
 

@@ -24,7 +24,19 @@ from kubesalt.kubeadm.images import check_version
 from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.kubeadm.pki import CA_FILES, Authorities, issue
 
-__all__ = ["RenderedDirectory", "RenderedFile", "manifest_yaml", "render_node", "write_tree"]
+__all__ = [
+    "RenderedDirectory",
+    "RenderedFile",
+    "containerd_files",
+    "kubelet_files",
+    "manifest_file",
+    "manifest_files",
+    "manifest_yaml",
+    "node_files",
+    "render_node",
+    "static_pods",
+    "write_tree",
+]
 
 CERT_MODE = 0o644
 KEY_MODE = 0o600
@@ -90,43 +102,61 @@ def _pki_files(
     return files
 
 
-def _manifest_files(
+def static_pods(node: Node) -> tuple[str, ...]:
+    """The static pods `node` runs, by name (`etcd`, `kube-apiserver`, ...)."""
+    pods = ("etcd",) if node.has("etcd") else ()
+    if node.control_plane:
+        pods += ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    return pods
+
+
+def manifest_file(
     cfg: dict,
     node: Node,
     layout: Layout,
-    existing: dict[str, RenderedFile],
-    existing_paths: frozenset[str],
-) -> dict[str, RenderedFile]:
-    contents = {path: item.content for path, item in existing.items()}
-
-    def digest(command: list[str]) -> str:
-        return staticpod.config_digest(contents, staticpod.used_files(command, layout))
-
-    pods = []
-    if node.has("etcd"):
-        command = manifests.etcd_command(cfg, node, layout)
-        pods.append(manifests.etcd_pod(cfg, node, layout=layout, digest=digest(command)))
-    if node.control_plane:
-        command = manifests.apiserver_command(cfg, node, layout)
-        pods.append(
-            manifests.apiserver_pod(
-                cfg, node, layout=layout, existing_paths=existing_paths, digest=digest(command)
-            )
+    name: str,
+    contents: dict[str, bytes],
+    existing_paths: frozenset[str] = frozenset(),
+) -> tuple[str, RenderedFile]:
+    """The path and content of the static pod `name` of `node`. `contents` holds the
+    certificates, keys and kubeconfigs it reads (by path): the config-digest annotation
+    covers them."""
+    if name not in static_pods(node):
+        raise RenderError(
+            f"node {node.name} (roles {', '.join(sorted(node.roles))}) runs no static pod "
+            f"{name!r}; its static pods: {', '.join(static_pods(node)) or 'none'}"
         )
-        command = manifests.controller_manager_command(cfg, node, layout)
-        pods.append(
-            manifests.controller_manager_pod(
-                cfg, node, layout=layout, existing_paths=existing_paths, digest=digest(command)
-            )
-        )
-        command = manifests.scheduler_command(cfg, node, layout)
-        pods.append(manifests.scheduler_pod(cfg, node, layout=layout, digest=digest(command)))
-    return {
-        posixpath.join(layout.manifests_dir, f"{pod['metadata']['name']}.yaml"): RenderedFile(
-            manifest_yaml(pod), MANIFEST_MODE
-        )
-        for pod in pods
+    builders = {
+        "etcd": (manifests.etcd_command, manifests.etcd_pod, False),
+        "kube-apiserver": (manifests.apiserver_command, manifests.apiserver_pod, True),
+        "kube-controller-manager": (
+            manifests.controller_manager_command,
+            manifests.controller_manager_pod,
+            True,
+        ),
+        "kube-scheduler": (manifests.scheduler_command, manifests.scheduler_pod, False),
     }
+    command_of, pod_of, with_ca_dirs = builders[name]
+    command = command_of(cfg, node, layout)
+    digest = staticpod.config_digest(contents, staticpod.used_files(command, layout))
+    extra = {"existing_paths": existing_paths} if with_ca_dirs else {}
+    pod = pod_of(cfg, node, layout=layout, digest=digest, **extra)
+    path = posixpath.join(layout.manifests_dir, f"{pod['metadata']['name']}.yaml")
+    return path, RenderedFile(manifest_yaml(pod), MANIFEST_MODE)
+
+
+def manifest_files(
+    cfg: dict,
+    node: Node,
+    layout: Layout,
+    contents: dict[str, bytes],
+    existing_paths: frozenset[str] = frozenset(),
+) -> dict[str, RenderedFile]:
+    """Every static pod manifest of `node`, by path (see `manifest_file`)."""
+    return dict(
+        manifest_file(cfg, node, layout, name, contents, existing_paths)
+        for name in static_pods(node)
+    )
 
 
 def render_node(
@@ -152,24 +182,70 @@ def render_node(
     now = now or datetime.datetime.now(datetime.UTC)
     rendered: Rendered = dict(directories(node, layout))
     files = _pki_files(cfg, node, authorities, layout, now)
-    files.update(_manifest_files(cfg, node, layout, files, existing_paths))
-    if node.roles & KUBELET_ROLES:
-        if registry is None:
-            raise RenderError(
-                f"node {node.name} runs containerd but no bootstrap registry endpoint was "
-                "given; pass the registry as https://HOST:PORT"
-            )
-        config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
-        files[posixpath.join(layout.kubelet_dir, "config.yaml")] = RenderedFile(
-            config, KUBELET_FILE_MODE
+    contents = {path: item.content for path, item in files.items()}
+    files.update(manifest_files(cfg, node, layout, contents, existing_paths))
+    files.update(
+        node_files(
+            cfg,
+            node,
+            layout,
+            registry,
+            systemd_resolved=systemd_resolved,
+            os_family=os_family,
         )
-        files[posixpath.join(layout.kubelet_dir, "kubeadm-flags.env")] = RenderedFile(
-            kubelet.flags_env(node), KUBELET_FILE_MODE
-        )
-        files[posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf")] = RenderedFile(
-            kubelet.dropin(layout, os_family), 0o644
-        )
-        for path, content in containerd.files(registry, layout).items():
-            files[path] = RenderedFile(content, 0o644)
+    )
     rendered.update(files)
     return rendered
+
+
+def kubelet_files(
+    cfg: dict,
+    node: Node,
+    layout: Layout,
+    *,
+    systemd_resolved: bool = False,
+    os_family: str = "Debian",
+) -> dict[str, RenderedFile]:
+    """config.yaml, kubeadm-flags.env and the kubelet drop-in (nodes that run a kubelet)."""
+    if not node.roles & KUBELET_ROLES:
+        return {}
+    config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
+    return {
+        posixpath.join(layout.kubelet_dir, "config.yaml"): RenderedFile(config, KUBELET_FILE_MODE),
+        posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"): RenderedFile(
+            kubelet.flags_env(node), KUBELET_FILE_MODE
+        ),
+        posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"): RenderedFile(
+            kubelet.dropin(layout, os_family), 0o644
+        ),
+    }
+
+
+def containerd_files(node: Node, layout: Layout, registry: str | None) -> dict[str, RenderedFile]:
+    """config.toml and the hosts.toml of every mirrored registry (nodes that run a kubelet)."""
+    if not node.roles & KUBELET_ROLES:
+        return {}
+    if registry is None:
+        raise RenderError(
+            f"node {node.name} runs containerd but no bootstrap registry endpoint was "
+            "given; pass the registry as https://HOST:PORT"
+        )
+    return {
+        path: RenderedFile(content, 0o644)
+        for path, content in containerd.files(registry, layout).items()
+    }
+
+
+def node_files(
+    cfg: dict,
+    node: Node,
+    layout: Layout,
+    registry: str | None,
+    *,
+    systemd_resolved: bool = False,
+    os_family: str = "Debian",
+) -> dict[str, RenderedFile]:
+    """The kubelet and containerd files of `node`, by path."""
+    files = kubelet_files(cfg, node, layout, systemd_resolved=systemd_resolved, os_family=os_family)
+    files.update(containerd_files(node, layout, registry))
+    return files

@@ -10,7 +10,7 @@ from kubesalt.kubeadm import pki, render
 from kubesalt.kubeadm.model import Node
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)
-REGISTRY = "https://10.0.0.10:5000"
+REGISTRY = "https://10.0.0.10:8443"
 
 
 @pytest.fixture(scope="session")

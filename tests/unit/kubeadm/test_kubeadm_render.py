@@ -219,7 +219,7 @@ def test_kubeconfigs_custom_cluster_name_and_ipv6_endpoint(authorities):
     kubelet_conf = kubeconfig_of(rendered, "kubelet.conf")
     assert kubelet_conf["clusters"][0]["cluster"]["server"] == "https://[fd00::10]:6443"
     hosts = tomllib.loads(rendered["/etc/containerd/certs.d/ghcr.io/hosts.toml"].content.decode())
-    assert hosts["server"] == "https://[fd00::10]:5000"
+    assert hosts["server"] == "https://[fd00::10]:5000/v2/ghcr.io"
 
 
 def test_kubeconfig_with_dns_endpoint(authorities, cp1):
@@ -329,14 +329,23 @@ def test_hosts_toml_for_every_registry(cp1_files):
     for registry in ("registry.k8s.io", "docker.io", "quay.io", "ghcr.io"):
         path = f"/etc/containerd/certs.d/{registry}/hosts.toml"
         data = tomllib.loads(cp1_files[path].content.decode())
-        assert data == {
-            "server": REGISTRY,
+        root = f"{REGISTRY}/v2/{registry}"
+        settings = {
             "capabilities": ["pull", "resolve"],
             "ca": "/etc/kubernetes/pki/ca.crt",
-            "host": {
-                REGISTRY: {"capabilities": ["pull", "resolve"], "ca": "/etc/kubernetes/pki/ca.crt"}
-            },
+            "override_path": True,
         }
+        assert data == {"server": root, **settings, "host": {root: settings}}
+
+
+def test_registry_port_comes_from_the_port_matrix():
+    assert containerd.registry_port() == 8443
+    assert containerd.default_registry_endpoint("fd00::10") == "https://[fd00::10]:8443"
+
+
+def test_unknown_registry_has_no_mirror():
+    with pytest.raises(RenderError, match="registry 'example.com' is not mirrored"):
+        containerd.mirror_url("example.com", REGISTRY)
 
 
 def test_toml_string_escapes():

@@ -80,7 +80,7 @@ def test_reference_vector(tmp_path, config_file):
     kubelet = yaml.safe_load((out / "etc/kubernetes/kubelet.conf").read_text())
     assert kubelet["clusters"][0]["cluster"]["server"] == "https://10.0.0.10:6443"
     hosts = (out / "etc/containerd/certs.d/registry.k8s.io/hosts.toml").read_text()
-    assert 'server = "https://10.0.0.10:5000"' in hosts
+    assert 'server = "https://10.0.0.10:8443/v2/registry.k8s.io"' in hosts
 
 
 def test_cas_reused_and_shared_with_a_joining_node(tmp_path, config_file):
@@ -93,7 +93,7 @@ def test_cas_reused_and_shared_with_a_joining_node(tmp_path, config_file):
     result = run(
         "--config", config_file, "--node", "cp2", "--ip", "10.0.0.11",
         "--roles", "control-plane,etcd,node", "--peer", "cp1=10.0.0.10",
-        "--registry", "https://10.0.0.10:5000", "--ca-dir", first / "etc/kubernetes/pki",
+        "--registry", "https://10.0.0.10:8443", "--ca-dir", first / "etc/kubernetes/pki",
         "--out", second,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -109,7 +109,7 @@ def test_worker_keeps_throwaway_cas_out_of_its_tree(tmp_path, config_file):
     out = tmp_path / "w1"
     result = run(
         "--config", config_file, "--node", "w1", "--ip", "10.0.0.20", "--roles", "node",
-        "--registry", "https://10.0.0.10:5000", "--out", out,
+        "--registry", "https://10.0.0.10:8443", "--out", out,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (out / "etc/kubernetes/pki").iterdir()) == ["ca.crt"]
@@ -157,7 +157,7 @@ def test_missing_required_flag_exits_2(tmp_path, config_file):
 def test_joining_node_without_peers(tmp_path, config_file):
     result = run(
         "--config", config_file, "--node", "cp2", "--ip", "10.0.0.11",
-        "--roles", "control-plane,etcd,node", "--registry", "https://10.0.0.10:5000",
+        "--roles", "control-plane,etcd,node", "--registry", "https://10.0.0.10:8443",
         "--out", tmp_path / "o",
     )  # fmt: skip
     assert result.returncode == 2
@@ -172,7 +172,7 @@ def test_worker_without_registry(tmp_path, config_file):
     )  # fmt: skip
     assert result.returncode == 2
     assert "--registry is missing" in result.stderr
-    assert "https://<bootstrap node IP>:5000" in result.stderr
+    assert "https://<bootstrap node IP>:8443" in result.stderr
 
 
 def test_invalid_config_is_reported(tmp_path):

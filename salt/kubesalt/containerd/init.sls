@@ -1,0 +1,3 @@
+# Containerd: installed, configured and running (each skippable by phase).
+include:
+  - .running

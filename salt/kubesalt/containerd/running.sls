@@ -1,0 +1,24 @@
+# Run containerd, restarted when its configuration changes, unless the containerd phase is
+# skipped on this node (kubesalt_skip_phases; docs/states.md).
+include:
+  - .installed
+  - .configured
+  - kubesalt.pki
+{%- set skipped = 'containerd' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- if skipped %}
+
+Skip running containerd:
+  test.succeed_without_changes:
+    - name: "phase containerd is skipped on this node (kubesalt_skip_phases): containerd is not started"
+{%- else %}
+
+Run containerd:
+  service.running:
+    - name: containerd
+    - enable: true
+    - require:
+      - sls: kubesalt.containerd.installed
+      - sls: kubesalt.pki
+    - watch:
+      - sls: kubesalt.containerd.configured
+{%- endif %}

@@ -1,0 +1,3 @@
+# The kubeconfigs of /etc/kubernetes.
+include:
+  - .configured

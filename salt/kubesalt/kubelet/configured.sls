@@ -1,0 +1,31 @@
+# The kubelet's files as kubeadm writes them: /var/lib/kubelet/config.yaml, kubeadm-flags.env
+# (--node-ip is the node's control-plane IP; the sandbox image from the pinned image list)
+# and the systemd drop-in 10-kubeadm.conf; /etc/kubernetes/manifests, its staticPodPath.
+{%- set kubelet = salt['kubesalt_kubeadm.files']('kubelet') %}
+{%- for path, mode in kubelet.directories.items() %}
+
+Create the directory {{ path }} for the kubelet:
+  file.directory:
+    - name: {{ path | yaml_dquote }}
+    - user: root
+    - group: root
+    - mode: {{ mode | yaml_dquote }}
+    - makedirs: true
+{%- endfor %}
+{%- for path, mode in kubelet.files.items() %}
+
+Write the the kubelet file {{ path }}:
+  file.managed:
+    - name: {{ path | yaml_dquote }}
+    - source: salt://kubesalt/kubeadm/files/rendered.j2
+    - template: jinja
+    - context:
+        path: {{ path | yaml_dquote }}
+    - user: root
+    - group: root
+    - mode: {{ mode | yaml_dquote }}
+    - require:
+{%- for directory in kubelet.directories %}
+      - file: Create the directory {{ directory }} for the kubelet
+{%- endfor %}
+{%- endfor %}

@@ -1,0 +1,3 @@
+# The kubelet: installed, configured and running (each skippable by phase).
+include:
+  - .running

@@ -1,0 +1,15 @@
+# Install the kubelet from the bootstrap repositories, unless the kubelet phase is skipped on
+# this node (kubesalt_skip_phases, a grain, pillar key or minion option: the lab, which has
+# no Kubernetes binaries, skips it; docs/states.md).
+{%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- if skipped %}
+
+Skip installing the kubelet:
+  test.succeed_without_changes:
+    - name: "phase kubelet is skipped on this node (kubesalt_skip_phases): kubelet is not installed"
+{%- else %}
+
+Install the kubelet:
+  pkg.installed:
+    - name: kubelet
+{%- endif %}

@@ -1,0 +1,24 @@
+# Run the kubelet, restarted when its configuration changes, unless the kubelet phase is
+# skipped on this node (kubesalt_skip_phases; docs/states.md).
+include:
+  - .installed
+  - .configured
+  - kubesalt.kubeconfig
+{%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- if skipped %}
+
+Skip running the kubelet:
+  test.succeed_without_changes:
+    - name: "phase kubelet is skipped on this node (kubesalt_skip_phases): kubelet is not started"
+{%- else %}
+
+Run the kubelet:
+  service.running:
+    - name: kubelet
+    - enable: true
+    - require:
+      - sls: kubesalt.kubelet.installed
+      - sls: kubesalt.kubeconfig
+    - watch:
+      - sls: kubesalt.kubelet.configured
+{%- endif %}

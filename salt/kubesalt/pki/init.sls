@@ -1,0 +1,3 @@
+# This node's PKI: CA certificates, service-account key, keys and certificates.
+include:
+  - .configured

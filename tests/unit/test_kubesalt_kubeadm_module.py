@@ -1,0 +1,263 @@
+"""The kubesalt_kubeadm execution module and the kubesalt_pki ext_pillar, with Salt's loader
+mocked (salt-factories' configure_loader_modules)."""
+
+from unittest.mock import Mock
+
+import pytest
+import salt.modules.grains
+import salt.modules.mine
+import salt.modules.publish
+from salt.exceptions import CommandExecutionError
+
+from kubesalt import config, sealing
+from kubesalt.kubeadm import pki
+from tests.unit.loader import load
+from tests.unit.test_config import BASE
+
+kubesalt_kubeadm = load("_modules", "kubesalt_kubeadm")
+kubesalt_pki = load("_pillar", "kubesalt_pki")
+
+CFG, _ = config.validate(dict(BASE, ca={"minion": "boot"}))
+NODES = {
+    "boot": {"roles": ["bootstrap", "ca"]},
+    "cp1": {"roles": ["control-plane", "etcd", "node"]},
+    "w1": {"roles": ["node"]},
+}
+IPS = {"boot": "198.51.100.10", "cp1": "198.51.100.11", "w1": "198.51.100.21"}
+
+
+@pytest.fixture
+def mine_get():
+    published = {"control_plane_ip": IPS}
+
+    def fake(tgt, fun, **_):
+        data = published.get(fun, {})
+        return data if tgt == "*" else {k: v for k, v in data.items() if k == tgt}
+
+    mock = Mock(spec=salt.modules.mine.get, side_effect=fake)
+    mock.published = published
+    return mock
+
+
+@pytest.fixture
+def grains_get():
+    return Mock(spec=salt.modules.grains.get, return_value="")
+
+
+@pytest.fixture
+def publish():
+    return Mock(spec=salt.modules.publish.publish)
+
+
+@pytest.fixture
+def minion_id():
+    return "w1"
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def configure_loader_modules(mine_get, grains_get, publish, minion_id, root):
+    pillar = {"kubesalt": dict(CFG, nodes=NODES)}
+    grains = {"id": minion_id, "host": minion_id, "kubesalt_root": str(root)}
+    return {
+        kubesalt_kubeadm: {
+            "__pillar__": pillar,
+            "__grains__": grains,
+            "__salt__": {
+                "mine.get": mine_get,
+                "grains.get": grains_get,
+                "publish.publish": publish,
+            },
+        },
+        kubesalt_pki: {"__grains__": grains, "__opts__": {}},
+    }
+
+
+def test_virtual_names():
+    assert kubesalt_kubeadm.__virtual__() == "kubesalt_kubeadm"
+    assert kubesalt_pki.__virtual__() == "kubesalt_pki"
+
+
+def test_worker_pki_asks_the_ca_minion(root):
+    result = kubesalt_kubeadm.pki()
+    assert result["ca_server"] == "boot"
+    assert result["is_ca"] is False
+    assert result["service_account"] is None
+    assert result["key_args"] == {"algo": "rsa", "keysize": 2048}
+    assert [c["kind"] for c in result["cas"]] == ["ca"]
+    assert result["cas"][0]["key"] is None
+    assert result["certificates"] == [
+        {
+            "kind": "kubelet-client",
+            "cert": f"{root}/etc/kubernetes/pki/kubeconfig/kubelet-client.crt",
+            "key": f"{root}/etc/kubernetes/pki/kubeconfig/kubelet-client.key",
+            "signing_policy": "kubesalt-kubelet-client-w1",
+            "days_remaining": 90,
+        }
+    ]
+    assert result["directories"][f"{root}/etc/kubernetes/pki/kubeconfig"] == "0700"
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_control_plane_pki_policies(minion_id):
+    result = kubesalt_kubeadm.pki()
+    policies = {c["kind"]: c["signing_policy"] for c in result["certificates"]}
+    assert policies["etcd-server"] == "kubesalt-etcd-server-cp1"
+    assert policies["admin"] == "kubesalt-admin"
+    assert policies["super-admin"] == "kubesalt-super-admin"
+    assert result["service_account"]["key"].endswith("/etc/kubernetes/pki/sa.key")
+    assert kubesalt_kubeadm.node()["first"] is True
+
+
+@pytest.mark.parametrize("minion_id", ["boot"])
+def test_the_ca_minion_signs_locally(minion_id):
+    result = kubesalt_kubeadm.pki()
+    assert result["ca_server"] is None
+    assert [c["kind"] for c in result["cas"]] == ["ca", "front-proxy-ca", "etcd-ca"]
+    assert all(c["key"] for c in result["cas"])
+    assert result["certificates"] == []
+
+
+def test_files_of_a_worker(root):
+    assert kubesalt_kubeadm.files("apiserver") == {"files": {}, "directories": {}}
+    kubelet = kubesalt_kubeadm.files("kubelet")
+    assert kubelet["files"][f"{root}/var/lib/kubelet/config.yaml"] == "0644"
+    assert kubelet["directories"][f"{root}/var/lib/kubelet"] == "0700"
+    assert kubelet["directories"][f"{root}/etc/kubernetes/manifests"] == "0700"
+    kubeconfig = kubesalt_kubeadm.files("kubeconfig")
+    assert kubeconfig["files"] == {f"{root}/etc/kubernetes/kubelet.conf": "0600"}
+
+
+def test_containerd_content_uses_the_bootstrap_registry(root):
+    hosts = kubesalt_kubeadm.content(f"{root}/etc/containerd/certs.d/quay.io/hosts.toml")
+    assert 'server = "https://198.51.100.10:8443/v2/quay.io"' in hosts
+
+
+def test_unknown_component_and_file(root):
+    with pytest.raises(CommandExecutionError, match="Unknown component 'etcdd'"):
+        kubesalt_kubeadm.files("etcdd")
+    with pytest.raises(CommandExecutionError, match="is not a file that node w1 gets"):
+        kubesalt_kubeadm.content(f"{root}/etc/hosts")
+
+
+def test_ca_certificate_missing_from_the_mine():
+    with pytest.raises(CommandExecutionError, match="apply kubesalt.pki on boot first"):
+        kubesalt_kubeadm.ca_certificate("ca")
+    with pytest.raises(CommandExecutionError, match="Unknown CA 'root'"):
+        kubesalt_kubeadm.ca_certificate("root")
+
+
+def test_render_errors_become_command_execution_errors(mine_get):
+    mine_get.published["control_plane_ip"] = {}
+    with pytest.raises(CommandExecutionError, match="RenderError: node w1 has no control-plane IP"):
+        kubesalt_kubeadm.node()
+
+
+def test_missing_pillar_is_explained(configure_loader_modules):
+    kubesalt_kubeadm.__pillar__.clear()  # noqa: F821 (set by the loader mock)
+    with pytest.raises(CommandExecutionError, match="The pillar has no 'kubesalt' key"):
+        kubesalt_kubeadm.pki()
+
+
+def test_path_moves_under_the_root(root):
+    assert kubesalt_kubeadm.path("/etc/kubernetes") == f"{root}/etc/kubernetes"
+
+
+# --- the sealed service-account key ---------------------------------------------------------------
+
+
+@pytest.fixture
+def sa_key(root):
+    key = pki.generate_key("RSA-2048")
+    path = root / "etc/kubernetes/pki/sa.key"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pki.key_to_pem(key))
+    return key
+
+
+@pytest.mark.parametrize("minion_id", ["boot"])
+@pytest.mark.parametrize(
+    ("requester", "error"),
+    [
+        ("w1", "minion 'w1' is not permitted to get the service-account key"),
+        (None, "minion None is not permitted"),
+    ],
+)
+def test_service_account_key_refused(minion_id, sa_key, requester, error):
+    _, public = sealing.new_recipient()
+    kwargs = {"__pub_id": requester} if requester else {}
+    ret = kubesalt_kubeadm.service_account_key(public, **kwargs)
+    assert ret["data"] is None
+    assert error in ret["errors"][0]
+
+
+def test_service_account_key_only_on_the_ca_minion(sa_key):
+    _, public = sealing.new_recipient()
+    ret = kubesalt_kubeadm.service_account_key(public, __pub_id="cp1")
+    assert ret == {"data": None, "errors": ["w1 is not the CA minion (boot)"]}
+
+
+@pytest.mark.parametrize("minion_id", ["boot"])
+def test_service_account_key_sealed_for_a_control_plane(minion_id, sa_key):
+    recipient, public = sealing.new_recipient()
+    ret = kubesalt_kubeadm.service_account_key(public, __pub_id="cp1")
+    assert ret["errors"] == []
+    assert sealing.unseal(ret["data"], recipient) == pki.key_to_pem(sa_key)
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_control_plane_fetches_the_sealed_key(minion_id, root, mine_get, publish):
+    key = pki.generate_key("RSA-2048")
+    mine_get.published["kubesalt_sa_pub"] = {"boot": pki.public_key_to_pem(key).decode()}
+
+    def answer(tgt, fun, arg, timeout):
+        assert (tgt, fun, timeout) == ("boot", "kubesalt_kubeadm.service_account_key", 60)
+        public = arg[0].partition("=")[2]
+        return {"boot": {"data": sealing.seal(pki.key_to_pem(key), public), "errors": []}}
+
+    publish.side_effect = answer
+    path = f"{root}/etc/kubernetes/pki/sa.key"
+    assert kubesalt_kubeadm.content(path) == pki.key_to_pem(key).decode()
+    # Once the local key matches the published public key, nothing is asked any more.
+    (root / "etc/kubernetes/pki").mkdir(parents=True)
+    (root / "etc/kubernetes/pki/sa.key").write_bytes(pki.key_to_pem(key))
+    publish.reset_mock()
+    assert kubesalt_kubeadm.content(path) == pki.key_to_pem(key).decode()
+    publish.assert_not_called()
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_refused_sealed_key_is_explained(minion_id, root, mine_get, publish):
+    mine_get.published["kubesalt_sa_pub"] = {"boot": "-----BEGIN PUBLIC KEY-----"}
+    publish.return_value = {"boot": {"data": None, "errors": ["minion 'cp1' is not permitted"]}}
+    with pytest.raises(CommandExecutionError, match="did not give the service-account key"):
+        kubesalt_kubeadm.content(f"{root}/etc/kubernetes/pki/sa.key")
+
+
+# --- the ext_pillar ------------------------------------------------------------------------------
+
+
+def test_ext_pillar_only_for_the_ca_minion(monkeypatch, root):
+    monkeypatch.setattr(kubesalt_pki, "control_plane_ips", lambda opts, names: IPS)
+    pillar = {"kubesalt": dict(CFG, nodes=NODES)}
+    assert kubesalt_pki.ext_pillar("w1", pillar) == {}
+    assert kubesalt_pki.ext_pillar("boot", {}) == {}
+    result = kubesalt_pki.ext_pillar("boot", pillar)
+    policies = result["x509_signing_policies"]
+    assert policies["kubesalt-kubelet-client-w1"]["minions"] == "w1"
+    assert policies["kubesalt-admin"]["signing_cert"] == f"{root}/etc/kubernetes/pki/ca.crt"
+    assert result["mine_functions"]["kubesalt_etcd_ca"] == [
+        {"mine_function": "x509.get_pem_entry"},
+        f"{root}/etc/kubernetes/pki/etcd/ca.crt",
+    ]
+
+
+def test_ext_pillar_reports_a_bad_inventory(monkeypatch):
+    monkeypatch.setattr(kubesalt_pki, "control_plane_ips", lambda opts, names: IPS)
+    pillar = {"kubesalt": dict(CFG, nodes={"w1": {"roles": ["master"]}})}
+    result = kubesalt_pki.ext_pillar("boot", pillar)
+    assert "kubesalt:nodes:w1:roles is ['master']" in result["_errors"][0]
