@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The kubesalt lab (DESIGN.md §9). Being built: today `up` prepares this machine and
-# checks the lab configuration, then says what is not there yet. See docs/lab.md.
+# The kubesalt lab (DESIGN.md §9, docs/lab.md):
+#   lab.sh up | down | status | exec NODE CMD...
+# `up` installs what this machine lacks (scripts/dev-env.sh), builds the lab ISO and a
+# rootfs, boots the nodes on a private bridge and runs bootstrap.sh on the bootstrap node.
+# The logic is Python (src/kubesalt/lab); this is the wrapper.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-case ${1:-} in
-up)
+venv=${KUBESALT_VENV:-$repo/.venv}
+if [[ ${1:-} == up ]]; then
     "$repo/scripts/dev-env.sh"
-    "$repo/.venv/bin/python" "$repo/scripts/kubesalt-check-config" "$repo/bootstrap.yaml"
-    echo "lab.sh: node boot, ISO build and bootstrap are not implemented yet (issues 4 and 6)" >&2
+fi
+if [[ ! -x $venv/bin/python ]]; then
+    echo "lab.sh: $venv is missing; run scripts/dev-env.sh (or lab.sh up) first" >&2
     exit 1
-    ;;
-*)
-    echo "usage: lab.sh up" >&2
-    exit 2
-    ;;
-esac
+fi
+PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}" exec "$venv/bin/python" -m kubesalt.lab "$@"

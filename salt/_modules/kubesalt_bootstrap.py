@@ -1,0 +1,315 @@
+"""The bootstrap node: its archives and the configuration of its services.
+
+A thin wrapper over ``kubesalt.bootstrap`` (the same code bootstrap.sh runs): the states
+of ``kubesalt.repo``, ``kubesalt.registry``, ``kubesalt.nginx`` and ``kubesalt.salt`` take
+every value from here, so templates only place them. The cluster CA itself is
+``kubesalt.pki.ca``'s (``kubesalt_kubeadm.pki``).
+"""
+
+import os
+
+from salt.exceptions import CommandExecutionError
+
+try:
+    from kubesalt import signing_policies as _policies
+    from kubesalt.bootstrap import archive as _archive
+    from kubesalt.bootstrap import registry as _registry
+    from kubesalt.bootstrap import services as _services
+    from kubesalt.errors import KubesaltError
+    from kubesalt.kubeadm import certs as _certs
+
+    HAS_KUBESALT = True
+except ImportError:  # pragma: no cover - depends on the minion's virtualenv
+    HAS_KUBESALT = False
+
+__virtualname__ = "kubesalt_bootstrap"
+
+
+def __virtual__():
+    if not HAS_KUBESALT:
+        return (False, "the kubesalt Python package is not installed in Salt's virtualenv")
+    return __virtualname__
+
+
+def _call(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except KubesaltError as err:
+        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
+
+
+def _config():
+    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
+    if not cfg:
+        raise CommandExecutionError(
+            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
+            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
+        )
+    return cfg
+
+
+def _archives():
+    found = _call(_archive.load_register)
+    if not found:
+        raise CommandExecutionError(
+            f"{_archive.REGISTER} lists no archive: run bootstrap.sh on this node first"
+        )
+    return found
+
+
+def _current():
+    archives = _archives()
+    saltenv = __opts__.get("saltenv")  # noqa: F821
+    for item in archives:
+        if item.saltenv == saltenv:
+            return item
+    return archives[0]
+
+
+def _config_path():
+    """The bootstrap.yaml the kubesalt ext_pillar reads (as bootstrap.sh configured it)."""
+    for entry in __opts__.get("ext_pillar") or []:  # noqa: F821
+        if isinstance(entry, dict) and "kubesalt" in entry:
+            return (entry["kubesalt"] or {}).get("config", _services.CONFIG_PATH)
+    return _services.CONFIG_PATH
+
+
+def _control_plane_ip():
+    return __salt__["kubesalt_network.plane_ip"]("controlPlane")  # noqa: F821
+
+
+def archives():
+    """
+    List the archives registered on this node (ISO or directory, root, version, saltenv).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.archives
+    """
+    return [dict(vars(a), saltenv=a.saltenv) for a in _archives()]
+
+
+def apt_sources():
+    """
+    Return, for each registered archive, its apt keyring (source and destination) and the
+    deb822 source file (``file://`` on this node, which holds the archives).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.apt_sources
+    """
+    return [
+        {
+            "saltenv": a.saltenv,
+            "keyring_source": a.path(_archive.KEYRING),
+            "keyring": _archive.apt_keyring_path(a),
+            "path": _archive.apt_sources_path(a),
+            "contents": _archive.apt_sources(a),
+            "update": " ".join(_archive.apt_update_command(a)),
+        }
+        for a in _archives()
+    ]
+
+
+def minion_config():
+    """
+    Return /etc/salt/minion.d/kubesalt.conf for this node (as bootstrap.sh writes it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.minion_config
+    """
+    _config()
+    return _call(
+        _services.minion_config,
+        __grains__["id"],  # noqa: F821
+        _control_plane_ip(),
+        _archives(),
+        _current(),
+        _config_path(),
+    )
+
+
+def master_config():
+    """
+    Return /etc/salt/master.d/kubesalt.conf: bound to the control-plane IP, keys accepted
+    only by orchestrations, peer publication limited to x509 remote signing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.master_config
+    """
+    cfg = _config()
+    return _call(
+        _services.master_config,
+        _control_plane_ip(),
+        cfg["ca"]["minion"],
+        _archives(),
+        _current(),
+        _config_path(),
+    )
+
+
+def salt_unit(program):
+    """
+    Return the systemd unit of ``salt-master`` or ``salt-minion`` (from the kubesalt
+    virtualenv).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.salt_unit salt-master
+    """
+    units = {
+        "salt-master": ("The Salt Master Server (kubesalt)", "control-group"),
+        "salt-minion": ("The Salt Minion (kubesalt)", "process"),
+    }
+    if program not in units:
+        raise CommandExecutionError(f"Unknown program {program!r}: use one of {', '.join(units)}")
+    description, kill_mode = units[program]
+    return _services.systemd_unit(program, description, kill_mode)
+
+
+def salt_commands():
+    """
+    Return the Salt commands linked into /usr/local/bin, mapped to their virtualenv path.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.salt_commands
+    """
+    return {
+        f"/usr/local/bin/{name}": f"{_services.VENV}/bin/{name}" for name in _services.SALT_COMMANDS
+    }
+
+
+def registry_config():
+    """
+    Return the registry's config.yml (loopback only; nginx fronts it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.registry_config
+    """
+    return _services.registry_config()
+
+
+def nginx_config():
+    """
+    Return nginx's kubesalt server: TLS on the control-plane IP, each archive under
+    ``/<saltenv>/``, ``/v2/`` proxied to the registry.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.nginx_config
+    """
+    return _call(_services.nginx_config, _control_plane_ip(), _archives())
+
+
+def image_layouts():
+    """
+    Return the OCI image layouts of the registered archives (those that have one).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.image_layouts
+    """
+    layouts = [a.path(_archive.IMAGES_DIR) for a in _archives()]
+    return [path for path in layouts if os.path.isfile(os.path.join(path, "index.json"))]
+
+
+def load_images(layout, registry=None, dry_run=False):
+    """
+    Push the images of an OCI layout into the registry, skipping those already there with
+    the same digest. Returns ``pushed`` and ``present`` image names.
+
+    layout
+        The OCI image layout directory (``<archive>/images``).
+    registry
+        The registry's base URL (default ``http://127.0.0.1:5000``).
+    dry_run
+        Only report what would be pushed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.load_images /srv/kubesalt/kubesalt-0.1.0/images
+    """
+    client = _registry.Client(registry or f"http://{_services.REGISTRY_ADDRESS}")
+    report = _call(_registry.load_layout, client, layout, dry_run=dry_run)
+    return {
+        "pushed": report.pushed,
+        "present": report.present,
+        "blobs_pushed": report.blobs_pushed,
+        "bytes_pushed": report.bytes_pushed,
+    }
+
+
+def ca():
+    """
+    Return the cluster CA (kubeadm's ``ca``, CN kubernetes, created by ``kubesalt.pki.ca``)
+    from the kubeadm certificate table: its paths, subject, extensions, validity, key type;
+    nginx's certificate is signed with it on this node.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.ca
+    """
+    cfg = _config()
+    spec = _call(_certs.ca_specs, cfg)["ca"]
+    return {
+        "cert": spec.cert_path,
+        "key": spec.key_path,
+        "CN": spec.common_name,
+        "subjectAltName": spec.subject_alt_name,
+        "basicConstraints": spec.basic_constraints,
+        "keyUsage": "critical, " + ", ".join(spec.key_usage),
+        "days_valid": spec.validity_days,
+        "key_args": _call(_policies.key_args, cfg),
+    }
+
+
+def repository_certificate():
+    """
+    Return nginx's certificate, signed by the cluster CA on this (the CA) node: CN the
+    node's name, SANs its control-plane IP and name, renewed 30 days before expiry.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.repository_certificate
+    """
+    cfg = _config()
+    days = int(cfg["pki"]["certificateValidityDays"])
+    node = __grains__["id"]  # noqa: F821
+    ip = _control_plane_ip()
+    return {
+        "cert": _services.REPOSITORY_CERT,
+        "key": _services.REPOSITORY_KEY,
+        "CN": node,
+        "subjectAltName": f"DNS:{node}, IP:{ip}",
+        "days_valid": days,
+        "days_remaining": min(30, max(days - 1, 0)),
+        "key_args": _call(_policies.key_args, cfg),
+    }

@@ -1,0 +1,6 @@
+# Install nginx from the archive's repository.
+
+Install the nginx-light package:
+  pkg.installed:
+    - name: nginx-light
+    - refresh: false

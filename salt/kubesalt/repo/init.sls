@@ -1,0 +1,3 @@
+# The package repositories of the archives registered on this node (docs/bootstrap.md).
+include:
+  - .configured

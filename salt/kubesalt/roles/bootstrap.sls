@@ -1,0 +1,24 @@
+# The bootstrap role (DESIGN.md §4): repositories, the cluster CA (kubesalt.pki.ca, on the
+# CA minion, which is this node), registry, nginx, salt-master and
+# its minion, firewall. Order matters once: the firewall opens the master's ports before
+# the master runs, so no minion ever connects through a closed port.
+include:
+  - kubesalt.node
+  - kubesalt.repo
+  - kubesalt.firewall
+  - kubesalt.pki.ca
+  - kubesalt.registry
+  - kubesalt.nginx
+  - kubesalt.salt.master
+  - kubesalt.salt.minion
+
+Bring up the bootstrap role:
+  test.nop:
+    - require:
+      - sls: kubesalt.repo
+      - sls: kubesalt.firewall
+      - sls: kubesalt.pki.ca
+      - sls: kubesalt.registry
+      - sls: kubesalt.nginx
+      - sls: kubesalt.salt.master
+      - sls: kubesalt.salt.minion

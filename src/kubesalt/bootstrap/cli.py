@@ -1,0 +1,486 @@
+"""`bootstrap.sh` (python3 -m kubesalt.bootstrap): the phases and the command line.
+
+Run as root on the future bootstrap node, from the mounted ISO or an extracted one.
+Docs: docs/bootstrap.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubesalt import config as kconfig
+from kubesalt import inventory
+from kubesalt.bootstrap import archive as karchive
+from kubesalt.bootstrap import preflight, saltout, services
+from kubesalt.bootstrap.phases import (
+    BootstrapError,
+    Phase,
+    PhaseError,
+    PhaseResult,
+    UsageError,
+    parse_skip,
+    run_phases,
+)
+from kubesalt.bootstrap.system import (
+    Log,
+    System,
+    free_bytes,
+    host_addresses,
+    mount_of,
+    unit_of_pid,
+)
+
+DEFAULT_LOG = "/var/log/kubesalt/bootstrap.log"
+SALT_PREREQUISITES = ("python3-venv",)
+WHEEL_STAMP = f"{services.VENV}/.kubesalt-wheels"
+MASTER_PKI = "/etc/salt/pki/master"
+WAIT_KEY_SECONDS = 90
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    log: Log
+    system: System
+    cfg: dict | None = None
+    control_plane_ip: str = ""
+    archive_sources: list[str] = field(default_factory=list)
+    archives: list[karchive.Archive] = field(default_factory=list)
+    current: karchive.Archive | None = None
+
+    @property
+    def minion_id(self) -> str:
+        return self.cfg["ca"]["minion"]
+
+    def salt(self, program: str) -> str:
+        return f"{services.VENV}/bin/{program}"
+
+
+# -- preflight -----------------------------------------------------------------------
+
+
+def _archive_sources(args, cfg: dict) -> list[str]:
+    sources = list(cfg["archives"])
+    if args.archive:
+        sources = [args.archive] + [s for s in sources if s != args.archive]
+    return sources
+
+
+def phase_preflight(ctx: Context) -> PhaseResult:
+    """Every check runs; all problems are reported together; nothing is changed."""
+    problems: list[tuple[str, str]] = []
+    problems += [("root", p) for p in preflight.check_root(os.geteuid())]
+    try:
+        os_release = preflight.parse_os_release(Path("/etc/os-release").read_text())
+    except OSError:
+        os_release = {}
+    problems += [("os", p) for p in preflight.check_os(os_release)]
+    try:
+        cfg = kconfig.load_file(ctx.args.config)
+    except kconfig.InvalidConfig as err:
+        problems += [("config", f"{err.source}: {p}") for p in err.problems]
+        cfg = None
+    if cfg is not None:
+        ctx.cfg = cfg
+        ctx.archive_sources = _archive_sources(ctx.args, cfg)
+        for source in ctx.archive_sources:
+            try:
+                kind = karchive.kind_of(source)
+                if kind == "directory":
+                    karchive.describe(source, source, kind)
+            except BootstrapError as err:
+                problems.append(("archive", str(err)))
+        address_problems, chosen = preflight.check_addresses(cfg, host_addresses())
+        problems += [("addresses", p) for p in address_problems]
+        ctx.control_plane_ip = chosen.get("controlPlane", "")
+        listeners = []
+        for proto, flag in (("tcp", "-t"), ("udp", "-u")):
+            out = ctx.system.run(
+                ["ss", "-H", "-l", "-n", "-p", flag], what="list listening sockets"
+            )
+            listeners += preflight.parse_ss(out.stdout, proto)
+        units = {pid: unit_of_pid(pid) for listener in listeners for pid in listener.pids}
+        problems += [("ports", p) for p in preflight.check_ports(cfg, listeners, units)]
+    problems += [("disk", p) for p in preflight.check_disk(free_bytes(preflight.DISK_NEEDS))]
+    if problems:
+        lines = "\n".join(f"  [{check}] {text}" for check, text in problems)
+        raise BootstrapError(
+            f"{len(problems)} problem(s) found before any change; nothing was changed:\n{lines}"
+        )
+    return PhaseResult(False, f"control-plane IP {ctx.control_plane_ip}, minion {ctx.minion_id}")
+
+
+# -- archive -------------------------------------------------------------------------
+
+
+def _mount_iso(ctx: Context, iso: str, where: str) -> bool:
+    """Mount an ISO read-only (loop, else fuseiso); return whether fuseiso was used."""
+    os.makedirs(where, exist_ok=True)
+    loop = ctx.system.run(["mount", "-o", "loop,ro", iso, where], what=f"mount {iso}", check=False)
+    if loop.returncode == 0:
+        return False
+    fuse = ctx.system.run(["fuseiso", iso, where], what=f"fuseiso {iso}", check=False)
+    if fuse.returncode == 0:
+        return True
+    raise BootstrapError(
+        f"cannot mount {iso} at {where}: mount -o loop,ro said {loop.stderr.strip() or loop.returncode!r}; "
+        f"fuseiso said {fuse.stderr.strip() or fuse.returncode!r}. Install fuseiso, or extract the ISO "
+        f"(xorriso -osirrox on -indev {iso} -extract / DIR) and list DIR in archives"
+    )
+
+
+def _verify_sums(ctx: Context, root: str) -> None:
+    """Check every file of a newly registered archive against its SHA256SUMS."""
+    if not os.path.exists(os.path.join(root, karchive.SUMS)):
+        raise BootstrapError(
+            f"{root}/{karchive.SUMS} is missing; rebuild the archive with iso/build"
+        )
+    ctx.log.detail(f"$ (cd {root} && sha256sum --quiet --strict -c {karchive.SUMS})")
+    result = subprocess.run(
+        ["sha256sum", "--quiet", "--strict", "-c", karchive.SUMS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        bad = "\n".join((result.stdout + result.stderr).strip().splitlines()[:10])
+        raise BootstrapError(
+            f"{root}: files differ from {karchive.SUMS} (the archive is damaged or was "
+            f"changed):\n{bad}\nCopy or extract the ISO again"
+        )
+
+
+def phase_archive(ctx: Context) -> PhaseResult:
+    changed = False
+    known = {(a.root, a.version) for a in karchive.load_register()}
+    archives = []
+    fstab = Path("/etc/fstab")
+    for source in ctx.archive_sources:
+        kind = karchive.kind_of(source)
+        if kind == "iso":
+            iso = os.path.realpath(source)
+            root = karchive.mount_point(iso)
+            mounted = mount_of(root)
+            if mounted is None:
+                fuse = _mount_iso(ctx, iso, root)
+                changed = True
+            else:
+                fuse = mounted[1].startswith("fuse")
+            text = fstab.read_text() if fstab.exists() else ""
+            new = karchive.fstab_with(text, karchive.fstab_line(iso, root, fuse), root)
+            if new is not None:
+                changed |= ctx.system.write(str(fstab), new)
+        else:
+            root = os.path.realpath(source)
+        found = karchive.describe(source, root, kind)
+        if (found.root, found.version) not in known:
+            _verify_sums(ctx, root)
+        archives.append(found)
+    ctx.archives = archives
+    ctx.current = archives[0]
+    changed |= ctx.system.write(karchive.REGISTER, karchive.register_text(archives))
+    names = ", ".join(f"{a.name} {a.version} at {a.root}" for a in archives)
+    return PhaseResult(changed, names)
+
+
+# -- repository ----------------------------------------------------------------------
+
+
+def _lists_present(archive: karchive.Archive) -> bool:
+    prefix = archive.path(karchive.APT_DIR).strip("/").replace("/", "_")
+    return bool(glob.glob(f"/var/lib/apt/lists/*{prefix}*Packages*"))
+
+
+def _installed(ctx: Context, package: str) -> bool:
+    result = ctx.system.run(
+        ["dpkg-query", "-W", "-f", "${db:Status-Status}", package], what="dpkg-query", check=False
+    )
+    return result.stdout.strip() == "installed"
+
+
+def phase_repository(ctx: Context) -> PhaseResult:
+    changed = False
+    for archive in ctx.archives:
+        keyring = Path(archive.path(karchive.KEYRING)).read_bytes()
+        wrote = ctx.system.write(karchive.apt_keyring_path(archive), keyring)
+        wrote |= ctx.system.write(karchive.apt_sources_path(archive), karchive.apt_sources(archive))
+        if wrote or not _lists_present(archive):
+            ctx.system.run(
+                karchive.apt_update_command(archive), what=f"apt-get update ({archive.saltenv})"
+            )
+            changed = True
+    missing = [p for p in SALT_PREREQUISITES if not _installed(ctx, p)]
+    if missing:
+        ctx.system.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            what=f"install {', '.join(missing)} from the archive's repository",
+        )
+        changed = True
+    return PhaseResult(changed, f"apt source {karchive.apt_sources_path(ctx.current)}")
+
+
+# -- Salt ----------------------------------------------------------------------------
+
+
+def wheel_stamp(root: str) -> str:
+    """A digest of the wheelhouse (from SHA256SUMS; hashing the files if it is absent)."""
+    sums = Path(root, karchive.SUMS)
+    prefix = karchive.WHEELS_DIR + "/"
+    if sums.exists():
+        lines = sorted(
+            line
+            for line in sums.read_text().splitlines()
+            if line.split("  ", 1)[-1].startswith(prefix)
+        )
+    else:
+        lines = []
+        for path in sorted(Path(root, karchive.WHEELS_DIR).glob("*.whl")):
+            lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {prefix}{path.name}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def phase_salt_install(ctx: Context) -> PhaseResult:
+    wheels = ctx.current.path(karchive.WHEELS_DIR)
+    own = sorted(glob.glob(os.path.join(wheels, "kubesalt-*.whl")))
+    salt_wheels = sorted(glob.glob(os.path.join(wheels, "salt-*.whl")))
+    if not own or not salt_wheels:
+        raise BootstrapError(
+            f"{wheels} holds no {'kubesalt' if not own else 'salt'} wheel; rebuild the archive with iso/build"
+        )
+    stamp = wheel_stamp(ctx.current.root)
+    python = ctx.salt("python")
+    try:
+        installed = Path(WHEEL_STAMP).read_text().strip()
+    except OSError:
+        installed = ""
+    if os.path.exists(python) and installed == stamp:
+        return PhaseResult(False, f"{services.VENV} holds the archive's wheels")
+    if not os.path.exists(python):
+        ctx.system.run(
+            ["/usr/bin/python3", "-m", "venv", services.VENV], what="create the Salt virtualenv"
+        )
+    pip = [python, "-m", "pip", "install", "--no-index", "--find-links", wheels,
+           "--disable-pip-version-check", "--no-cache-dir", "--quiet"]  # fmt: skip
+    ctx.system.run([*pip, "salt", "kubesalt"], what="install Salt and kubesalt from the wheelhouse")
+    ctx.system.run(
+        [*pip, "--no-deps", "--force-reinstall", own[-1]], what="install the kubesalt wheel"
+    )
+    ctx.system.run(
+        [python, "-c", "import salt.version, kubesalt"], what="check the Salt virtualenv"
+    )
+    ctx.system.write(WHEEL_STAMP, stamp + "\n")
+    return PhaseResult(True, f"{os.path.basename(salt_wheels[-1])}, {os.path.basename(own[-1])}")
+
+
+def phase_salt_minion(ctx: Context) -> PhaseResult:
+    changed = ctx.system.write("/etc/salt/minion_id", ctx.minion_id + "\n")
+    changed |= ctx.system.write(
+        services.MINION_CONFIG,
+        services.minion_config(
+            ctx.minion_id, ctx.control_plane_ip, ctx.archives, ctx.current, ctx.args.config
+        ),
+    )
+    # The bootstrap node declares itself in the inventory once (its roles may grow later).
+    if ctx.minion_id not in inventory.load(services.INVENTORY_DIR):
+        node = inventory.Node(ctx.minion_id, ctx.control_plane_ip, preflight.BOOTSTRAP_ROLES)
+        changed |= inventory.declare(node, ctx.cfg, services.INVENTORY_DIR)
+        ctx.log.detail(f"declared {ctx.minion_id} in {services.INVENTORY_DIR}")
+    return PhaseResult(
+        changed, f"minion {ctx.minion_id}, local mode, saltenv {ctx.current.saltenv}"
+    )
+
+
+def _salt_json(ctx: Context, cmd: list[str], what: str) -> saltout.StateSummary:
+    result = ctx.system.run(cmd, what=what, check=False, quiet_output=True)
+    try:
+        data = json.loads(result.stdout) if result.stdout.strip() else {}
+    except ValueError:
+        data = result.stdout
+    summary = saltout.summarize(data)
+    for line in summary.lines:
+        ctx.log.detail(line)
+    if result.stderr.strip():
+        ctx.log.file(result.stderr)
+    if summary.failed or summary.errors or result.returncode != 0:
+        details = [f"state {sid!r}: {comment}" for sid, comment in summary.failed]
+        details += summary.errors
+        if not details:
+            details = [(result.stderr or result.stdout).strip()[-1500:]]
+        listed = "\n  ".join(details[:20])
+        raise BootstrapError(
+            f"{what} failed (exit {result.returncode}), {len(summary.failed)} state(s) failed:\n  {listed}\n"
+            f"(full output in {ctx.log.path})"
+        )
+    return summary
+
+
+# Applied in order with salt-call --local: the node's addresses first (grains and mine),
+# because the states of the role read them when they are rendered.
+LOCAL_STATES = ("kubesalt.node", "kubesalt.roles.bootstrap")
+
+
+def phase_local_states(ctx: Context) -> PhaseResult:
+    total, changed = 0, 0
+    for sls in LOCAL_STATES:
+        cmd = [ctx.salt("salt-call"), "--local", "--retcode-passthrough", "--out=json",
+               "--log-level=quiet", "state.apply", sls]  # fmt: skip
+        summary = _salt_json(ctx, cmd, f"salt-call --local state.apply {sls}")
+        total += summary.total
+        changed += len(summary.changed)
+    return PhaseResult(bool(changed), f"{total} states, {changed} changed")
+
+
+def phase_salt_master(ctx: Context) -> PhaseResult:
+    """Wait (bounded) for the master to answer and the minion's key to reach it."""
+    deadline = time.monotonic() + WAIT_KEY_SECONDS
+    names = {
+        d: os.path.join(MASTER_PKI, d, ctx.minion_id)
+        for d in ("minions", "minions_pre", "minions_rejected", "minions_denied")
+    }
+    while True:
+        for state in ("minions_rejected", "minions_denied"):
+            if os.path.exists(names[state]):
+                raise BootstrapError(
+                    f"the master holds the key of {ctx.minion_id} in {state}; delete it "
+                    f"(salt-key -d {ctx.minion_id}) and run bootstrap.sh again"
+                )
+        if os.path.exists(names["minions"]) or os.path.exists(names["minions_pre"]):
+            state = "accepted" if os.path.exists(names["minions"]) else "waiting for acceptance"
+            return PhaseResult(False, f"key of {ctx.minion_id} {state}")
+        if time.monotonic() > deadline:
+            raise BootstrapError(
+                f"waited {WAIT_KEY_SECONDS}s for salt-minion {ctx.minion_id} to send its key to the "
+                f"master at {ctx.control_plane_ip}:4506; see systemctl status salt-master salt-minion "
+                "and /var/log/salt/minion"
+            )
+        time.sleep(1)
+
+
+def phase_orchestrate(ctx: Context) -> PhaseResult:
+    pillar = json.dumps({"kubesalt_bootstrap": {"minion": ctx.minion_id}})
+    cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
+           "kubesalt.orchestrate.bootstrap", f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
+    summary = _salt_json(ctx, cmd, "salt-run state.orchestrate kubesalt.orchestrate.bootstrap")
+    return PhaseResult(
+        bool(summary.changed), f"{summary.total} states, {len(summary.changed)} changed"
+    )
+
+
+PHASES = (
+    Phase("preflight", "check root, OS, bootstrap.yaml, addresses, ports, disk", phase_preflight),
+    Phase("archive", "mount or register the archive", phase_archive),
+    Phase("repository", "local apt repository from the archive (file://)", phase_repository),
+    Phase(
+        "salt-install",
+        f"Salt and kubesalt from the archive's wheels into {services.VENV}",
+        phase_salt_install,
+    ),
+    Phase("salt-minion", "configure salt-minion (local mode first)", phase_salt_minion),
+    Phase(
+        "bootstrap-states",
+        "salt-call --local state.apply kubesalt.node, then kubesalt.roles.bootstrap",
+        phase_local_states,
+    ),
+    Phase("salt-master", "salt-master up, the minion's key submitted", phase_salt_master),
+    Phase(
+        "orchestrate",
+        "salt-run state.orchestrate kubesalt.orchestrate.bootstrap",
+        phase_orchestrate,
+    ),
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bootstrap.sh",
+        description="Make this machine the kubesalt bootstrap node (docs/bootstrap.md).",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="print the commands and each state")
+    p.add_argument(
+        "--log-file", default=DEFAULT_LOG, help=f"log of everything (default {DEFAULT_LOG})"
+    )
+    p.add_argument(
+        "--skip-phases",
+        metavar="A,B",
+        help="phases to skip, comma-separated: " + ", ".join(ph.name for ph in PHASES),
+    )
+    p.add_argument(
+        "--config",
+        default=kconfig.DEFAULT_PATH,
+        help=f"bootstrap.yaml (default {kconfig.DEFAULT_PATH})",
+    )
+    p.add_argument(
+        "--archive",
+        help="the ISO or extracted ISO directory to bootstrap from (default: archives[0])",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        skip = parse_skip(args.skip_phases, PHASES)
+    except UsageError as err:
+        print(f"bootstrap.sh: {err}", file=sys.stderr)
+        return 2
+    try:
+        log = Log(args.log_file, args.verbose)
+    except OSError as err:
+        print(
+            f"bootstrap.sh: --log-file {args.log_file}: cannot be written ({err.strerror})",
+            file=sys.stderr,
+        )
+        return 2
+    # bootstrap.sh puts this package (unpacked from the archive) on PYTHONPATH for this
+    # process only: pip and Salt must see their own virtualenv, not these copies.
+    os.environ.pop("PYTHONPATH", None)
+    ctx = Context(args=args, log=log, system=System(log))
+    log.file(f"bootstrap.sh {' '.join(argv if argv is not None else sys.argv[1:])}")
+    start = time.monotonic()
+    try:
+        if "preflight" in skip:
+            # Later phases need the configuration and the address even when the checks are skipped.
+            ctx.cfg = kconfig.load_file(args.config)
+            ctx.archive_sources = _archive_sources(args, ctx.cfg)
+            _, chosen = preflight.check_addresses(ctx.cfg, host_addresses())
+            ctx.control_plane_ip = chosen.get("controlPlane", "")
+        if skip & {"archive"} and not skip >= {
+            "archive",
+            "repository",
+            "salt-install",
+            "salt-minion",
+        }:
+            ctx.archives = karchive.load_register()
+            ctx.current = ctx.archives[0] if ctx.archives else None
+            if ctx.current is None:
+                raise PhaseError(
+                    "archive",
+                    f"skipped, but {karchive.REGISTER} is empty: run without skipping it once",
+                )
+        report = run_phases(PHASES, ctx, skip, announce=log.say)
+    except PhaseError as err:
+        log.say(f"bootstrap.sh: {err}")
+        log.say(
+            f"bootstrap.sh: stopped after {time.monotonic() - start:.1f}s; log: {args.log_file}"
+        )
+        log.close()
+        return 1
+    except (BootstrapError, kconfig.InvalidConfig) as err:
+        log.say(f"bootstrap.sh: error: {err}")
+        log.close()
+        return 1
+    total = time.monotonic() - start
+    verdict = "changes made" if report.changed else "no changes"
+    log.say(f"bootstrap.sh: done in {total:.1f}s: {verdict}. Log: {args.log_file}")
+    log.close()
+    return 0

@@ -1,0 +1,195 @@
+"""Configuration of the bootstrap node's services, as data and text.
+
+One function per file: bootstrap.sh writes the minion configuration with it before Salt
+runs, and the Salt states (through `kubesalt_bootstrap`) write the same files from the
+same functions, so a second run finds them unchanged.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from kubesalt.bootstrap.archive import PILLAR_DIR, SALT_DIR, Archive
+
+VENV = "/opt/kubesalt/salt"
+SALT_COMMANDS = (
+    "salt",
+    "salt-call",
+    "salt-cp",
+    "salt-key",
+    "salt-master",
+    "salt-minion",
+    "salt-run",
+)
+MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
+MASTER_CONFIG = "/etc/salt/master.d/kubesalt.conf"
+CONFIG_PATH = "/etc/kubesalt/bootstrap.yaml"
+INVENTORY_DIR = "/etc/kubesalt/nodes"
+REGISTRY_ADDRESS = "127.0.0.1:5000"
+REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
+REGISTRY_STORAGE = "/var/lib/docker-registry"
+NGINX_CONFIG = "/etc/nginx/conf.d/kubesalt.conf"
+REPOSITORY_PORT = 8443  # port-matrix entry "repository"
+PKI_DIR = "/etc/kubesalt/pki"
+REPOSITORY_CERT = f"{PKI_DIR}/repository.crt"
+REPOSITORY_KEY = f"{PKI_DIR}/repository.key"
+MANAGED = "# Managed by kubesalt ({what}); changes here are overwritten.\n"
+
+
+def _roots(archives: list[Archive]) -> tuple[dict, dict]:
+    file_roots = {a.saltenv: [a.path(SALT_DIR)] for a in archives}
+    pillar_roots = {a.saltenv: [a.path(PILLAR_DIR)] for a in archives}
+    return file_roots, pillar_roots
+
+
+def _ext_pillar(config_path: str) -> list[dict]:
+    """The configuration with the inventory's roles, then (reading them, for the CA minion
+    only) the x509 signing policies: the order matters."""
+    return [
+        {"kubesalt": {"config": config_path, "inventory": INVENTORY_DIR}},
+        {"kubesalt_pki": {}},
+    ]
+
+
+def _dump(what: str, data: dict) -> str:
+    return MANAGED.format(what=what) + yaml.safe_dump(
+        data, sort_keys=True, default_flow_style=False
+    )
+
+
+def minion_config(
+    minion_id: str,
+    master_ip: str,
+    archives: list[Archive],
+    current: Archive,
+    config_path: str = CONFIG_PATH,
+) -> str:
+    """/etc/salt/minion.d/kubesalt.conf of the bootstrap node.
+
+    It serves both modes: `salt-call --local` (bootstrap.sh) uses file_roots, pillar_roots,
+    module_dirs and ext_pillar from it; the salt-minion daemon talks to the master.
+    """
+    file_roots, pillar_roots = _roots(archives)
+    data = {
+        "id": minion_id,
+        "master": master_ip,
+        "saltenv": current.saltenv,
+        "pillarenv": current.saltenv,
+        "file_roots": file_roots,
+        "pillar_roots": pillar_roots,
+        "module_dirs": [current.path(SALT_DIR)],
+        "ext_pillar": _ext_pillar(config_path),
+        # Bounded retries instead of Salt's defaults (DESIGN.md §1: slow restarts).
+        "acceptance_wait_time": 5,
+        "acceptance_wait_time_max": 30,
+        "auth_timeout": 30,
+        "log_level_logfile": "info",
+    }
+    return _dump("state kubesalt.salt.minion, bootstrap.sh", data)
+
+
+def master_config(
+    interface: str,
+    ca_minion: str,
+    archives: list[Archive],
+    current: Archive,
+    config_path: str = CONFIG_PATH,
+) -> str:
+    """/etc/salt/master.d/kubesalt.conf: bound to the control-plane IP, no auto-accept,
+    peer publication limited to x509 remote signing and the service-account key
+    (salt-3008.md, docs/pki.md)."""
+    file_roots, pillar_roots = _roots(archives)
+    data = {
+        "interface": interface,
+        "auto_accept": False,
+        "file_roots": file_roots,
+        "pillar_roots": pillar_roots,
+        "top_file_merging_strategy": "same",
+        "module_dirs": [current.path(SALT_DIR)],
+        "ext_pillar": _ext_pillar(config_path),
+        # Nodes ask the CA minion to sign their CSRs and for the service-account key
+        # (kubesalt.pki); the signing policies decide who gets what.
+        "peer": {".*": ["x509.sign_remote_certificate", "kubesalt_kubeadm.service_account_key"]},
+        "peer_run": {ca_minion: ["match.compound_matches"]},
+        "timeout": 30,
+        "log_level_logfile": "info",
+    }
+    return _dump("state kubesalt.salt.master", data)
+
+
+def systemd_unit(program: str, description: str, kill_mode: str = "control-group") -> str:
+    """The unit of salt-master or salt-minion, running from the kubesalt virtualenv.
+
+    The minion's KillMode=process lets a state restart the minion without killing the
+    run in progress (as Salt's own unit does).
+    """
+    return (
+        MANAGED.format(what="state kubesalt.salt")
+        + f"[Unit]\nDescription={description}\nAfter=network-online.target\n"
+        + "Wants=network-online.target\n\n"
+        + f"[Service]\nType=notify\nNotifyAccess=all\nExecStart={VENV}/bin/{program}\n"
+        + "LimitNOFILE=8192\nRestart=on-failure\nRestartSec=3\n"
+        + f"KillMode={kill_mode}\n\n"
+        + "[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def registry_config(address: str = REGISTRY_ADDRESS, storage: str = REGISTRY_STORAGE) -> str:
+    """distribution's config.yml: loopback only (nginx fronts it), no auth (nginx's TLS
+    and the firewall guard it), deletes disabled (images come only from archives)."""
+    data = {
+        "version": 0.1,
+        "log": {"level": "info", "fields": {"service": "registry"}},
+        "storage": {
+            "filesystem": {"rootdirectory": storage},
+            "cache": {"blobdescriptor": "inmemory"},
+            "delete": {"enabled": False},
+        },
+        "http": {"addr": address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    }
+    return _dump("state kubesalt.registry.configured", data)
+
+
+def nginx_config(listen_ip: str, archives: list[Archive], port: int = REPOSITORY_PORT) -> str:
+    """nginx: TLS on the control-plane IP; each archive under /<saltenv>/ (repositories,
+    wheels, keys, read-only), and /v2/ proxied to the registry on loopback."""
+    lines = [
+        MANAGED.format(what="state kubesalt.nginx.configured").rstrip("\n"),
+        "server {",
+        f"    listen {listen_ip}:{port} ssl;",
+        "    server_name _;",
+        f"    ssl_certificate {REPOSITORY_CERT};",
+        f"    ssl_certificate_key {REPOSITORY_KEY};",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    access_log /var/log/nginx/kubesalt-access.log;",
+        "    error_log /var/log/nginx/kubesalt-error.log;",
+        "    location = / {",
+        "        return 404;",
+        "    }",
+    ]
+    for archive in sorted(archives, key=lambda a: a.saltenv):
+        lines += [
+            f"    location /{archive.saltenv}/ {{",
+            f"        alias {archive.root.rstrip('/')}/;",
+            "        autoindex on;",
+            "        limit_except GET HEAD {",
+            "            deny all;",
+            "        }",
+            "    }",
+        ]
+    lines += [
+        "    location /v2/ {",
+        f"        proxy_pass http://{REGISTRY_ADDRESS};",
+        "        proxy_set_header Host $http_host;",
+        "        proxy_set_header X-Forwarded-Proto https;",
+        "        proxy_read_timeout 900;",
+        "        client_max_body_size 0;",
+        "        chunked_transfer_encoding on;",
+        "        limit_except GET HEAD {",
+        "            deny all;",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"

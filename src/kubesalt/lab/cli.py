@@ -1,0 +1,254 @@
+"""`scripts/lab.sh up | down | status | exec NODE CMD...` (docs/lab.md)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kubesalt import config as kconfig
+from kubesalt.lab import host, model
+from kubesalt.lab.model import LabError
+
+PROJECT = Path(__file__).resolve().parents[3]
+LAB_CONFIG = PROJECT / "scripts" / "lab" / "bootstrap.yaml"
+ISO_OUT = os.path.join(model.CACHE_DIR, "iso")
+ISO_CACHE = os.path.join(model.CACHE_DIR, "iso-cache")
+
+
+def say(text: str) -> None:
+    print(f"lab: {text}", flush=True)
+
+
+class Steps:
+    """Timed steps, printed as they end (the lab's own timings, for docs/benchmarks.md)."""
+
+    def __init__(self):
+        self.timings: list[tuple[str, float]] = []
+
+    def run(self, name: str, func, *args):
+        say(f"{name} ...")
+        start = time.monotonic()
+        result = func(*args)
+        seconds = time.monotonic() - start
+        self.timings.append((name, seconds))
+        say(f"{name}: done in {seconds:.1f}s")
+        return result
+
+
+def build_iso() -> str:
+    """Build the `lab` flavour ISO with iso/build (artifacts cached in ISO_CACHE), or take
+    the ISO named by $KUBESALT_LAB_ISO (an ISO built before, to iterate faster)."""
+    given = os.environ.get("KUBESALT_LAB_ISO")
+    if given:
+        if not os.path.isfile(given):
+            raise LabError(f"KUBESALT_LAB_ISO={given}: no such file; unset it to build the ISO")
+        say(f"using the ISO {given} (KUBESALT_LAB_ISO)")
+        return given
+    os.makedirs(ISO_CACHE, exist_ok=True)
+    cmd = [sys.executable, str(PROJECT / "iso" / "build"), "--flavour", "lab", "--out", ISO_OUT,
+           "--from", ISO_CACHE, "--fill-cache"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log = os.path.join(model.CACHE_DIR, "iso-build.log")
+    Path(log).write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise LabError(
+            f"iso/build --flavour lab failed (exit {result.returncode}); full log {log}:\n{tail}"
+        )
+    isos = sorted(glob.glob(os.path.join(ISO_OUT, "*.iso")), key=os.path.getmtime)
+    if not isos:
+        raise LabError(f"iso/build wrote no ISO in {ISO_OUT}; see {log}")
+    return isos[-1]
+
+
+def prepare_node(node: model.Node, lower: str, seed: str, iso: str) -> str:
+    root = host.overlay_mount(node.name, lower)
+    host.write_node_files(root, node, seed)
+    if node.bootstrap:
+        target = root + model.ARCHIVE_DIR
+        os.makedirs(target, exist_ok=True)
+        host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
+                 what=f"extract {iso} into {node.name}")  # fmt: skip
+        # xorriso keeps the ISO's read-only modes; the tree stays as on the ISO.
+        dest = Path(root + model.CONFIG_DEST)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(LAB_CONFIG, dest)
+    return root
+
+
+def boot_nodes(state: dict, lower: str, iso: str) -> None:
+    for node in model.NODES:
+        root = prepare_node(node, lower, state["seed"], iso)
+        launcher = host.boot(node, root)
+        state["nodes"][node.name] = {"launcher": launcher, "root": root}
+        host.save_state(state)
+    for node in model.NODES:
+        entry = state["nodes"][node.name]
+        entry["leader"] = host.wait_booted(node.name, entry["launcher"])
+        host.save_state(state)
+
+
+def leader_of(name: str, state: dict | None = None) -> int:
+    state = state if state is not None else host.load_state()
+    entry = state.get("nodes", {}).get(name)
+    if not entry:
+        raise LabError(
+            f"node {name!r} is not up (lab.sh status); nodes: {', '.join(n.name for n in model.NODES)}"
+        )
+    pid = host.leader(entry["launcher"])
+    if not pid:
+        raise LabError(
+            f"node {name!r}: its systemd-nspawn (pid {entry['launcher']}) is gone; run lab.sh down, then up"
+        )
+    return pid
+
+
+def exec_in(name: str, cmd: list[str], capture: bool = False, check: bool = False, timeout=None):
+    full = host.nsenter_command(leader_of(name), cmd)
+    return subprocess.run(full, capture_output=capture, text=True, check=check, timeout=timeout)
+
+
+def run_bootstrap(extra: list[str] | None = None) -> float:
+    node = next(n for n in model.NODES if n.bootstrap)
+    start = time.monotonic()
+    result = exec_in(node.name, [f"{model.ARCHIVE_DIR}/bootstrap.sh", *(extra or [])])
+    if result.returncode != 0:
+        raise LabError(
+            f"bootstrap.sh failed on {node.name} (exit {result.returncode}); see its log: "
+            f"lab.sh exec {node.name} cat /var/log/kubesalt/bootstrap.log"
+        )
+    return time.monotonic() - start
+
+
+def rows() -> list[dict]:
+    state = host.load_state()
+    out = []
+    for node in model.NODES:
+        row = {
+            "name": node.name,
+            "roles": node.roles,
+            "ip": node.ip,
+            "state": "down",
+            "services": [],
+        }
+        entry = state.get("nodes", {}).get(node.name)
+        pid = host.leader(entry["launcher"]) if entry else None
+        if pid:
+            result = subprocess.run(host.nsenter_command(pid, ["systemctl", "is-system-running"]),
+                                    capture_output=True, text=True, check=False)  # fmt: skip
+            row["state"] = result.stdout.strip() or "unknown"
+            wanted = [s for role in node.roles for s in model.SERVICES.get(role, ())]
+            if wanted:
+                result = subprocess.run(host.nsenter_command(pid, ["systemctl", "is-active", *wanted]),
+                                        capture_output=True, text=True, check=False)  # fmt: skip
+                states = result.stdout.split()
+                row["services"] = [
+                    s for s, st in zip(wanted, states, strict=False) if st == "active"
+                ]
+        out.append(row)
+    return out
+
+
+def cmd_up(args) -> int:
+    problems = model.check_nodes()
+    if problems:
+        raise LabError("the lab's node list is invalid: " + "; ".join(problems))
+    kconfig.load_file(str(LAB_CONFIG))
+    state = host.load_state()
+    if state.get("nodes"):
+        raise LabError(f"a lab is already up (state in {host.STATE_FILE}); run lab.sh down first")
+    total = time.monotonic()
+    steps = Steps()
+    iso = steps.run("build the lab ISO (iso/build --flavour lab)", build_iso)
+    lower = steps.run("rootfs (mmdebstrap, cached by package list)", host.rootfs, say)
+    state = {"seed": secrets.token_hex(8), "bridge": model.BRIDGE, "nodes": {}, "iso": iso}
+    host.save_state(state)
+    steps.run(
+        f"bridge {model.BRIDGE} ({model.SUBNET}, no host address, no route out)", host.bridge_up
+    )
+    steps.run(f"boot nodes {', '.join(n.name for n in model.NODES)}", boot_nodes, state, lower, iso)
+    if not args.no_bootstrap:
+        steps.run("bootstrap.sh on the bootstrap node", run_bootstrap)
+    seconds = time.monotonic() - total
+    state["timings"] = steps.timings + [("total", seconds)]
+    host.save_state(state)
+    print(model.table(rows()))
+    say(f"up in {seconds:.1f}s; run commands with: scripts/lab.sh exec NODE CMD...")
+    return 0
+
+
+def cmd_down(_args) -> int:
+    state = host.load_state()
+    removed = []
+    for name, entry in sorted(state.get("nodes", {}).items()):
+        host.stop(entry["launcher"])
+        removed.append(f"node {name}")
+    base = os.path.join(model.STATE_DIR, "nodes")
+    removed += [f"mount {m}" for m in host.unmount_all(base)]
+    for node in model.NODES:
+        if host.veth_down(node.name):
+            removed.append(f"veth vb-{node.name}")
+    for hierarchy in host.CGROUP_HIERARCHIES:
+        path = os.path.join(host.CGROUP_ROOT, hierarchy, model.NAME)
+        if os.path.isdir(path):
+            host.cgroup_remove(path)
+            removed.append(f"cgroup {path}")
+    if host.bridge_down(state.get("bridge", model.BRIDGE)):
+        removed.append(f"bridge {model.BRIDGE}")
+    if host.mounts_under(base):
+        raise LabError(f"mounts remain under {base}: {', '.join(host.mounts_under(base))}")
+    if os.path.isdir(model.STATE_DIR):
+        shutil.rmtree(model.STATE_DIR)
+        removed.append(f"directory {model.STATE_DIR}")
+    say("removed " + (", ".join(removed) if removed else "nothing (no lab was up)"))
+    return 0
+
+
+def cmd_status(_args) -> int:
+    if not host.load_state().get("nodes"):
+        say("no lab is up (scripts/lab.sh up)")
+        return 3
+    print(model.table(rows()))
+    return 0
+
+
+def cmd_exec(args) -> int:
+    if not args.command:
+        raise LabError("lab.sh exec NODE CMD...: give a command")
+    return exec_in(args.node, args.command).returncode
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab.sh", description="The kubesalt lab (docs/lab.md).")
+    sub = p.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="build the ISO and rootfs, boot the nodes, run bootstrap.sh")
+    up.add_argument("--no-bootstrap", action="store_true", help="boot the nodes only")
+    sub.add_parser("down", help="remove everything the lab made")
+    sub.add_parser("status", help="print the nodes and their services")
+    ex = sub.add_parser("exec", help="run a command in a node")
+    ex.add_argument("node")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0:
+        print(
+            "lab.sh: run as root (it mounts overlays, creates a bridge and boots nodes)",
+            file=sys.stderr,
+        )
+        return 2
+    actions = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec}
+    try:
+        return actions[args.action](args)
+    except (LabError, kconfig.InvalidConfig) as err:
+        print(f"lab.sh {args.action}: {err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,323 @@
+"""The lab's side effects on this machine: rootfs, bridge, cgroups, overlays, nodes.
+
+Everything the lab makes is recorded in STATE_DIR/state.json as it is made, so `down`
+removes exactly that (processes by PID, mounts, directories, bridge, cgroups, veths), and
+also what a crashed `up` left behind; it is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from kubesalt.lab import model
+from kubesalt.lab.model import LabError
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_HIERARCHIES = ("systemd", "unified")
+STATE_FILE = os.path.join(model.STATE_DIR, "state.json")
+ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def run(
+    cmd: list[str], what: str, check: bool = True, timeout: float = 1800, **kwargs
+) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        )
+    except FileNotFoundError as err:
+        raise LabError(f"{what}: {cmd[0]} is not installed; run scripts/dev-env.sh") from err
+    except subprocess.TimeoutExpired as err:
+        raise LabError(f"{what}: {' '.join(cmd)} did not finish in {timeout:.0f}s") from err
+    if check and result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-20:])
+        raise LabError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{tail}")
+    return result
+
+
+# -- state ---------------------------------------------------------------------------
+
+
+def load_state() -> dict:
+    try:
+        return json.loads(Path(STATE_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as err:
+        raise LabError(
+            f"{STATE_FILE} is damaged ({err}); remove it and run lab.sh down again"
+        ) from err
+
+
+def save_state(state: dict) -> None:
+    os.makedirs(model.STATE_DIR, exist_ok=True)
+    tmp = STATE_FILE + ".part"
+    Path(tmp).write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, STATE_FILE)
+
+
+# -- rootfs --------------------------------------------------------------------------
+
+
+def rootfs(log) -> str:
+    """The cached rootfs directory, built with mmdebstrap when its key is not cached."""
+    key = model.rootfs_key()
+    path = os.path.join(model.CACHE_DIR, f"rootfs-{key}")
+    if os.path.isfile(os.path.join(path, "etc", "os-release")):
+        log(f"rootfs: cached {path}")
+        return path
+    os.makedirs(model.CACHE_DIR, exist_ok=True)
+    tmp = path + ".part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"rootfs: building {path} with mmdebstrap ({', '.join(model.ROOTFS_PACKAGES)})")
+    os.makedirs(tmp)
+    run(model.mmdebstrap_command(tmp + "/"), what="mmdebstrap", timeout=900)
+    os.replace(tmp, path)
+    return path
+
+
+# -- network -------------------------------------------------------------------------
+
+
+def link_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def bridge_up(bridge: str = model.BRIDGE) -> None:
+    """A bridge with no address on the host side: nodes reach each other, nothing else."""
+    if not link_exists(bridge):
+        run(["ip", "link", "add", bridge, "type", "bridge"], what=f"create bridge {bridge}")
+    run(["ip", "link", "set", bridge, "up"], what=f"bring up bridge {bridge}")
+    addresses = run(
+        ["ip", "-j", "addr", "show", "dev", bridge], what="list bridge addresses"
+    ).stdout
+    for link in json.loads(addresses or "[]"):
+        for info in link.get("addr_info", []):
+            if info.get("family") == "inet":
+                raise LabError(
+                    f"bridge {bridge} has the host address {info['local']}: the lab bridge must have "
+                    f"none (no way out); run lab.sh down, then up"
+                )
+    # Bridged frames must not be passed to the host's iptables (no forwarding, no NAT).
+    for knob in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        path = f"/proc/sys/net/bridge/{knob}"
+        if os.path.exists(path) and Path(path).read_text().strip() != "0":
+            Path(path).write_text("0")
+    Path(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding").write_text("0")
+
+
+def bridge_down(bridge: str = model.BRIDGE) -> bool:
+    if link_exists(bridge):
+        run(["ip", "link", "del", bridge], what=f"delete bridge {bridge}")
+        return True
+    return False
+
+
+def veth_down(name: str) -> bool:
+    veth = f"vb-{name}"
+    if link_exists(veth):
+        run(["ip", "link", "del", veth], what=f"delete veth {veth}", check=False)
+        return True
+    return False
+
+
+# -- cgroups -------------------------------------------------------------------------
+
+
+def cgroup_dirs(name: str) -> list[str]:
+    return [os.path.join(CGROUP_ROOT, h, model.NAME, name) for h in CGROUP_HIERARCHIES]
+
+
+def cgroup_create(name: str) -> list[str]:
+    dirs = []
+    for path in cgroup_dirs(name):
+        if os.path.isdir(os.path.dirname(os.path.dirname(path))):
+            os.makedirs(path, exist_ok=True)
+            dirs.append(path)
+    return dirs
+
+
+def cgroup_remove(path: str) -> None:
+    """Remove a cgroup directory tree, deepest first (cgroupfs needs rmdir per level)."""
+    if not os.path.isdir(path):
+        return
+    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda item: -item[0].count("/")):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)
+
+
+# -- nodes ---------------------------------------------------------------------------
+
+
+def node_dir(name: str) -> str:
+    return os.path.join(model.STATE_DIR, "nodes", name)
+
+
+def overlay_mount(name: str, lower: str) -> str:
+    base = node_dir(name)
+    upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "root"))
+    for d in (upper, work, merged):
+        os.makedirs(d, exist_ok=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    run(
+        ["mount", "-t", "overlay", f"lab-{name}", "-o", options, merged],
+        what=f"mount the overlay of {name}",
+    )
+    return merged
+
+
+def write_node_files(root: str, node: model.Node, seed: str, nodes=model.NODES) -> None:
+    files = {
+        model.NETWORK_FILE: model.network_file(node.ip),
+        "/etc/hostname": node.name + "\n",
+        "/etc/hosts": model.hosts_file(nodes),
+        "/etc/machine-id": model.machine_id(node.name, seed) + "\n",
+        "/usr/sbin/policy-rc.d": model.POLICY_RC_D,
+    }
+    for path, content in files.items():
+        target = Path(root + path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    Path(root + "/usr/sbin/policy-rc.d").chmod(0o755)
+
+
+def _enter_cgroups(dirs: list[str]):
+    def move() -> None:
+        for path in dirs:
+            with open(os.path.join(path, "cgroup.procs"), "w") as stream:
+                stream.write(str(os.getpid()))
+
+    return move
+
+
+def boot(node: model.Node, root: str) -> int:
+    """Start systemd-nspawn for a node in its own cgroup; return the launcher's PID."""
+    dirs = cgroup_create(node.name)
+    console = open(os.path.join(node_dir(node.name), "console.log"), "ab")  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            model.nspawn_command(node.name, root),
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_enter_cgroups(dirs),  # noqa: PLW1509 (needed: cgroup before exec)
+            start_new_session=True,
+        )
+    finally:
+        console.close()
+    return proc.pid
+
+
+def leader(launcher: int) -> int | None:
+    """The node's PID 1 (systemd): the child of the systemd-nspawn launcher."""
+    try:
+        children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+    except OSError:
+        return None
+    for child in children:
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                return int(child)
+        except OSError:
+            continue
+    return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def nsenter_command(leader_pid: int, cmd: list[str], env: dict | None = None) -> list[str]:
+    """A command run inside a node: all its namespaces, a clean environment."""
+    variables = {
+        "PATH": ENV_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TERM": os.environ.get("TERM", "dumb"),
+    }
+    variables.update(env or {})
+    return [
+        "nsenter",
+        "-t",
+        str(leader_pid),
+        "-a",
+        "--",
+        "/usr/bin/env",
+        "-i",
+        *[f"{k}={v}" for k, v in variables.items()],
+        *cmd,
+    ]
+
+
+def wait_booted(name: str, launcher: int, timeout: float = 90) -> int:
+    """Wait until the node's systemd reports running (or degraded); return its leader PID."""
+    deadline = time.monotonic() + timeout
+    state = "not started"
+    while time.monotonic() < deadline:
+        if not alive(launcher):
+            log = os.path.join(node_dir(name), "console.log")
+            raise LabError(f"node {name}: systemd-nspawn exited during boot; see {log}")
+        pid = leader(launcher)
+        if pid:
+            result = subprocess.run(
+                nsenter_command(pid, ["systemctl", "is-system-running"]),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            state = result.stdout.strip() or state
+            if state in ("running", "degraded"):
+                return pid
+        time.sleep(0.5)
+    raise LabError(f"node {name}: not booted after {timeout:.0f}s (systemd state {state!r})")
+
+
+def stop(launcher: int, timeout: float = 30) -> None:
+    """Power a node off (SIGTERM to nspawn asks its systemd to shut down), then SIGKILL."""
+    if not alive(launcher):
+        return
+    os.kill(launcher, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(launcher):
+            return
+        time.sleep(0.3)
+    os.killpg(launcher, signal.SIGKILL)
+    time.sleep(0.5)
+
+
+def mounts_under(base: str) -> list[str]:
+    """Mount points under `base`, deepest first."""
+    found = []
+    with open("/proc/self/mounts", encoding="utf-8") as stream:
+        for line in stream:
+            where = line.split()[1].replace("\\040", " ")
+            if where == base or where.startswith(base.rstrip("/") + "/"):
+                found.append(where)
+    return sorted(found, key=lambda p: -p.count("/"))
+
+
+def unmount_all(base: str) -> list[str]:
+    done = []
+    for where in mounts_under(base):
+        result = run(["umount", where], what=f"unmount {where}", check=False)
+        if result.returncode != 0:
+            run(["umount", "-l", where], what=f"unmount {where}")
+        done.append(where)
+    return done

@@ -1,0 +1,127 @@
+"""Unit tests of the lab's pure parts (kubesalt.lab.model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubesalt.lab import model
+
+
+def test_the_lab_node_list_is_valid():
+    assert model.check_nodes() == []
+    assert [n.name for n in model.NODES if n.bootstrap] == ["bootstrap"]
+    assert all(n.ip.startswith("198.51.100.") for n in model.NODES)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "problem"),
+    [
+        (
+            (
+                model.Node("bootstrap", "198.51.100.10", bootstrap=True),
+                model.Node("w", "192.0.2.5"),
+            ),
+            "not a host address of 198.51.100.0/24",
+        ),
+        (
+            (
+                model.Node("bootstrap", "198.51.100.10", bootstrap=True),
+                model.Node("w", "198.51.100.10"),
+            ),
+            "used twice",
+        ),
+        (
+            (
+                model.Node("bootstrap", "198.51.100.10", bootstrap=True),
+                model.Node("w", "198.51.100.100"),
+            ),
+            "or is the VIP",
+        ),
+        ((model.Node("b", "198.51.100.10"),), "exactly one node must be the bootstrap node"),
+        ((model.Node("a-very-long-name", "198.51.100.10", bootstrap=True),), "at most 11 letters"),
+        ((model.Node("b", "198.51.100.255", bootstrap=True),), "not a host address"),
+    ],
+)
+def test_check_nodes_refuses(nodes, problem):
+    assert any(problem in p for p in model.check_nodes(nodes))
+
+
+def test_node_lookup():
+    assert model.node("worker1").ip == "198.51.100.20"
+    with pytest.raises(model.LabError, match="nodes: bootstrap, worker1"):
+        model.node("cp9")
+
+
+def test_rootfs_key_depends_on_the_package_list_only_as_a_set():
+    base = model.rootfs_key()
+    assert model.rootfs_key(tuple(reversed(model.ROOTFS_PACKAGES))) == base
+    assert model.rootfs_key((*model.ROOTFS_PACKAGES, "curl")) != base
+    assert model.rootfs_key(suite="trixie") != base
+
+
+def test_rootfs_holds_nothing_of_ours():
+    assert set(model.ROOTFS_PACKAGES) == {
+        "ca-certificates", "dbus", "iproute2", "netbase", "openssh-server", "python3", "systemd", "systemd-sysv",
+    }  # fmt: skip
+    cmd = model.mmdebstrap_command("/tmp/r/")
+    assert cmd[:3] == ["mmdebstrap", "--quiet", "--variant=apt"]
+    assert cmd[-3:] == ["bookworm", "/tmp/r/", "deb http://deb.debian.org/debian bookworm main"]
+    assert model.POLICY_RC_D.endswith("exit 0\n")
+    assert not any("kubesalt" in part for part in cmd)
+
+
+def test_network_file_has_no_gateway_and_no_dhcp():
+    text = model.network_file("198.51.100.20")
+    assert "Name=host0" in text
+    assert "Address=198.51.100.20/24" in text
+    assert "DHCP=no" in text
+    assert "Gateway" not in text
+    assert model.NETWORK_FILE.startswith("/etc/systemd/network/10-")
+
+
+def test_hosts_file_names_every_node():
+    assert "198.51.100.10 bootstrap\n198.51.100.20 worker1\n" in model.hosts_file()
+
+
+def test_machine_id_is_stable_per_lab_and_node():
+    assert model.machine_id("a", "s") == model.machine_id("a", "s")
+    assert model.machine_id("a", "s") != model.machine_id("b", "s")
+    assert len(model.machine_id("a", "s")) == 32
+
+
+def test_nspawn_command_for_a_host_without_systemd():
+    cmd = model.nspawn_command("worker1", "/var/lib/kubesalt-lab/nodes/worker1/root")
+    for flag in (
+        "--boot",
+        "--register=no",
+        "--keep-unit",
+        "--network-bridge=ksbr0",
+        "--machine=worker1",
+    ):
+        assert flag in cmd
+
+
+def test_table():
+    text = model.table(
+        [
+            {
+                "name": "bootstrap",
+                "roles": ("bootstrap", "ca"),
+                "ip": "198.51.100.10",
+                "state": "running",
+                "services": ["nginx"],
+            },
+            {
+                "name": "worker1",
+                "roles": (),
+                "ip": "198.51.100.20",
+                "state": "down",
+                "services": [],
+            },
+        ]
+    )
+    assert text.splitlines() == [
+        "NODE       ROLES         IP             STATE    SERVICES UP",
+        "bootstrap  bootstrap,ca  198.51.100.10  running  nginx",
+        "worker1    -             198.51.100.20  down     -",
+    ]
