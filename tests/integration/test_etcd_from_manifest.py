@@ -14,117 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 import pytest
-import yaml
 
-from kubesalt.kubeadm import pki, render
+from kubesalt.kubeadm import pki
 from kubesalt.kubeadm.files import write_tree
-from kubesalt.kubeadm.model import Layout, Node
+from kubesalt.kubeadm.model import Node
+from tests.integration.etcd_cluster import CP, WAIT, EtcdNode, bridge, config
 from tests.integration.netns import Namespaces, ip
 
 pytestmark = pytest.mark.integration
-
-CP = frozenset({"control-plane", "etcd", "node"})
-REGISTRY = "https://10.0.0.10:5000"
-WAIT = 20  # seconds, for any single condition
-
-
-def config(algorithm: str) -> dict:
-    return {
-        "networks": {
-            "controlPlane": {"cidr": ["10.0.0.0/24"]},
-            "workloadPlane": {"cidr": ["10.0.0.0/24"], "mtu": None},
-            "pods": "10.233.0.0/16",
-            "services": "10.96.0.0/12",
-        },
-        "apiServer": {
-            "host": "10.0.0.100",
-            "port": 6443,
-            "keepalived": {"enabled": True, "virtualRouterId": 51, "authPassword": None},
-        },
-        "ca": {"minion": "cp1"},
-        "archives": [],
-        "kubernetes": {"version": None, "clusterName": "kubernetes", "dnsDomain": "cluster.local"},
-        "proxies": {"http": None, "https": None, "noProxy": []},
-        "firewall": {"enabled": True},
-        "pki": {
-            "algorithm": algorithm,
-            "certificateValidityDays": 365,
-            "caCertificateValidityDays": 3650,
-        },
-    }
-
-
-class EtcdNode:
-    """One rendered node: its files under `root` and its etcd process in namespace `ns`."""
-
-    def __init__(self, cfg, node: Node, authorities, root, ns: str):
-        self.node, self.ns, self.layout = node, ns, Layout(str(root))
-        write_tree(
-            render.render_node(cfg, node, authorities, registry=REGISTRY, layout=self.layout), "/"
-        )
-        manifest = os.path.join(self.layout.manifests_dir, "etcd.yaml")
-        with open(manifest) as handle:
-            self.command = yaml.safe_load(handle)["spec"]["containers"][0]["command"]
-        self.log_path = os.path.join(str(root), "etcd.log")
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "wb") as log:
-            # `ip netns exec` execs etcd: the PID is etcd's own.
-            self.process = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns, *self.command],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def log(self) -> str:
-        with open(self.log_path, errors="replace") as handle:
-            return handle.read()[-3000:]
-
-    def etcdctl(self, *args: str, endpoints: str | None = None, client="healthcheck-client"):
-        """Run etcdctl in this node's namespace with a rendered client certificate."""
-        pki_dir = self.layout.pki_dir
-        cert = {
-            "healthcheck-client": f"{pki_dir}/etcd/healthcheck-client",
-            "apiserver-etcd-client": f"{pki_dir}/apiserver-etcd-client",
-        }[client]
-        command = [
-            "ip", "netns", "exec", self.ns, "etcdctl",
-            f"--endpoints={endpoints or 'https://127.0.0.1:2379'}",
-            f"--cacert={pki_dir}/etcd/ca.crt", f"--cert={cert}.crt", f"--key={cert}.key",
-            "--dial-timeout=2s", "--command-timeout=4s", *args,
-        ]  # fmt: skip
-        env = {**os.environ, "ETCDCTL_API": "3"}
-        return subprocess.run(command, capture_output=True, text=True, timeout=15, env=env)
-
-    def wait_healthy(self, endpoints: str | None = None) -> subprocess.CompletedProcess:
-        deadline = time.monotonic() + WAIT
-        while True:
-            if self.process and self.process.poll() is not None:
-                pytest.fail(f"etcd on {self.node.name} exited:\n{self.log()}")
-            result = self.etcdctl("endpoint", "health", endpoints=endpoints)
-            if result.returncode == 0:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"etcd on {self.node.name} not healthy after {WAIT}s: {result.stderr}\n"
-                    f"{self.log()}"
-                )
-            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -175,15 +76,6 @@ def test_single_etcd_from_reference_manifest(tmp_path, cluster):
         etcd.stop()
 
 
-def _bridge(ns: Namespaces, nodes: list[str]) -> None:
-    """A bridge in namespace `br` with one veth per node namespace (eth0 there)."""
-    ip("link", "add", "br0", "type", "bridge", netns=ns["br"])
-    ip("link", "set", "br0", "up", netns=ns["br"])
-    for name in nodes:
-        ns.veth("br", f"v-{name}", name, "eth0")
-        ip("link", "set", f"v-{name}", "master", "br0", netns=ns["br"])
-
-
 def _retry(action, what: str) -> subprocess.CompletedProcess:
     """Run `action` until it succeeds, for at most WAIT seconds."""
     deadline = time.monotonic() + WAIT
@@ -220,7 +112,7 @@ def test_three_member_cluster_joined_like_kubeadm(tmp_path, cluster):
     names = ["cp1", "cp2", "cp3"]
     ips = {"cp1": "10.0.0.10", "cp2": "10.0.0.11", "cp3": "10.0.0.12"}
     with Namespaces("br", *names) as ns:
-        _bridge(ns, names)
+        bridge(ns, names)
         for name in names:
             ns.address(name, "eth0", f"{ips[name]}/24")
         cp1 = Node("cp1", ips["cp1"], CP, first=True)
