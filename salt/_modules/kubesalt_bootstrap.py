@@ -11,11 +11,11 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import saltglue as _glue
     from kubesalt import signing_policies as _policies
     from kubesalt.bootstrap import archive as _archive
     from kubesalt.bootstrap import registry as _registry
     from kubesalt.bootstrap import services as _services
-    from kubesalt.errors import KubesaltError
     from kubesalt.kubeadm import certs as _certs
 
     HAS_KUBESALT = True
@@ -31,25 +31,12 @@ def __virtual__():
     return __virtualname__
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
-
-
 def _config():
-    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
-    if not cfg:
-        raise CommandExecutionError(
-            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
-            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
-        )
-    return cfg
+    return _glue.config_from_pillar(__pillar__)  # noqa: F821 (Salt dunder)
 
 
 def _archives():
-    found = _call(_archive.load_register)
+    found = _glue.call(_archive.load_register)
     if not found:
         raise CommandExecutionError(
             f"{_archive.REGISTER} lists no archive: run bootstrap.sh on this node first"
@@ -126,7 +113,7 @@ def minion_config():
         salt-call kubesalt_bootstrap.minion_config
     """
     _config()
-    return _call(
+    return _glue.call(
         _services.minion_config,
         __grains__["id"],  # noqa: F821
         _control_plane_ip(),
@@ -148,7 +135,7 @@ def master_config():
         salt-call kubesalt_bootstrap.master_config
     """
     cfg = _config()
-    return _call(
+    return _glue.call(
         _services.master_config,
         _control_plane_ip(),
         cfg["ca"]["minion"],
@@ -218,7 +205,7 @@ def nginx_config():
 
         salt-call kubesalt_bootstrap.nginx_config
     """
-    return _call(_services.nginx_config, _control_plane_ip(), _archives())
+    return _glue.call(_services.nginx_config, _control_plane_ip(), _archives())
 
 
 def image_layouts():
@@ -254,7 +241,7 @@ def load_images(layout, registry=None, dry_run=False):
         salt-call kubesalt_bootstrap.load_images /srv/kubesalt/kubesalt-0.1.0/images
     """
     client = _registry.Client(registry or f"http://{_services.REGISTRY_ADDRESS}")
-    report = _call(_registry.load_layout, client, layout, dry_run=dry_run)
+    report = _glue.call(_registry.load_layout, client, layout, dry_run=dry_run)
     return {
         "pushed": report.pushed,
         "present": report.present,
@@ -276,7 +263,7 @@ def ca():
         salt-call kubesalt_bootstrap.ca
     """
     cfg = _config()
-    spec = _call(_certs.ca_specs, cfg)["ca"]
+    spec = _glue.call(_certs.ca_specs, cfg)["ca"]
     return {
         "cert": spec.cert_path,
         "key": spec.key_path,
@@ -285,7 +272,7 @@ def ca():
         "basicConstraints": spec.basic_constraints,
         "keyUsage": "critical, " + ", ".join(spec.key_usage),
         "days_valid": spec.validity_days,
-        "key_args": _call(_policies.key_args, cfg),
+        "key_args": _glue.call(_policies.key_args, cfg),
     }
 
 
@@ -311,5 +298,5 @@ def repository_certificate():
         "subjectAltName": f"DNS:{node}, IP:{ip}",
         "days_valid": days,
         "days_remaining": min(30, max(days - 1, 0)),
-        "key_args": _call(_policies.key_args, cfg),
+        "key_args": _glue.call(_policies.key_args, cfg),
     }

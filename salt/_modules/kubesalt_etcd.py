@@ -15,11 +15,10 @@ import os
 import time
 
 import salt.utils.path
-from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import etcd as _etcd
-    from kubesalt.errors import KubesaltError
+    from kubesalt import saltglue as _glue
     from kubesalt.kubeadm.manifests import etcd_client_url
     from kubesalt.kubeadm.model import Layout, check_node_name
 
@@ -47,13 +46,6 @@ def __virtual__():
     if not salt.utils.path.which("etcdctl"):
         return (False, "etcdctl is not on the PATH (Debian: etcd-client; RHEL: etcd)")
     return __virtualname__
-
-
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
 
 
 def _layout():
@@ -177,7 +169,7 @@ def members(endpoints=None):
 
         salt-call kubesalt_etcd.members
     """
-    return [member.to_dict() for member in _call(lambda: _members(_endpoints(endpoints)))]
+    return [member.to_dict() for member in _glue.call(lambda: _members(_endpoints(endpoints)))]
 
 
 def _add_learner(name, peer_url, endpoints, timeout, interval):
@@ -238,7 +230,7 @@ def add_learner(name, peer_url, endpoints=None, timeout=CHANGE_TIMEOUT, interval
 
         salt-call kubesalt_etcd.add_learner cp2 https://10.0.0.11:2380
     """
-    return _call(_add_learner, name, peer_url, endpoints, timeout, interval)
+    return _glue.call(_add_learner, name, peer_url, endpoints, timeout, interval)
 
 
 def _promote(name, timeout, interval, endpoints, peer_url):
@@ -300,8 +292,8 @@ def promote(name, timeout=60, interval=2, endpoints=None, peer_url=None):
         salt-call kubesalt_etcd.promote cp2 timeout=60
     """
     if peer_url is not None:
-        _call(_check_peer_url, peer_url)
-    return _call(_promote, name, timeout, interval, endpoints, peer_url)
+        _glue.call(_check_peer_url, peer_url)
+    return _glue.call(_promote, name, timeout, interval, endpoints, peer_url)
 
 
 def _remove(name, force, endpoints, peer_url, timeout, interval):
@@ -358,8 +350,8 @@ def remove(name, force=False, endpoints=None, peer_url=None, timeout=CHANGE_TIME
         salt-call kubesalt_etcd.remove cp3 force=True
     """
     if peer_url is not None:
-        _call(_check_peer_url, peer_url)
-    return _call(_remove, name, force, endpoints, peer_url, timeout, interval)
+        _glue.call(_check_peer_url, peer_url)
+    return _glue.call(_remove, name, force, endpoints, peer_url, timeout, interval)
 
 
 def _checked_health(endpoints, cluster):
@@ -381,7 +373,7 @@ def health(endpoints=None, cluster=False):
         salt-call kubesalt_etcd.health
         salt-call kubesalt_etcd.health cluster=True
     """
-    return _call(_checked_health, endpoints, cluster)
+    return _glue.call(_checked_health, endpoints, cluster)
 
 
 def _wait_healthy(endpoints, timeout, interval, cluster):
@@ -431,4 +423,4 @@ def wait_healthy(endpoints=None, timeout=60, interval=2, cluster=False):
 
         salt-call kubesalt_etcd.wait_healthy cluster=True timeout=40
     """
-    return _call(_wait_healthy, endpoints, timeout, interval, cluster)
+    return _glue.call(_wait_healthy, endpoints, timeout, interval, cluster)

@@ -10,7 +10,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from kubesalt import firewall as _firewall
     from kubesalt import ports as _ports
-    from kubesalt.errors import KubesaltError
+    from kubesalt import saltglue as _glue
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the minion's virtualenv
@@ -27,21 +27,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
-
-
 def _config():
-    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
-    if not cfg:
-        raise CommandExecutionError(
-            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
-            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
-        )
-    return cfg
+    return _glue.config_from_pillar(__pillar__)  # noqa: F821 (Salt dunder)
 
 
 def enabled():
@@ -91,7 +78,7 @@ def peers():
     """
     nodes = _config().get("nodes") or {}
     mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
-    return _call(_ports.peers_by_role, nodes, mine)
+    return _glue.call(_ports.peers_by_role, nodes, mine)
 
 
 def rules():
@@ -105,7 +92,7 @@ def rules():
 
         salt '*' kubesalt_firewall.rules
     """
-    found = _call(_ports.node_rules, roles(), _config(), peers())
+    found = _glue.call(_ports.node_rules, roles(), _config(), peers())
     return [
         {
             "protocol": rule.protocol,
@@ -128,7 +115,7 @@ def zone_xml():
 
         salt '*' kubesalt_firewall.zone_xml
     """
-    return _call(_firewall.zone_xml, _config(), roles(), peers())
+    return _glue.call(_firewall.zone_xml, _config(), roles(), peers())
 
 
 def required_free_ports():
@@ -142,7 +129,7 @@ def required_free_ports():
 
         salt '*' kubesalt_firewall.required_free_ports
     """
-    entries = _call(_ports.ports_to_free, roles(), _config())
+    entries = _glue.call(_ports.ports_to_free, roles(), _config())
     return [
         {"name": e.name, "protocol": e.protocol, "port": e.port, "listener": e.listener}
         for e in entries

@@ -10,7 +10,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from kubesalt import keepalived as _keepalived
     from kubesalt import ports as _ports
-    from kubesalt.errors import KubesaltError
+    from kubesalt import saltglue as _glue
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the minion's virtualenv
@@ -28,21 +28,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
-
-
 def _config():
-    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
-    if not cfg:
-        raise CommandExecutionError(
-            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
-            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
-        )
-    return cfg
+    return _glue.config_from_pillar(__pillar__)  # noqa: F821 (Salt dunder)
 
 
 def _node_ip():
@@ -58,7 +45,7 @@ def _node_ip():
 def _settings():
     node_ip = _node_ip()
     interface = __salt__["kubesalt_network.interface_of"](node_ip)  # noqa: F821
-    return _call(
+    return _glue.call(
         _keepalived.settings,
         _config(),
         __grains__["id"],  # noqa: F821
@@ -81,7 +68,7 @@ def control_plane_ips():
     """
     nodes = _config().get("nodes") or {}
     mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
-    return _call(_ports.peers_by_role, nodes, mine).get("control-plane", [])
+    return _glue.call(_ports.peers_by_role, nodes, mine).get("control-plane", [])
 
 
 def settings():
@@ -137,4 +124,4 @@ def check_script():
         salt 'cp-1' kubesalt_keepalived.check_script
     """
     port = _config().get("apiServer", {}).get("port", 6443)
-    return _call(_keepalived.render_check_script, port)
+    return _glue.call(_keepalived.render_check_script, port)

@@ -11,7 +11,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import network as _network
-    from kubesalt.errors import KubesaltError
+    from kubesalt import saltglue as _glue
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the minion's virtualenv
@@ -54,13 +54,6 @@ def _as_list(cidrs):
     return list(cidrs or [])
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
-
-
 def host_addresses():
     """
     List the addresses of this host's interfaces that are up, as "iface address/prefix".
@@ -94,7 +87,7 @@ def get_ip_from_cidrs(cidrs, current_ip=None, exclude=None):
 
         salt '*' kubesalt_network.get_ip_from_cidrs '["198.51.100.0/24", "10.1.0.0/16"]'
     """
-    return _call(
+    return _glue.call(
         _network.select_ip,
         _as_list(cidrs),
         _host_addresses(),
@@ -117,13 +110,8 @@ def plane_ip(plane="controlPlane"):
     """
     if plane not in PLANES:
         raise CommandExecutionError(f"Unknown plane {plane!r}: use one of {', '.join(PLANES)}")
-    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
-    if not cfg:
-        raise CommandExecutionError(
-            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
-            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
-        )
-    return _call(
+    cfg = _glue.config_from_pillar(__pillar__)  # noqa: F821 (Salt dunder)
+    return _glue.call(
         _network.select_ip,
         cfg["networks"][plane]["cidr"],
         _host_addresses(),
@@ -143,7 +131,7 @@ def interface_of(ip):
 
         salt '*' kubesalt_network.interface_of 198.51.100.10
     """
-    return _call(_network.interface_of, ip, _host_addresses())
+    return _glue.call(_network.interface_of, ip, _host_addresses())
 
 
 def mtu_of(ip):
@@ -182,4 +170,4 @@ def service_ip(n=1, cidr=None):
         cidr = __pillar__.get("kubesalt", {}).get("networks", {}).get("services")  # noqa: F821
         if not cidr:
             raise CommandExecutionError("The pillar has no kubesalt:networks:services")
-    return _call(_network.nth_address, cidr, int(n))
+    return _glue.call(_network.nth_address, cidr, int(n))

@@ -138,3 +138,17 @@ def test_ext_pillar_adds_the_inventory_roles(tmp_path):
             "remove or fix it"
         ]
     }
+
+
+def test_saltglue_translates_kubesalt_errors_once():
+    from kubesalt import saltglue
+    from kubesalt.errors import AddressError
+
+    def fails():
+        raise AddressError("no address")
+
+    with pytest.raises(CommandExecutionError, match="^AddressError: no address$"):
+        saltglue.call(fails)
+    assert saltglue.call(lambda a, b=0: a + b, 1, b=2) == 3
+    with pytest.raises(CommandExecutionError, match="The pillar has no 'kubesalt' key"):
+        saltglue.config_from_pillar({})
