@@ -14,3 +14,7 @@
 {%- for role in ['etcd', 'control-plane', 'node'] %}
     - kubesalt.roles.{{ role }}{{ '' if role in roles else '-absent' }}
 {%- endfor %}
+    - kubesalt.firewall
+{%- if 'control-plane' in roles %}
+    - kubesalt.keepalived
+{%- endif %}

@@ -35,3 +35,17 @@ def salt_factories_config():
     root = tempfile.mkdtemp(prefix="ksf", dir="/tmp")
     yield {"root_dir": root, "slow_stop": False}
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab (scripts/lab.sh up), shared by tests/lab and tests/benchmarks: it comes up once
+    per session (about 8 minutes for four nodes) and goes down at the end."""
+    import os
+
+    from tests.lab import session
+
+    if os.geteuid() != 0:
+        pytest.fail("the lab needs root (it boots systemd-nspawn nodes): sudo scripts/test.sh")
+    yield session.acquire()
+    session.release()

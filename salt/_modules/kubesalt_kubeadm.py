@@ -12,6 +12,7 @@ Files live under the grain ``kubesalt_root`` (default ``/``), which only tests a
 set (several minions on one machine).
 """
 
+import dataclasses
 import logging
 import os
 
@@ -110,10 +111,21 @@ def _ips():
     return ips
 
 
+# The etcd members this node joined with (``--initial-cluster``), recorded by the
+# deploy_node orchestration at join time (kubesalt_etcd.add_learner's answer), so that a
+# later join does not rewrite this member's manifest (docs/orchestrations.md).
+INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
+
+
 def _node(cfg, roles=None, ips=None):
     roles = roles if roles is not None else _roles(cfg)
     ips = ips if ips is not None else _ips()
-    return _call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
+    this = _call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
+    joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
+    if joined and this.etcd_members and not this.first:
+        members = tuple((str(name), str(ip)) for name, ip in joined)
+        this = _call(dataclasses.replace, this, etcd_members=members)
+    return this
 
 
 def _is_ca(cfg):

@@ -20,14 +20,6 @@ SECTION = "Bootstrap"
 DOC = session.ROOT / "docs" / "benchmarks.md"
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.fail("the bootstrap benchmark needs root (it boots the lab): sudo scripts/test.sh")
-    yield session.acquire()
-    session.release()
-
-
 def write_section(body: str) -> None:
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     section = f"## {SECTION}\n\n{body.rstrip()}\n"

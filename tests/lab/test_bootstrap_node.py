@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from kubesalt.lab import model
+
 pytestmark = pytest.mark.lab
 
 BOOTSTRAP_IP = "198.51.100.10"
@@ -54,7 +56,8 @@ def test_bootstrap_services_bound_to_the_control_plane_ip(lab):
 
 def test_the_minion_key_was_accepted_by_the_orchestration(lab):
     keys = json.loads(lab.run("bootstrap", "salt-key", "-L", "--out=json").stdout)
-    assert keys["minions"] == ["bootstrap"]
+    # The bootstrap node's own key, and those deploy_node accepted (tests/lab/test_cluster.py).
+    assert keys["minions"] == sorted(n.name for n in model.NODES)
     assert keys["minions_pre"] == []
     master = lab.host("bootstrap").file("/etc/salt/master.d/kubesalt.conf").content_string
     assert "auto_accept: false" in master
@@ -115,21 +118,12 @@ def worker_trusts_the_cluster_ca(lab):
 def test_a_package_installs_on_another_node_from_the_bootstrap_repository_over_tls(
     lab, worker_trusts_the_cluster_ca
 ):
+    """worker1's apt source is the one deploy_node configured (HTTPS, the cluster CA in the
+    system trust store, the archive's key): a package the node lacks installs from it."""
     saltenv = worker_trusts_the_cluster_ca["saltenv"]
-    source = textwrap.dedent(
-        f"""\
-        Types: deb
-        URIs: https://{BOOTSTRAP_IP}:{REPO_PORT}/{saltenv}/deb
-        Suites: kubesalt
-        Components: main
-        Signed-By: /etc/apt/keyrings/kubesalt.gpg
-        """
-    )
-    lab.write("worker1", "/etc/apt/sources.list.d/kubesalt.sources", source)
-    apt = ["-o", f"Acquire::https::CAInfo={CA_ON_WORKER}", "-o", "Dir::Etc::sourcelist=/etc/apt/sources.list.d/kubesalt.sources",
-           "-o", "Dir::Etc::sourceparts=-"]  # fmt: skip
-    lab.run("worker1", "apt-get", *apt, "update")
-    lab.run("worker1", "apt-get", *apt, "install", "-y", "--no-install-recommends", "socat")
+    source = lab.run("worker1", "cat", f"/etc/apt/sources.list.d/{saltenv}.sources").stdout
+    assert f"URIs: https://{BOOTSTRAP_IP}:{REPO_PORT}/{saltenv}/deb" in source
+    lab.run("worker1", "apt-get", "install", "-y", "--no-install-recommends", "socat")
     assert lab.host("worker1").package("socat").is_installed
     policy = lab.run("worker1", "apt-cache", "policy", "socat").stdout
     assert f"https://{BOOTSTRAP_IP}:{REPO_PORT}/{saltenv}/deb kubesalt/main" in policy
@@ -224,6 +218,11 @@ def test_a_bad_bootstrap_yaml_stops_bootstrap_before_any_change(lab):
         """
     )
     lab.write("worker1", "/root/bad.yaml", bad)
+    host = lab.host("worker1")
+    # worker1 is a deployed node by now (deploy_node): what it has must stay as it is.
+    watched = ("/opt/kubesalt", "/etc/salt", "/etc/kubesalt/archives.yaml", "/etc/kubesalt/nodes")
+    existed = {path: host.file(path).exists for path in watched}
+    assert not existed["/etc/kubesalt/archives.yaml"] and not existed["/etc/kubesalt/nodes"]
     before = lab.run(
         "worker1", "sh", "-c", "ls /etc/apt/sources.list.d /etc; dpkg -l | wc -l"
     ).stdout
@@ -239,14 +238,7 @@ def test_a_bad_bootstrap_yaml_stops_bootstrap_before_any_change(lab):
     assert "error in phase preflight" in out
     assert "/root/bad.yaml" in out and "networks.pods" in out and "flannel" in out
     assert "[2/8] archive" not in out
-    host = lab.host("worker1")
-    for path in (
-        "/opt/kubesalt",
-        "/etc/salt",
-        "/etc/kubesalt/archives.yaml",
-        "/etc/kubesalt/nodes",
-    ):
-        assert not host.file(path).exists, path
+    assert {path: host.file(path).exists for path in watched} == existed
     assert (
         lab.run("worker1", "sh", "-c", "ls /etc/apt/sources.list.d /etc; dpkg -l | wc -l").stdout
         == before

@@ -388,9 +388,12 @@ def states(high, function):
 
 def test_configured_state_writes_the_zone_and_the_default_zone():
     xml = firewall.zone_xml(CONFIG, ["node"], {})
-    high = render_sls(
-        "kubesalt.firewall.configured", {}, {"kubesalt_firewall.zone_xml": lambda: xml}
-    )
+    functions = {
+        "kubesalt_firewall.zone_xml": lambda: xml,
+        "config.get": lambda key, default="": "remote" if key == "file_client" else default,
+        "file.file_exists": lambda path: True,
+    }
+    high = render_sls("kubesalt.firewall.configured", {}, functions)
     assert states(high, "file.managed") == {
         "Write the kubesalt firewalld zone from the port matrix": {
             "name": firewall.ZONE_PATH,
@@ -408,6 +411,23 @@ def test_configured_state_writes_the_zone_and_the_default_zone():
     assert re.sub(replace["pattern"], replace["repl"], "DefaultZone=public", flags=re.M) == (
         "DefaultZone=kubesalt"
     )
+
+
+def test_a_local_rerun_keeps_the_zone_the_master_wrote():
+    """bootstrap.sh's salt-call --local has no mine: it must not drop the other nodes."""
+    functions = {
+        "kubesalt_firewall.zone_xml": lambda: "",
+        "config.get": lambda key, default="": "local" if key == "file_client" else default,
+        "file.file_exists": lambda path: path == firewall.ZONE_PATH,
+    }
+    high = render_sls("kubesalt.firewall.configured", {}, functions)
+    assert states(high, "file.managed") == {}
+    assert states(high, "file.exists") == {
+        "Write the kubesalt firewalld zone from the port matrix": {
+            "name": firewall.ZONE_PATH,
+            "require": [{"sls": "kubesalt.firewall.installed"}],
+        }
+    }
 
 
 def test_running_state_reloads_only_on_changes():

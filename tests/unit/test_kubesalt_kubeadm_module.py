@@ -261,3 +261,26 @@ def test_ext_pillar_reports_a_bad_inventory(monkeypatch):
     pillar = {"kubesalt": dict(CFG, nodes={"w1": {"roles": ["master"]}})}
     result = kubesalt_pki.ext_pillar("boot", pillar)
     assert "kubesalt:nodes:w1:roles is ['master']" in result["_errors"][0]
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
+    grains_get, mine_get, minion_id
+):
+    """deploy_node records --initial-cluster in a grain; later joins must not change it."""
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["nodes"] = dict(NODES, boot={"roles": ["bootstrap", "ca", "control-plane", "etcd"]},
+                             cp2={"roles": ["control-plane", "etcd"]})  # fmt: skip
+    mine_get.published["control_plane_ip"] = dict(IPS, cp2="198.51.100.12")
+    from_mine = [["boot", "198.51.100.10"], ["cp1", "198.51.100.11"], ["cp2", "198.51.100.12"]]
+    assert kubesalt_kubeadm.node()["etcd_members"] == from_mine
+    recorded = from_mine[:2]
+
+    def fake(key, default=""):
+        if key == kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN:
+            return recorded
+        return default
+
+    grains_get.side_effect = fake
+    assert minion_id == "cp1"
+    assert kubesalt_kubeadm.node()["etcd_members"] == recorded

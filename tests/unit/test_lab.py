@@ -48,7 +48,7 @@ def test_check_nodes_refuses(nodes, problem):
 
 def test_node_lookup():
     assert model.node("worker1").ip == "198.51.100.20"
-    with pytest.raises(model.LabError, match="nodes: bootstrap, worker1"):
+    with pytest.raises(model.LabError, match="nodes: bootstrap, cp2, cp3, worker1"):
         model.node("cp9")
 
 
@@ -80,7 +80,10 @@ def test_network_file_has_no_gateway_and_no_dhcp():
 
 
 def test_hosts_file_names_every_node():
-    assert "198.51.100.10 bootstrap\n198.51.100.20 worker1\n" in model.hosts_file()
+    assert (
+        "198.51.100.10 bootstrap\n198.51.100.11 cp2\n198.51.100.12 cp3\n198.51.100.20 worker1\n"
+        in model.hosts_file()
+    )
 
 
 def test_machine_id_is_stable_per_lab_and_node():
@@ -108,6 +111,9 @@ def test_table():
                 "name": "bootstrap",
                 "roles": ("bootstrap", "ca"),
                 "ip": "198.51.100.10",
+                "ips": ["198.51.100.10", "198.51.100.100"],
+                "vip": True,
+                "etcd": "3 members, 3 healthy",
                 "state": "running",
                 "services": ["nginx"],
             },
@@ -121,7 +127,57 @@ def test_table():
         ]
     )
     assert text.splitlines() == [
-        "NODE       ROLES         IP             STATE    SERVICES UP",
-        "bootstrap  bootstrap,ca  198.51.100.10  running  nginx",
-        "worker1    -             198.51.100.20  down     -",
+        "NODE       ROLES         IPS                           STATE    VIP     ETCD                  SERVICES UP",
+        "bootstrap  bootstrap,ca  198.51.100.10 198.51.100.100  running  holder  3 members, 3 healthy  nginx",
+        "worker1    -             198.51.100.20                 down     -       -                     -",
+    ]  # fmt: skip
+
+
+def test_the_lab_nodes_and_their_roles():
+    assert {n.name: n.roles for n in model.NODES} == {
+        "bootstrap": ("bootstrap", "ca", "control-plane", "etcd", "node"),
+        "cp2": ("control-plane", "etcd", "node"),
+        "cp3": ("control-plane", "etcd", "node"),
+        "worker1": ("node",),
+    }
+
+
+def test_orchestrate_command_skips_what_the_lab_cannot_run():
+    assert model.orchestrate_command("deploy_node", "cp2", "kubesalt-0.1.0") == [
+        "state.orchestrate",
+        "kubesalt.orchestrate.deploy_node",
+        "saltenv=kubesalt-0.1.0",
+        'pillar={"node":"cp2","skip_phases":["kubelet","wait-control-plane","addons"]}',
     ]
+    assert model.orchestrate_command("remove_node", "cp3", "kubesalt-0.1.0", force=True)[-1] == (
+        'pillar={"node":"cp3","force":true}'
+    )
+
+
+def test_saltenv_of_product_txt():
+    assert model.saltenv_of("NAME=kubesalt\nVERSION=0.1.0\n") == "kubesalt-0.1.0"
+    with pytest.raises(model.LabError, match="no VERSION="):
+        model.saltenv_of("NAME=kubesalt\n")
+
+
+def test_failed_states_and_summary_of_orchestrate_json():
+    output = (
+        '{"data": {"bootstrap_master": {"a_|-x_|-x_|-y": {"__id__": "Phase key", "result": false, '
+        '"comment": "phase key: waited", "changes": {}}, "b": {"result": true, "comment": "ok", '
+        '"changes": {"x": 1}}}}}'
+    )
+    assert model.failed_states(output) == ["Phase key: phase key: waited"]
+    assert model.summary(output) == "2 states, 1 changed"
+    assert model.failed_states("not json") == []
+
+
+def test_ipv4_addresses():
+    text = '[{"addr_info": [{"family": "inet", "local": "198.51.100.10"}, {"family": "inet", "local": "198.51.100.100"}]}]'
+    assert model.ipv4_addresses(text) == ["198.51.100.10", "198.51.100.100"]
+
+
+def test_grains_file_and_standin_units():
+    assert model.grains_file().endswith("kubesalt_skip_phases:\n  - kubelet\n  - containerd\n")
+    unit = model.standin_unit("kubesalt-lab-staticpods")
+    assert "ExecStart=/usr/bin/python3 /usr/local/lib/kubesalt-lab/staticpods.py" in unit
+    assert "kubesalt lab only" in unit

@@ -1,3 +1,4 @@
-# The etcd static pod: the kubelet runs it from its manifest.
+# The etcd static pod (the kubelet runs it from its manifest), and etcdctl for membership.
 include:
+  - .installed
   - .configured

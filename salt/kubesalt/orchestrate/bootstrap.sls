@@ -1,7 +1,8 @@
 # salt-run state.orchestrate kubesalt.orchestrate.bootstrap (run by bootstrap.sh):
 # accept the bootstrap node's own minion key (only if it is the key on this host), check
 # that the minion answers, sync kubesalt's modules to it, and apply the bootstrap role
-# through the master. A second run changes nothing.
+# through the master, then its highstate (its other roles: control-plane, etcd, node; the
+# first etcd member and the first holder of the API VIP). A second run changes nothing.
 {#- The bootstrap node's minion ID: given by bootstrap.sh, else the CA minion (the same node). #}
 {%- set minion = salt['pillar.get']('kubesalt_bootstrap:minion') or salt['pillar.get']('kubesalt:ca:minion') %}
 
@@ -33,3 +34,11 @@ Apply the bootstrap role to the bootstrap node:
     - saltenv: {{ saltenv | yaml_dquote }}
     - require:
       - salt: Sync kubesalt's loader modules to the bootstrap node
+
+Apply the highstate to the bootstrap node:
+  salt.state:
+    - tgt: {{ minion | yaml_dquote }}
+    - highstate: true
+    - saltenv: {{ saltenv | yaml_dquote }}
+    - require:
+      - salt: Apply the bootstrap role to the bootstrap node

@@ -292,7 +292,7 @@ def phase_salt_minion(ctx: Context) -> PhaseResult:
     )
     # The bootstrap node declares itself in the inventory once (its roles may grow later).
     if ctx.minion_id not in inventory.load(services.INVENTORY_DIR):
-        node = inventory.Node(ctx.minion_id, ctx.control_plane_ip, preflight.BOOTSTRAP_ROLES)
+        node = inventory.Node(ctx.minion_id, ctx.control_plane_ip, preflight.FIRST_NODE_ROLES)
         changed |= inventory.declare(node, ctx.cfg, services.INVENTORY_DIR)
         ctx.log.detail(f"declared {ctx.minion_id} in {services.INVENTORY_DIR}")
     return PhaseResult(

@@ -106,6 +106,10 @@ def master_config(
         "pillar_roots": pillar_roots,
         "top_file_merging_strategy": "same",
         "module_dirs": [current.path(SALT_DIR)],
+        # salt-ssh (deploy_node installs minions with it) reaches the declared nodes through
+        # the kubesalt roster; the roster loader does not look in module_dirs.
+        "roster": "kubesalt",
+        "roster_dirs": [current.path(f"{SALT_DIR}/_roster")],
         "ext_pillar": _ext_pillar(config_path),
         # Nodes ask the CA minion to sign their CSRs and for the service-account key
         # (kubesalt.pki); the signing policies decide who gets what.

@@ -127,6 +127,69 @@ def run_bootstrap(extra: list[str] | None = None) -> float:
     return time.monotonic() - start
 
 
+def salt_run(args: list[str], what: str, timeout: float = 900) -> str:
+    """salt-run on the bootstrap node (JSON out); raise LabError naming what failed."""
+    node = next(n for n in model.NODES if n.bootstrap)
+    cmd = ["salt-run", "--out=json", "--out-indent=-1", *args]
+    try:
+        result = exec_in(node.name, cmd, capture=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise LabError(f"{what}: salt-run did not finish in {timeout:.0f}s") from err
+    failed = model.failed_states(result.stdout)
+    if result.returncode != 0 or failed:
+        detail = "\n".join(failed) or (result.stderr or result.stdout).strip()[-2000:]
+        raise LabError(
+            f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{detail}\n"
+            f"see: lab.sh exec {node.name} tail -n 100 /var/log/salt/master"
+        )
+    return result.stdout
+
+
+def saltenv() -> str:
+    """The saltenv of the lab archive, from the extracted ISO on the bootstrap node."""
+    node = next(n for n in model.NODES if n.bootstrap)
+    root = host.load_state()["nodes"][node.name]["root"]
+    return model.saltenv_of(Path(root + model.ARCHIVE_DIR + "/product.txt").read_text())
+
+
+def deploy_nodes() -> list[tuple[str, float]]:
+    """Declare and deploy every node but the bootstrap node, one at a time, with salt-run."""
+    timings = []
+    for node in model.NODES:
+        if node.bootstrap:
+            continue
+        start = time.monotonic()
+        salt_run(["kubesalt_inventory.declare", node.name, node.ip, ",".join(node.roles),
+                  f"key={model.SSH_KEY}"], what=f"declare {node.name}")  # fmt: skip
+        command = model.orchestrate_command("deploy_node", node.name, saltenv())
+        output = salt_run(command, what=f"deploy_node {node.name}")
+        seconds = time.monotonic() - start
+        say(f"deploy_node {node.name}: done in {seconds:.1f}s ({model.summary(output)})")
+        timings.append((f"deploy_node {node.name}", seconds))
+    return timings
+
+
+def _in_node(pid: int, cmd: list[str], stderr: bool = False) -> str:
+    result = subprocess.run(host.nsenter_command(pid, cmd), capture_output=True, text=True,
+                            check=False, timeout=30)  # fmt: skip
+    return result.stdout + (result.stderr if stderr else "")
+
+
+def etcd_summary(pid: int) -> str:
+    """`N members, healthy|unhealthy` as seen from this node's etcd (etcdctl, if any)."""
+    pki = "/etc/kubernetes/pki"
+    tls = [f"--cacert={pki}/etcd/ca.crt", f"--cert={pki}/etcd/healthcheck-client.crt",
+           f"--key={pki}/etcd/healthcheck-client.key", "--endpoints=https://127.0.0.1:2379",
+           "--dial-timeout=2s", "--command-timeout=4s"]  # fmt: skip
+    members = _in_node(pid, ["etcdctl", *tls, "member", "list"]).strip().splitlines()
+    if not members:
+        return "-"
+    # etcdctl prints the health of each endpoint on stderr.
+    health = _in_node(pid, ["etcdctl", *tls, "endpoint", "health", "--cluster"], stderr=True)
+    healthy = health.count("is healthy")
+    return f"{len(members)} members, {healthy} healthy"
+
+
 def rows() -> list[dict]:
     state = host.load_state()
     out = []
@@ -144,6 +207,12 @@ def rows() -> list[dict]:
             result = subprocess.run(host.nsenter_command(pid, ["systemctl", "is-system-running"]),
                                     capture_output=True, text=True, check=False)  # fmt: skip
             row["state"] = result.stdout.strip() or "unknown"
+            row["ips"] = model.ipv4_addresses(
+                _in_node(pid, ["ip", "-j", "-4", "addr", "show", "host0"])
+            )
+            row["vip"] = model.VIP in row["ips"]
+            if "etcd" in node.roles:
+                row["etcd"] = etcd_summary(pid)
             wanted = [s for role in node.roles for s in model.SERVICES.get(role, ())]
             if wanted:
                 result = subprocess.run(host.nsenter_command(pid, ["systemctl", "is-active", *wanted]),
@@ -176,6 +245,20 @@ def cmd_up(args) -> int:
     steps.run(f"boot nodes {', '.join(n.name for n in model.NODES)}", boot_nodes, state, lower, iso)
     if not args.no_bootstrap:
         steps.run("bootstrap.sh on the bootstrap node", run_bootstrap)
+        say(
+            "this machine cannot run Kubernetes binaries or containers: the orchestrations "
+            f"skip the phases {', '.join(model.SKIP_PHASES)} (pillar skip_phases), and the "
+            f"states skip {', '.join(model.SKIP_PHASES_GRAIN)} (grain kubesalt_skip_phases); "
+            "lab stand-ins run etcd from its manifest and answer /livez (docs/lab.md)"
+        )
+        if not args.no_deploy:
+            deployed = steps.run(
+                "declare and deploy "
+                + ", ".join(n.name for n in model.NODES if not n.bootstrap)
+                + " (salt-run, one at a time)",
+                deploy_nodes,
+            )
+            state["deploy"] = deployed
     seconds = time.monotonic() - total
     state["timings"] = steps.timings + [("total", seconds)]
     host.save_state(state)
@@ -230,6 +313,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="build the ISO and rootfs, boot the nodes, run bootstrap.sh")
     up.add_argument("--no-bootstrap", action="store_true", help="boot the nodes only")
+    up.add_argument(
+        "--no-deploy", action="store_true", help="run bootstrap.sh but deploy no other node"
+    )
     sub.add_parser("down", help="remove everything the lab made")
     sub.add_parser("status", help="print the nodes and their services")
     ex = sub.add_parser("exec", help="run a command in a node")

@@ -173,19 +173,58 @@ def overlay_mount(name: str, lower: str) -> str:
     return merged
 
 
+STANDIN_SOURCES = Path(__file__).resolve().parent / "standins"
+
+
+def ssh_keypair() -> tuple[str, str]:
+    """The lab's SSH key pair (private, public), made once per lab in STATE_DIR: the
+    bootstrap node's salt-ssh uses it to reach the others (kubesalt_inventory key=...)."""
+    key = os.path.join(model.STATE_DIR, "ssh", "id_ed25519")
+    if not os.path.exists(key):
+        os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kubesalt-lab", "-f", key],
+            what="make the lab's SSH key")  # fmt: skip
+    return Path(key).read_text(), Path(key + ".pub").read_text()
+
+
 def write_node_files(root: str, node: model.Node, seed: str, nodes=model.NODES) -> None:
+    private, public = ssh_keypair()
     files = {
         model.NETWORK_FILE: model.network_file(node.ip),
         "/etc/hostname": node.name + "\n",
         "/etc/hosts": model.hosts_file(nodes),
         "/etc/machine-id": model.machine_id(node.name, seed) + "\n",
         "/usr/sbin/policy-rc.d": model.POLICY_RC_D,
+        # The lab's own setup (docs/lab.md): phases this machine cannot run, the SSH key
+        # the bootstrap node's salt-ssh uses, the stand-ins and their units.
+        "/etc/salt/grains": model.grains_file(),
+        "/root/.ssh/authorized_keys": public,
     }
+    if node.bootstrap:
+        files[model.SSH_KEY] = private
+    for unit, (script, _description) in model.STANDINS.items():
+        files[f"{model.STANDIN_DIR}/{script}"] = (STANDIN_SOURCES / script).read_text()
+        files[f"/etc/systemd/system/{unit}.service"] = model.standin_unit(unit)
     for path, content in files.items():
         target = Path(root + path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
     Path(root + "/usr/sbin/policy-rc.d").chmod(0o755)
+    Path(root + "/root/.ssh").chmod(0o700)
+    for path in ("/root/.ssh/authorized_keys", model.SSH_KEY):
+        if os.path.exists(root + path):
+            Path(root + path).chmod(0o600)
+    wants = Path(root + "/etc/systemd/system/multi-user.target.wants")
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit in model.STANDINS:
+        link = wants / f"{unit}.service"
+        if not link.is_symlink():
+            link.symlink_to(f"/etc/systemd/system/{unit}.service")
+    # Debian's etcd.service would start a second, default etcd when the stand-in installs
+    # etcd-server: the lab runs etcd only from the static pod manifest.
+    masked = Path(root + "/etc/systemd/system/etcd.service")
+    if not masked.is_symlink():
+        masked.symlink_to("/dev/null")
 
 
 def _enter_cgroups(dirs: list[str]):

@@ -1,13 +1,13 @@
 """The lab as data: its nodes, addresses, rootfs package list, and the files each node gets.
 
 Pure functions only (tested in tests/unit/test_lab.py); `kubesalt.lab.host` acts on them.
-Issue 6 adds cp2, cp3 and gives worker1 its role by extending NODES.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 
 NAME = "kubesalt-lab"
@@ -55,14 +55,64 @@ class Node:
 
 
 NODES = (
-    Node("bootstrap", "198.51.100.10", ("bootstrap", "ca"), bootstrap=True),
-    Node("worker1", "198.51.100.20"),
+    Node(
+        "bootstrap",
+        "198.51.100.10",
+        ("bootstrap", "ca", "control-plane", "etcd", "node"),
+        bootstrap=True,
+    ),
+    Node("cp2", "198.51.100.11", ("control-plane", "etcd", "node")),
+    Node("cp3", "198.51.100.12", ("control-plane", "etcd", "node")),
+    Node("worker1", "198.51.100.20", ("node",)),
 )
 
 # Services expected active on a node, by role (shown in the table, checked by the tests).
+# The kubesalt-lab-* units are the lab's stand-ins (docs/lab.md), not kubesalt's.
 SERVICES = {
-    "bootstrap": ("salt-master", "salt-minion", "nginx", "docker-registry", "firewalld"),
+    "bootstrap": ("salt-master", "nginx", "docker-registry"),
+    "control-plane": ("keepalived", "kubesalt-lab-apiserver"),
+    "etcd": ("kubesalt-lab-staticpods",),
+    "node": ("salt-minion", "firewalld"),
 }
+
+# What this machine cannot run (lab-host.md): skipped by every orchestration of the lab
+# (pillar skip_phases), and, per node, by the states (grain kubesalt_skip_phases).
+SKIP_PHASES = ("kubelet", "wait-control-plane", "addons")
+SKIP_PHASES_GRAIN = ("kubelet", "containerd")
+# The SSH key the bootstrap node's salt-ssh uses to reach the other nodes (made per lab).
+SSH_KEY = "/root/.ssh/kubesalt-lab"
+# The lab's stand-ins (src/kubesalt/lab/standins): installed here in every node, run by
+# the units below, enabled from boot; each waits for what kubesalt writes.
+STANDIN_DIR = "/usr/local/lib/kubesalt-lab"
+STANDINS = {
+    "kubesalt-lab-staticpods": (
+        "staticpods.py",
+        "kubesalt lab stand-in for the kubelet: runs etcd from its static pod manifest",
+    ),
+    "kubesalt-lab-apiserver": (
+        "apiserver.py",
+        "kubesalt lab stand-in for kube-apiserver's /livez (keepalived's health target)",
+    ),
+}
+
+
+def standin_unit(name: str) -> str:
+    script, description = STANDINS[name]
+    return (
+        f"# kubesalt lab only (docs/lab.md): {description}.\n"
+        f"[Unit]\nDescription={description}\nAfter=network-online.target\n\n"
+        f"[Service]\nExecStart=/usr/bin/python3 {STANDIN_DIR}/{script}\n"
+        "Restart=always\nRestartSec=1\nKillMode=mixed\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+def grains_file() -> str:
+    """/etc/salt/grains of a lab node: the phases the states skip on this machine."""
+    return (
+        "# kubesalt lab: this machine cannot run containers or Kubernetes binaries.\n"
+        "kubesalt_skip_phases:\n" + "".join(f"  - {p}\n" for p in SKIP_PHASES_GRAIN)
+    )
 
 
 class LabError(Exception):
@@ -168,14 +218,16 @@ def nspawn_command(name: str, root: str, bridge: str = BRIDGE) -> list[str]:
 
 
 def table(rows: list[dict]) -> str:
-    """The `lab.sh up/status` table: node, roles, IP, state, services up."""
-    head = ("NODE", "ROLES", "IP", "STATE", "SERVICES UP")
+    """The `lab.sh up/status` table: node, roles, IPs, state, VIP, etcd, services up."""
+    head = ("NODE", "ROLES", "IPS", "STATE", "VIP", "ETCD", "SERVICES UP")
     data = [
         (
             r["name"],
             ",".join(r["roles"]) or "-",
-            r["ip"],
+            " ".join(r.get("ips") or [r["ip"]]),
             r["state"],
+            "holder" if r.get("vip") else "-",
+            r.get("etcd") or "-",
             " ".join(r["services"]) or "-",
         )
         for r in rows
@@ -186,3 +238,72 @@ def table(rows: list[dict]) -> str:
         for row in [head, *data]
     ]
     return "\n".join(lines)
+
+
+def orchestrate_command(
+    orchestration: str, name: str, saltenv: str, skip=SKIP_PHASES, **extra
+) -> list[str]:
+    """salt-run arguments running an orchestration on one node, with the phases this
+    machine cannot run skipped (for deploy_node)."""
+    data = {"node": name, **extra}
+    if orchestration == "deploy_node":
+        data["skip_phases"] = list(skip)
+    pillar = json.dumps(data, separators=(",", ":"))
+    return [
+        "state.orchestrate",
+        f"kubesalt.orchestrate.{orchestration}",
+        f"saltenv={saltenv}",
+        f"pillar={pillar}",
+    ]
+
+
+def saltenv_of(product_txt: str) -> str:
+    """`kubesalt-<VERSION>` from the ISO's product.txt."""
+    for line in product_txt.splitlines():
+        key, _, value = line.partition("=")
+        if key == "VERSION" and value:
+            return f"kubesalt-{value}"
+    raise LabError("product.txt of the lab ISO has no VERSION=; rebuild the ISO")
+
+
+def _state_results(data, key=None):
+    """Every state result ({result, comment, changes, ...}) inside salt-run's JSON output,
+    with its ID (`__id__`, else the key it was found under)."""
+    if isinstance(data, dict):
+        if "result" in data and "comment" in data:
+            yield dict(data, __id__=data.get("__id__") or key)
+            return
+        for name, value in data.items():
+            yield from _state_results(value, name)
+
+
+def _load_json(output: str):
+    try:
+        return json.loads(output)
+    except ValueError:
+        return None
+
+
+def failed_states(output: str) -> list[str]:
+    """`ID: comment` of each failed state in salt-run --out=json output (orchestrations)."""
+    data = _load_json(output)
+    failed = []
+    for item in _state_results(data):
+        if item.get("result") is False:
+            failed.append(f"{item.get('__id__') or item.get('name')}: {item.get('comment')}")
+    return failed
+
+
+def summary(output: str) -> str:
+    """`N states, M changed` of salt-run --out=json output."""
+    items = list(_state_results(_load_json(output)))
+    changed = sum(1 for item in items if item.get("changes"))
+    return f"{len(items)} states, {changed} changed"
+
+
+def ipv4_addresses(ip_json: str) -> list[str]:
+    """The IPv4 addresses in `ip -j -4 addr show` output."""
+    found = []
+    for link in _load_json(ip_json) or []:
+        found += [a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet"]
+    return found
