@@ -19,9 +19,9 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import saltglue as _glue
     from kubesalt import sealing as _sealing
     from kubesalt import signing_policies as _policies
-    from kubesalt.errors import KubesaltError
     from kubesalt.kubeadm import cluster as _cluster
     from kubesalt.kubeadm import containerd as _containerd
     from kubesalt.kubeadm import kubeconfig as _kubeconfig
@@ -73,21 +73,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
-
-
 def _config():
-    cfg = __pillar__.get("kubesalt")  # noqa: F821 (Salt dunder)
-    if not isinstance(cfg, dict) or "ca" not in cfg:
-        raise CommandExecutionError(
-            "The pillar has no 'kubesalt' key: is the kubesalt ext_pillar configured, "
-            "and /etc/kubesalt/bootstrap.yaml valid? Run kubesalt_config.validate."
-        )
-    return cfg
+    return _glue.config_from_pillar(__pillar__, required=("ca",))  # noqa: F821 (Salt dunder)
 
 
 def _id():
@@ -99,7 +86,7 @@ def _layout():
 
 
 def _roles(cfg):
-    return _call(_cluster.roles_by_node, cfg.get("nodes"))
+    return _glue.call(_cluster.roles_by_node, cfg.get("nodes"))
 
 
 def _ips():
@@ -120,11 +107,11 @@ INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
 def _node(cfg, roles=None, ips=None):
     roles = roles if roles is not None else _roles(cfg)
     ips = ips if ips is not None else _ips()
-    this = _call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
+    this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
     joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
     if joined and this.etcd_members and not this.first:
         members = tuple((str(name), str(ip)) for name, ip in joined)
-        this = _call(dataclasses.replace, this, etcd_members=members)
+        this = _glue.call(dataclasses.replace, this, etcd_members=members)
     return this
 
 
@@ -194,10 +181,10 @@ def pki():
     layout = _layout()
     this = _node(cfg)
     is_ca = _is_ca(cfg)
-    key_args = _call(_policies.key_args, cfg)
+    key_args = _glue.call(_policies.key_args, cfg)
     cas = []
-    specs = _call(ca_specs, cfg, layout)
-    for kind, with_key in _call(ca_files_for, this).items():
+    specs = _glue.call(ca_specs, cfg, layout)
+    for kind, with_key in _glue.call(ca_files_for, this).items():
         spec = specs[kind]
         cas.append(
             {
@@ -213,7 +200,7 @@ def pki():
             }
         )
     certificates = []
-    for spec in _call(node_certificates, cfg, this, layout):
+    for spec in _glue.call(node_certificates, cfg, this, layout):
         cert, key = _cert_files(spec, layout)
         certificates.append(
             {
@@ -302,7 +289,7 @@ def files(component):
     cfg = _config()
     layout = _layout()
     this = _node(cfg)
-    rendered = _call(_rendered, cfg, component, this, layout)
+    rendered = _glue.call(_rendered, cfg, component, this, layout)
     modes = {
         "kubeconfig": _render.KUBECONFIG_MODE,
         **dict.fromkeys(MANIFESTS, _render.MANIFEST_MODE),
@@ -340,7 +327,7 @@ class _OnDisk(dict):
 def _manifest(cfg, this, layout, path):
     name = os.path.basename(path)[: -len(".yaml")]
     existing = frozenset(p for p in _staticpod.OPTIONAL_CA_DIRS if os.path.isdir(p))
-    rendered_path, rendered = _call(
+    rendered_path, rendered = _glue.call(
         _render.manifest_file, cfg, this, layout, name, _OnDisk(), existing
     )
     if rendered_path != path:
@@ -370,7 +357,7 @@ def _service_account_key(cfg, layout):
         )
     if os.path.isfile(path):
         current = _read(path, "the service-account key")
-        key = _call(_pki.load_key, current, path)
+        key = _glue.call(_pki.load_key, current, path)
         if _pki.public_key_to_pem(key).strip() == published.encode().strip():
             return current
     recipient, public = _sealing.new_recipient()
@@ -389,7 +376,7 @@ def _service_account_key(cfg, layout):
             "inventory, and that the master's peer configuration allows "
             "kubesalt_kubeadm.service_account_key"
         )
-    return _call(_sealing.unseal, answer["data"], recipient)
+    return _glue.call(_sealing.unseal, answer["data"], recipient)
 
 
 def content(path):
@@ -417,7 +404,7 @@ def content(path):
             )
         if path == layout.pki("sa.pub"):
             key = _read(layout.pki("sa.key"), "the service-account key")
-            data = _pki.public_key_to_pem(_call(_pki.load_key, key, layout.pki("sa.key")))
+            data = _pki.public_key_to_pem(_glue.call(_pki.load_key, key, layout.pki("sa.key")))
         elif _is_ca(cfg):
             data = _read(path, "the service-account key")
         else:
@@ -427,7 +414,7 @@ def content(path):
     else:
         data = None
         for component in ("kubelet", "containerd"):
-            rendered = _call(_rendered, cfg, component, this, layout)
+            rendered = _glue.call(_rendered, cfg, component, this, layout)
             if path in rendered:
                 data = rendered[path].content
         if data is None:
@@ -487,7 +474,7 @@ def service_account_key(public_key, **kwargs):
             )
             return ret
         key = _read(_layout().pki("sa.key"), "the service-account key")
-        ret["data"] = _call(_sealing.seal, key, public_key)
+        ret["data"] = _glue.call(_sealing.seal, key, public_key)
     except CommandExecutionError as err:
         log.error("kubesalt_kubeadm.service_account_key: %s", err)
         ret["errors"].append(str(err))
@@ -505,7 +492,7 @@ def path(name):
 
         salt-call kubesalt_kubeadm.path /etc/kubernetes/manifests/etcd.yaml
     """
-    return _call(_layout().path, name)
+    return _glue.call(_layout().path, name)
 
 
 def published():
@@ -534,5 +521,5 @@ def published():
     sa_key = layout.pki("sa.key")
     if not sa_pub or not os.path.isfile(sa_key):
         return False
-    key = _call(_pki.load_key, _read(sa_key, "the service-account key"), sa_key)
+    key = _glue.call(_pki.load_key, _read(sa_key, "the service-account key"), sa_key)
     return _pki.public_key_to_pem(key).decode().strip() == sa_pub.strip()

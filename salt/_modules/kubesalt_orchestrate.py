@@ -11,7 +11,7 @@ from salt.exceptions import CommandExecutionError
 try:
     from kubesalt import inventory as _inventory
     from kubesalt import orchestrate as _orchestrate
-    from kubesalt.errors import KubesaltError
+    from kubesalt import saltglue as _glue
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the master's virtualenv
@@ -24,13 +24,6 @@ def __virtual__():
     if not HAS_KUBESALT:
         return (False, "the kubesalt Python package is not installed in Salt's virtualenv")
     return __virtualname__
-
-
-def _call(func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except KubesaltError as err:
-        raise CommandExecutionError(f"{type(err).__name__}: {err}") from err
 
 
 def _inventory_dir():
@@ -53,10 +46,10 @@ def plan(orchestration, pillar=None):
     pillar = pillar or {}
     if not isinstance(pillar, dict):
         raise CommandExecutionError(f"pillar = {pillar!r}: give a dictionary with the key node")
-    name = _call(_orchestrate.check_node_pillar, orchestration, pillar)
-    nodes = _call(_inventory.load, _inventory_dir())
+    name = _glue.call(_orchestrate.check_node_pillar, orchestration, pillar)
+    nodes = _glue.call(_inventory.load, _inventory_dir())
     roles = list(nodes[name].roles) if name in nodes else []
-    phases = _call(_orchestrate.plan, orchestration, roles, pillar.get("skip_phases"))
+    phases = _glue.call(_orchestrate.plan, orchestration, roles, pillar.get("skip_phases"))
     return {
         "node": name,
         "roles": roles,

@@ -28,9 +28,13 @@ def call(func, *args, **kwargs):
         raise _command_error(f"{type(err).__name__}: {err}") from err
 
 
-def config_from_pillar(pillar) -> dict:
-    """The normalized configuration from pillar `kubesalt`, or an error saying what to check."""
+def config_from_pillar(pillar, required: tuple[str, ...] = ()) -> dict:
+    """The normalized configuration from pillar `kubesalt`, or an error saying what to check.
+
+    `required` names top-level keys the caller cannot work without (a pillar holding only
+    `kubesalt:nodes` has no validated configuration).
+    """
     cfg = pillar.get("kubesalt")
-    if not cfg:
+    if not isinstance(cfg, dict) or not cfg or any(key not in cfg for key in required):
         raise _command_error(NO_PILLAR)
     return cfg
