@@ -6,29 +6,17 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import time
 from datetime import UTC, datetime
 
 import pytest
 
+from tests.benchmarks.docs_section import write_section
 from tests.lab import session
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.lab]
 
 SECTION = "Bootstrap"
-DOC = session.ROOT / "docs" / "benchmarks.md"
-
-
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"## {SECTION}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
 
 
 def report(lab, second: list, second_wall: float) -> str:
@@ -84,4 +72,4 @@ def test_bootstrap_times(lab):
     wall = time.monotonic() - start
     second = session.parse_phase_times(result.stdout)
     assert len(lab.first_bootstrap_phases()) == len(second) == 8
-    write_section(report(lab, second, wall))
+    write_section(SECTION, report(lab, second, wall))

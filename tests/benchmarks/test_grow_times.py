@@ -15,26 +15,14 @@ from datetime import UTC, datetime
 import pytest
 
 from kubesalt.lab import model
-from tests.lab import session
+from tests.benchmarks.docs_section import write_section
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.lab]
 
 SECTION = "Grow the cluster"
-DOC = session.ROOT / "docs" / "benchmarks.md"
 DEPLOY_LINE = re.compile(
     r"^lab: deploy_node (?P<node>\S+): done in (?P<s>[0-9.]+)s \((?P<what>[^)]*)\)"
 )
-
-
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"## {SECTION}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
 
 
 def deployed(output: str) -> list[tuple[str, float, str]]:
@@ -92,5 +80,5 @@ def test_grow_times(lab):
         "|---|---|---|---|",
     ]
     lines += [f"| {n} | {s:.1f} | {count} | {changed} |" for n, s, count, changed in highstate]
-    write_section("\n".join(lines))
+    write_section(SECTION, "\n".join(lines))
     assert all(changed == 0 for _n, _s, _c, changed in highstate)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.docs_section import read_section, write_section
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "iso"))
 
@@ -27,7 +29,6 @@ from kubesalt.iso.build import Options, Result, build  # noqa: E402
 from kubesalt.iso.util import Steps  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "ISO build"
 NOTE = (
     "An ISO 9660 image has a fixed cost of about 0.5 MB (system area, volume descriptors, Rock "
@@ -75,24 +76,11 @@ def table(title: str, result: Result, wall: float) -> str:
 
 def previous_lab_tables() -> str:
     """The `lab` tables of the current section, kept when this run does not measure them."""
-    text = DOC.read_text() if DOC.exists() else ""
-    match = re.search(rf"^## {re.escape(SECTION)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    if not match:
+    body = read_section(SECTION)
+    if body is None:
         return ""
-    lab = re.search(r"^### `lab`.*", match.group(1), re.S | re.M)
+    lab = re.search(r"^### `lab`.*", body, re.S | re.M)
     return lab.group(0).rstrip() + "\n" if lab else ""
-
-
-def write_section(body: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"## {SECTION}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
 
 
 def test_iso_build_benchmark(tmp_path):
@@ -129,4 +117,4 @@ def test_iso_build_benchmark(tmp_path):
         kept = previous_lab_tables()
         parts.append(kept or "The `lab` flavour is measured with `KUBESALT_BENCH_ISO_LAB=1` "
                      "(needs Debian's mirror and PyPI).\n")  # fmt: skip
-    write_section("\n".join(parts))
+    write_section(SECTION, "\n".join(parts))

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 
 from kubesalt import keepalived
+from tests.benchmarks.docs_section import write_section
 from tests.integration.netlab import SYSTEM_PYTHON, Lab, VipWatcher, VrrpCluster, stop_process
 from tests.integration.test_keepalived_failover import CONFIG, VIP
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## VIP failover"
+SECTION = "VIP failover"
 REPEAT = 3
 SETTLE = 1.5
 LOAD_SECONDS = 60
@@ -84,16 +84,6 @@ def cpu_hogs(seconds: float) -> list[subprocess.Popen]:
     ]
 
 
-def write_section(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text.rstrip("\n") + "\n\n", current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(updated.rstrip("\n") + "\n")
-
-
 def test_vip_failover_times_and_no_flap_under_load():
     results: dict[str, list[float]] = {}
     with Lab("bench") as lab:
@@ -125,15 +115,13 @@ def test_vip_failover_times_and_no_flap_under_load():
             assert len(watcher.holders) == 1, watcher.describe()
             assert watcher.max_holders() <= 1, watcher.describe()
 
-    write_section(report(results, flaps, loadavg))
+    write_section(SECTION, report(results, flaps, loadavg))
 
 
 def report(results: dict[str, list[float]], flaps: int, loadavg: float) -> str:
     ips = ["198.51.100.11", "198.51.100.12", "198.51.100.13"]
     priorities = ", ".join(str(keepalived.priority_of(ip, ips)) for ip in ips)
     lines = [
-        SECTION,
-        "",
         "<!-- Written by tests/benchmarks/test_vip_failover.py; rerun it to refresh. -->",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.node() or 'this machine'} "
