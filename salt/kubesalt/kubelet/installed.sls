@@ -1,4 +1,5 @@
-# Install the kubelet from the bootstrap repositories, unless the kubelet phase is skipped on
+# Install the kubelet, and kubectl (the orchestrations label, drain and delete Node objects
+# with it on the CA node), from the bootstrap repositories, unless the kubelet phase is skipped on
 # this node (kubesalt_skip_phases, a grain, pillar key or minion option: the lab, which has
 # no Kubernetes binaries, skips it; docs/states.md).
 {%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
@@ -9,7 +10,9 @@ Skip installing the kubelet:
     - name: "phase kubelet is skipped on this node (kubesalt_skip_phases): kubelet is not installed"
 {%- else %}
 
-Install the kubelet:
+Install the kubelet and kubectl:
   pkg.installed:
-    - name: kubelet
+    - pkgs:
+      - kubelet
+      - kubectl
 {%- endif %}

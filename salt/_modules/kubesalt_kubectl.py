@@ -1,0 +1,205 @@
+"""Kubernetes Node objects for the deploy_node and remove_node orchestrations: role labels,
+drain, delete.
+
+Runs ``kubectl`` on the CA (bootstrap) node with kubeadm's ``/etc/kubernetes/admin.conf``
+(under the grain ``kubesalt_root``, default ``/``), whose server is the control-plane VIP.
+The command lines and the reading of kubectl's answers are in ``kubesalt.kubectl``; every
+run is bounded by a time limit. Only the kubeconfig's path is ever passed or reported,
+never its content.
+"""
+
+import logging
+import os
+
+import salt.utils.path
+
+try:
+    from kubesalt import kubectl as _kubectl
+    from kubesalt import saltglue as _glue
+    from kubesalt.kubeadm.model import Layout
+
+    HAS_KUBESALT = True
+except ImportError:  # pragma: no cover - depends on the minion's virtualenv
+    HAS_KUBESALT = False
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "kubesalt_kubectl"
+
+ADMIN_CONF = "admin.conf"
+# Time limits of the process, in seconds. kubectl has none of its own for reads and labels;
+# drain and delete get theirs (--timeout) plus this margin to report their own error.
+READ_TIMEOUT = 30
+MARGIN = 30
+
+
+def __virtual__():
+    if not HAS_KUBESALT:
+        return (False, "the kubesalt Python package is not installed in Salt's virtualenv")
+    if not salt.utils.path.which("kubectl"):
+        return (False, "kubectl is not on the PATH (package kubectl, from the kubesalt archive)")
+    return __virtualname__
+
+
+def _kubeconfig(kubeconfig):
+    """The kubeconfig to use: the given path, else admin.conf under kubesalt_root."""
+    root = __grains__.get("kubesalt_root") or "/"  # noqa: F821
+    path = kubeconfig or Layout(root).kubeconfig(ADMIN_CONF)
+    if not os.path.isfile(path):
+        raise _kubectl.KubectlError(
+            f"kubeconfig {path} does not exist: run this on the CA (bootstrap) node, where "
+            "kubesalt.kubeconfig writes admin.conf, or pass kubeconfig=<path>"
+        )
+    return path
+
+
+def _run(command, timeout):
+    """Run kubectl; its stdout, or the KubectlError of its failure."""
+    result = __salt__["cmd.run_all"](  # noqa: F821
+        command, python_shell=False, ignore_retcode=True, timeout=timeout
+    )
+    if result.get("retcode"):
+        stderr = result.get("stderr") or ""
+        # cmd.run_all reports a process it stopped as exit code 1 with this text in stdout.
+        if not stderr and "Timed out after" in (result.get("stdout") or ""):
+            raise _kubectl.timeout_error(command, timeout)
+        raise _kubectl.kubectl_error(command, result["retcode"], stderr)
+    return result.get("stdout") or ""
+
+
+def _read_node(config, node):
+    """The Node object, or None when the API server has none by that name."""
+    return _kubectl.parse_node(_run(_kubectl.get_node_command(config, node), READ_TIMEOUT))
+
+
+def _label_node(node, roles, kubeconfig):
+    roles = _kubectl.check_roles(roles)
+    _kubectl.check_node_name(node)
+    config = _kubeconfig(kubeconfig)
+    found = _read_node(config, node)
+    if found is None:
+        raise _kubectl.KubectlError(
+            f"node {node} has not registered with the API server (there is no Node object "
+            f"{node}): its kubelet must run first; check `systemctl status kubelet` and "
+            f"`journalctl -u kubelet` on {node}"
+        )
+    labels = (found.get("metadata") or {}).get("labels") or {}
+    wanted = [_kubectl.role_label(role) for role in roles]
+    missing = _kubectl.missing_role_labels(labels, roles)
+    if not missing:
+        return {
+            "changed": False,
+            "labels": wanted,
+            "added": [],
+            "comment": f"node {node} is in the correct state: it has {', '.join(wanted)}",
+        }
+    _run(_kubectl.label_command(config, node, roles), READ_TIMEOUT)
+    return {
+        "changed": True,
+        "labels": wanted,
+        "added": missing,
+        "comment": f"node {node} labeled: added {', '.join(missing)}",
+    }
+
+
+def label_node(node, roles, kubeconfig=None):
+    """
+    Give the Node object ``node`` the role labels ``node-role.kubernetes.io/<role>=""`` of
+    ``roles`` (a list, or comma-separated), as kubeadm does for control-plane nodes; labels
+    it has already are left, other labels are never removed. Returns ``changed`` (a label
+    was missing), ``labels`` (the role labels asked for), ``added`` and a ``comment``.
+    Fails when the node has not registered yet (its kubelet creates the Node object).
+
+    kubeconfig
+        Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ca.minion kubesalt_kubectl.label_node cp2 '[control-plane, etcd, node]'
+    """
+    return _glue.call(_label_node, node, roles, kubeconfig)
+
+
+def _drain(node, timeout, kubeconfig):
+    seconds = _kubectl.check_timeout(timeout, "drain timeout")
+    _kubectl.check_node_name(node)
+    config = _kubeconfig(kubeconfig)
+    command = _kubectl.drain_command(config, node, seconds)
+    found = _read_node(config, node)
+    if found is None:
+        return {
+            "changed": False,
+            "cordoned": False,
+            "evicted": [],
+            "comment": f"node {node} has no Node object: nothing to drain",
+        }
+    done = _kubectl.drain_changes(_run(command, seconds + MARGIN))
+    # kubectl drain cordons first: a node that was schedulable is cordoned now, even if a
+    # future kubectl words it differently.
+    cordoned = done["cordoned"] or not _kubectl.is_cordoned(found)
+    evicted = done["evicted"]
+    if not cordoned and not evicted:
+        return {
+            "changed": False,
+            "cordoned": False,
+            "evicted": [],
+            "comment": f"node {node} is in the correct state: cordoned, no pod to evict",
+        }
+    pods = f"evicted {len(evicted)} pod(s): {', '.join(evicted)}" if evicted else "no pod to evict"
+    return {
+        "changed": True,
+        "cordoned": cordoned,
+        "evicted": evicted,
+        "comment": f"node {node} {'cordoned and ' if cordoned else ''}drained, {pods}",
+    }
+
+
+def drain(node, timeout=300, kubeconfig=None):
+    """
+    Drain the node: cordon it (no new pods) and evict its pods, DaemonSet pods excepted
+    (``kubectl drain --ignore-daemonsets --delete-emptydir-data``). Evictions refused by a
+    PodDisruptionBudget are retried until ``timeout`` seconds have passed, then it fails
+    naming the budget as the cause. Returns ``changed``, ``cordoned`` (it cordoned the
+    node now), ``evicted`` (``namespace/pod``) and a ``comment``; a node cordoned already
+    with nothing to evict is unchanged, a node without a Node object too.
+
+    kubeconfig
+        Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ca.minion kubesalt_kubectl.drain cp3 timeout=600
+    """
+    return _glue.call(_drain, node, timeout, kubeconfig)
+
+
+def _delete_node(node, timeout, kubeconfig):
+    seconds = _kubectl.check_timeout(timeout, "delete timeout")
+    _kubectl.check_node_name(node)
+    command = _kubectl.delete_node_command(_kubeconfig(kubeconfig), node, seconds)
+    if not _kubectl.deleted(_run(command, seconds + MARGIN)):
+        return {"changed": False, "comment": f"node {node} has no Node object: nothing to delete"}
+    return {"changed": True, "comment": f"Node object {node} deleted"}
+
+
+def delete_node(node, timeout=60, kubeconfig=None):
+    """
+    Delete the Node object ``node`` and wait (at most ``timeout`` seconds) until it is
+    gone; nothing when there is none. Drain it first (``drain``): once its Node is gone, the
+    pod garbage collector deletes its pods at once, disruption budgets ignored. Returns
+    ``changed`` and a ``comment``.
+
+    kubeconfig
+        Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ca.minion kubesalt_kubectl.delete_node cp3
+    """
+    return _glue.call(_delete_node, node, timeout, kubeconfig)
