@@ -1,6 +1,7 @@
 # Each role of this node (pillar kubesalt:nodes:<id>:roles, from the inventory) maps to
 # kubesalt.roles.<role>; a role the node does not have maps to kubesalt.roles.<role>-absent,
-# so removing a role from the inventory undoes it at the next highstate. The ca and
+# so removing a role from the inventory undoes it at the next highstate (keepalived, which
+# serves the API VIP, goes with the control-plane role). The ca and
 # bootstrap roles are never undone by a highstate (their removal is an explicit operation).
 {%- set roles = salt['pillar.get']('kubesalt:nodes:' ~ grains['id'] ~ ':roles', []) %}
 {{ saltenv }}:
@@ -15,6 +16,4 @@
     - kubesalt.roles.{{ role }}{{ '' if role in roles else '-absent' }}
 {%- endfor %}
     - kubesalt.firewall
-{%- if 'control-plane' in roles %}
-    - kubesalt.keepalived
-{%- endif %}
+    - kubesalt.keepalived{{ '' if 'control-plane' in roles else '.absent' }}

@@ -33,25 +33,28 @@ def _inventory_dir():
 def plan(orchestration, pillar=None):
     """
     Return the plan of ``orchestration`` (``deploy_node`` or ``remove_node``) for the node
-    in ``pillar`` (``node``, ``skip_phases``, ``force``): the node, its declared roles (empty
-    when it is not declared: the preflight phase says so), and every phase with ``run``
+    in ``pillar`` (``node``, or for deploy_node a list ``nodes``; ``skip_phases``,
+    ``force``): the nodes, their declared roles (empty for a node that is not declared:
+    the preflight phase says so), and every phase with the ``nodes`` it acts on, ``run``
     and ``why`` it does not run.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call kubesalt_orchestrate.plan deploy_node '{"node": "cp2", "skip_phases": ["addons"]}'
+        salt-call kubesalt_orchestrate.plan deploy_node '{"nodes": ["cp2", "cp3"], "skip_phases": ["addons"]}'
     """
     pillar = pillar or {}
     if not isinstance(pillar, dict):
         raise CommandExecutionError(f"pillar = {pillar!r}: give a dictionary with the key node")
-    name = _glue.call(_orchestrate.check_node_pillar, orchestration, pillar)
-    nodes = _glue.call(_inventory.load, _inventory_dir())
-    roles = list(nodes[name].roles) if name in nodes else []
+    names = _glue.call(_orchestrate.check_nodes_pillar, orchestration, pillar)
+    declared = _glue.call(_inventory.load, _inventory_dir())
+    roles = {name: list(declared[name].roles) if name in declared else [] for name in names}
     phases = _glue.call(_orchestrate.plan, orchestration, roles, pillar.get("skip_phases"))
     return {
-        "node": name,
+        "nodes": names,
+        # One node: its name; several: "cp2, cp3, worker1" (for state IDs and messages).
+        "label": ", ".join(names),
         "roles": roles,
         "force": pillar.get("force") is True,
         "phases": phases,

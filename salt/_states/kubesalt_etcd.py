@@ -13,6 +13,10 @@ says whether the removal would be refused.
         - peer_url: https://10.0.0.11:2380
 """
 
+import os
+import shutil
+import time
+
 from salt.exceptions import CommandExecutionError
 
 try:
@@ -176,4 +180,42 @@ def member_absent(name, force=False, peer_url=None, endpoints=None):
     ret["comment"] = removed["comment"]
     if removed["changed"]:
         ret["changes"] = {"removed": {"id": removed["member"]["id"], "name": name}}
+    return ret
+
+
+def data_absent(name="/var/lib/etcd", wait=60):
+    """
+    Remove etcd's data directory ``name`` once no etcd runs from it (bounded by ``wait``
+    seconds: the kubelet stops the pod after its manifest is removed). For a node whose
+    member was removed from the cluster: a member ID cannot rejoin, so its data must go
+    before the node joins again. Fails, removing nothing, while etcd still runs from it.
+    """
+    ret = _ret(name)
+    if not os.path.lexists(name):
+        ret["result"] = True
+        ret["comment"] = f"etcd data directory {name} is in the correct state (absent)"
+        return ret
+    deadline = time.monotonic() + float(wait)
+    running = _etcd.processes_using(name)
+    while running and time.monotonic() < deadline:
+        time.sleep(1)
+        running = _etcd.processes_using(name)
+    if running:
+        ret["comment"] = (
+            f"etcd still runs from {name} after {wait}s (PID {', '.join(map(str, running))}); "
+            "remove its static pod manifest first (kubesalt.etcd.absent) so the kubelet stops "
+            "it; nothing was removed"
+        )
+        return ret
+    if __opts__["test"]:  # noqa: F821
+        ret["result"] = None
+        ret["comment"] = f"etcd data directory {name} would have been removed"
+        return ret
+    if os.path.isdir(name) and not os.path.islink(name):
+        shutil.rmtree(name)
+    else:
+        os.remove(name)
+    ret["result"] = True
+    ret["comment"] = f"etcd data directory {name} removed"
+    ret["changes"] = {"removed": name}
     return ret

@@ -8,7 +8,7 @@ See ``docs/orchestrations.md``.
 """
 
 import base64
-import json
+import concurrent.futures
 import os
 import socket
 import subprocess
@@ -17,6 +17,7 @@ import time
 import salt.client
 import salt.key
 import salt.runner
+import salt.utils.thin
 
 try:
     from kubesalt import inventory as _inventory
@@ -94,27 +95,43 @@ def _accepted():
     return set(salt.key.Key(__opts__).list_keys().get("minions", []))  # noqa: F821
 
 
-def _call(minion, fun, args=(), kwargs=None, timeout=120, what=None, state=False):
-    """Run `fun` on one minion through the master; its return, or PhaseFailed. With
-    `state`, a state run's dictionary is returned even when it failed (the caller lists
+def _call_many(minions, fun, args=(), kwargs=None, timeout=120, what=None, state=False):
+    """Run `fun` on every minion of `minions` at once (one job, list target); {minion:
+    return}, or PhaseFailed naming every minion that did not answer or failed. With
+    `state`, state runs' dictionaries are returned even when they failed (the caller lists
     the failed states)."""
     answer = _client().cmd(
-        minion, fun, arg=list(args), kwarg=kwargs or {}, timeout=timeout, full_return=True
-    )
+        list(minions), fun, arg=list(args), kwarg=kwargs or {}, timeout=timeout,
+        tgt_type="list", full_return=True,
+    )  # fmt: skip
     what = what or fun
-    if minion not in answer:
-        raise PhaseFailed(
-            f"{what} on {minion}: no answer within {timeout}s; check that salt-minion runs "
-            f"on {minion} (salt {minion} test.ping)"
+    results, problems = {}, []
+    silent = [minion for minion in minions if minion not in answer]
+    if silent:
+        problems.append(
+            f"{what} on {', '.join(silent)}: no answer within {timeout}s; check that "
+            f"salt-minion runs there (salt -L {','.join(silent)} test.ping)"
         )
-    reply = answer[minion]
-    result = reply.get("ret") if isinstance(reply, dict) else reply
-    retcode = reply.get("retcode", 0) if isinstance(reply, dict) else 0
-    if state and isinstance(result, dict):
-        return result
-    if retcode or (isinstance(result, str) and result.startswith(("ERROR", "The minion function"))):
-        raise PhaseFailed(f"{what} on {minion} failed: {result}")
-    return result
+    for minion in minions:
+        if minion in silent:
+            continue
+        reply = answer[minion]
+        result = reply.get("ret") if isinstance(reply, dict) else reply
+        retcode = reply.get("retcode", 0) if isinstance(reply, dict) else 0
+        failed = retcode or (
+            isinstance(result, str) and result.startswith(("ERROR", "The minion function"))
+        )
+        if failed and not (state and isinstance(result, dict)):
+            problems.append(f"{what} on {minion} failed: {result}")
+        results[minion] = result
+    if problems:
+        raise PhaseFailed("; ".join(problems))
+    return results
+
+
+def _call(minion, fun, args=(), kwargs=None, timeout=120, what=None, state=False):
+    """`_call_many` on one minion: its return, or PhaseFailed."""
+    return _call_many([minion], fun, args, kwargs, timeout, what, state)[minion]
 
 
 def _state_summary(minion, result, what):
@@ -133,33 +150,61 @@ def _state_summary(minion, result, what):
     return changed, failed
 
 
-def _apply(minion, sls, saltenv, timeout, pillar=None):
-    """Apply `sls` (a list, or None for the highstate) on `minion`; the changed state IDs."""
+def _apply(minions, sls, saltenv, timeout, pillar=None):
+    """Apply `sls` (a list, or None for the highstate) on `minions` at once; {minion: the
+    changed state IDs}. PhaseFailed lists every failed state on every minion."""
     kwargs = {"saltenv": saltenv}
     if pillar:
         kwargs["pillar"] = pillar
     if sls:
         what = f"state.sls {','.join(sls)}"
-        result = _call(minion, "state.sls", [",".join(sls)], kwargs, timeout, what, state=True)
+        fun, args = "state.sls", [",".join(sls)]
     else:
-        what = "state.highstate"
-        result = _call(minion, "state.highstate", [], kwargs, timeout, what, state=True)
-    changed, failed = _state_summary(minion, result, what)
-    if failed:
-        raise PhaseFailed(
-            f"{what} on {minion}: {len(failed)} state(s) failed: " + "; ".join(failed)
-        )
+        what, fun, args = "state.highstate", "state.highstate", []
+    results = _call_many(minions, fun, args, kwargs, timeout, what, state=True)
+    changed, problems = {}, []
+    for minion in minions:
+        ids, failed = _state_summary(minion, results[minion], what)
+        changed[minion] = ids
+        if failed:
+            problems.append(
+                f"{what} on {minion}: {len(failed)} state(s) failed: " + "; ".join(failed)
+            )
+    if problems:
+        raise PhaseFailed(" | ".join(problems))
     return changed
 
 
-def _others(node, roles=None):
-    """Accepted, declared minions other than `node` (with one of `roles`, if given), sorted."""
+def _each(nodes, action):
+    """Run `action(node)` for every node in parallel threads (each waits on a subprocess);
+    {node: its return}, or PhaseFailed with every node's failure."""
+    if len(nodes) == 1:
+        return {nodes[0]: action(nodes[0])}
+    results, problems = {}, []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        futures = {node: pool.submit(action, node) for node in nodes}
+        for node, future in futures.items():
+            try:
+                results[node] = future.result()
+            except PhaseFailed as err:
+                problems.append(f"{node}: {err}")
+    if problems:
+        raise PhaseFailed(" | ".join(problems))
+    return results
+
+
+def _as_list(nodes):
+    return [nodes] if isinstance(nodes, str) else list(nodes or [])
+
+
+def _others(exclude, roles=None):
+    """Accepted, declared minions not in `exclude` (with one of `roles`, if given), sorted."""
     nodes = _inventory.load(_inventory_dir())
     accepted = _accepted()
     return [
         n
         for n in sorted(nodes)
-        if n != node and n in accepted and (not roles or set(roles) & set(nodes[n].roles))
+        if n not in exclude and n in accepted and (not roles or set(roles) & set(nodes[n].roles))
     ]
 
 
@@ -175,38 +220,43 @@ def skipped(name, phase, why):
     return {"name": name, "result": True, "changes": {}, "comment": f"phase {phase}: {why}"}
 
 
-def node_declared(name, node, wait=10, phase="preflight"):
-    """
-    Check that ``node`` is declared in the inventory and that its SSH port answers within
-    ``wait`` seconds (TCP connect).
-    """
-    ret = _ret(name, phase)
-    try:
-        entry, _nodes = _declared(node)
-    except (PhaseFailed, KubesaltError) as err:
-        return _fail(ret, phase, _error_text(err))
+def _ssh_answers(node, entry, wait):
     deadline = time.monotonic() + float(wait)
-    last = None
     while True:
         try:
             with socket.create_connection((entry.host, entry.port), timeout=3):
-                break
+                return
         except OSError as err:
             last = err
         if time.monotonic() > deadline:
-            return _fail(
-                ret,
-                phase,
+            raise PhaseFailed(
                 f"node {node}: SSH port {entry.host}:{entry.port} did not answer within "
                 f"{wait}s ({last}); check that the node is up and sshd runs, and the "
-                "address declared (salt-run kubesalt_inventory.list_nodes)",
+                "address declared (salt-run kubesalt_inventory.list_nodes)"
             )
         time.sleep(1)
+
+
+def node_declared(name, nodes, wait=10, phase="preflight"):
+    """
+    Check that every node of ``nodes`` (a name or a list) is declared in the inventory and
+    that its SSH port answers within ``wait`` seconds (TCP connect).
+    """
+    ret = _ret(name, phase)
+    nodes = _as_list(nodes)
+    try:
+        entries = {node: _declared(node)[0] for node in nodes}
+        _each(nodes, lambda node: _ssh_answers(node, entries[node], wait))
+    except (PhaseFailed, KubesaltError) as err:
+        return _fail(ret, phase, _error_text(err))
     return _done(
         ret,
         phase,
-        f"node {node} is declared (roles {', '.join(entry.roles)}) and its SSH port "
-        f"{entry.host}:{entry.port} answers",
+        "; ".join(
+            f"node {node} is declared (roles {', '.join(entry.roles)}) and its SSH port "
+            f"{entry.host}:{entry.port} answers"
+            for node, entry in entries.items()
+        ),
     )
 
 
@@ -278,198 +328,324 @@ def _salt_ssh(node, args, timeout, what):
             f"{what}: salt-ssh to {node} did not finish within {timeout}s; check that sshd on "
             f"{node} has an sftp subsystem and accepts the declared key (ssh -i KEY root@HOST)"
         ) from err
-    try:
-        data = json.loads(result.stdout or "{}")
-    except ValueError:
-        data = {}
-    reply = data.get(node) if isinstance(data, dict) else None
+    reply = _orchestrate.salt_ssh_reply(result.stdout, node)
     if reply is None:
-        tail = (result.stderr or result.stdout).strip()[-1500:]
-        raise PhaseFailed(f"{what}: salt-ssh to {node} failed (exit {result.returncode}): {tail}")
+        out = result.stdout.strip()
+        shown = out if len(out) <= 1500 else f"{out[:700]} [...] {out[-700:]}"
+        raise PhaseFailed(
+            f"{what}: salt-ssh to {node} gave no answer for {node} (exit {result.returncode}); "
+            f"stdout: {shown or '(empty)'}; stderr: {result.stderr.strip()[-700:] or '(empty)'}"
+        )
     return reply, result.returncode
 
 
-def minion_installed(name, node, saltenv, timeout=900, phase="minion"):
-    """
-    Install salt-minion on ``node`` with salt-ssh (roster ``kubesalt``, bounded by
-    ``timeout``): apt source of the bootstrap repository over HTTPS with the cluster CA,
-    Salt in its virtualenv from the bootstrap node's wheels, the minion configuration
-    toward this master; then read the minion's public key back for the key phase.
-    """
-    ret = _ret(name, phase)
-    try:
-        _declared(node)
-        pillar = _minion_pillar(node, saltenv)
-    except (PhaseFailed, KubesaltError) as err:
-        return _fail(ret, phase, _error_text(err))
-    if __opts__["test"]:  # noqa: F821
-        return _test(ret, phase, f"installed salt-minion on {node} with salt-ssh")
-    arg = _orchestrate.salt_ssh_pillar(pillar)
-    try:
-        reply, _code = _salt_ssh(
-            node,
-            ["state.sls", "kubesalt.salt.minion.remote", f"saltenv={saltenv}", arg],
-            timeout,
-            "install salt-minion",
-        )
-        changed, failed = _state_summary(node, reply, "state.sls kubesalt.salt.minion.remote")
-        if failed:
-            raise PhaseFailed(
-                f"salt-ssh state.sls kubesalt.salt.minion.remote on {node}: " + "; ".join(failed)
-            )
-        wait = "for i in $(seq 60); do test -s {0} && break; sleep 0.5; done; base64 -w0 {0}"
-        raw, code = _salt_ssh(node, ["-r", wait.format(MINION_PUB)], 120, "read the minion key")
-        text = raw.get("stdout", "") if isinstance(raw, dict) else ""
-        if code or not text.strip():
-            raise PhaseFailed(
-                f"salt-minion on {node} wrote no public key {MINION_PUB} within 30s; see "
-                f"journalctl -u salt-minion on {node}"
-            )
-        pem = base64.b64decode(text.strip()).decode()
-    except PhaseFailed as err:
-        return _fail(ret, phase, str(err))
-    os.makedirs(KEYS_DIR, mode=0o700, exist_ok=True)
-    path = os.path.join(KEYS_DIR, f"{node}.pub")
-    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None  # noqa: SIM115
-    if old != pem:
-        with open(path, "w", encoding="utf-8") as stream:
-            stream.write(pem)
-    changes = {"states": changed} if changed else {}
-    if old != pem:
-        changes["public_key"] = path
-    if changes:
-        return _done(ret, phase, f"salt-minion on {node} installed and configured", changes)
-    return _done(ret, phase, f"salt-minion on {node} is in the correct state")
-
-
-def grains_published(name, node, saltenv, ca_minion, timeout=300, phase="grains"):
-    """
-    Sync kubesalt's modules to ``node``, choose and publish its addresses (kubesalt.node:
-    grains and mine), then refresh the pillar of the CA minion (its signing policies now
-    list ``node``).
-    """
-    ret = _ret(name, phase)
-    if __opts__["test"]:  # noqa: F821
-        return _test(ret, phase, f"synced modules and published the addresses of {node}")
-    try:
-        synced = _call(node, "saltutil.sync_all", [], {"saltenv": saltenv}, timeout)
-        changed = _apply(node, ["kubesalt.node"], saltenv, timeout)
-        _call(ca_minion, "saltutil.refresh_pillar", [], {"wait": True}, timeout)
-        ip = _call(node, "grains.get", ["kubesalt:control_plane_ip"], {}, 30)
-    except PhaseFailed as err:
-        return _fail(ret, phase, str(err))
-    changes = {}
-    modules = {k: v for k, v in (synced or {}).items() if v}
-    if modules:
-        changes["synced"] = modules
-    if changed:
-        changes["states"] = changed
-    return _done(
-        ret, phase, f"{node} has control-plane IP {ip} in its grains and the mine", changes
+def _prepare_thin():
+    """Build salt-ssh's thin archive once, here, before salt-ssh runs to several nodes in
+    parallel: every salt-ssh process builds it at start when it is missing, and processes
+    started together would write and read the same file at once."""
+    opts = __opts__  # noqa: F821
+    salt.utils.thin.gen_thin(
+        opts["cachedir"],
+        extra_mods=opts.get("thin_extra_mods"),
+        overwrite=opts.get("regen_thin", False),
+        extended_cfg=opts.get("ssh_ext_alternatives"),
     )
 
 
-def _reconnect(minion, wait=90):
-    """Restart salt-minion on `minion` and wait (bounded) until it answers again.
+def _install_minion(node, saltenv, timeout):
+    """salt-ssh installs and configures salt-minion on `node`; (changed state IDs, the
+    minion's public key)."""
+    arg = _orchestrate.salt_ssh_pillar(_minion_pillar(node, saltenv))
+    reply, _code = _salt_ssh(
+        node,
+        ["state.sls", "kubesalt.salt.minion.remote", f"saltenv={saltenv}", arg],
+        timeout,
+        "install salt-minion",
+    )
+    changed, failed = _state_summary(node, reply, "state.sls kubesalt.salt.minion.remote")
+    if failed:
+        raise PhaseFailed(
+            f"salt-ssh state.sls kubesalt.salt.minion.remote on {node}: " + "; ".join(failed)
+        )
+    wait = "for i in $(seq 60); do test -s {0} && break; sleep 0.5; done; base64 -w0 {0}"
+    raw, code = _salt_ssh(node, ["-r", wait.format(MINION_PUB)], 120, "read the minion key")
+    text = raw.get("stdout", "") if isinstance(raw, dict) else ""
+    if code or not text.strip():
+        raise PhaseFailed(
+            f"salt-minion on {node} wrote no public key {MINION_PUB} within 30s; see "
+            f"journalctl -u salt-minion on {node}"
+        )
+    return changed, base64.b64decode(text.strip()).decode()
+
+
+def _save_public_key(node, pem):
+    """Keep the minion's public key for the key phase; True when it changed."""
+    os.makedirs(KEYS_DIR, mode=0o700, exist_ok=True)
+    path = os.path.join(KEYS_DIR, f"{node}.pub")
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else None  # noqa: SIM115
+    if old == pem:
+        return False
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(pem)
+    return True
+
+
+def minion_installed(name, nodes, saltenv, timeout=900, phase="minion"):
+    """
+    Install salt-minion on every node of ``nodes`` at once, with salt-ssh (roster
+    ``kubesalt``, bounded by ``timeout``): apt source of the bootstrap repository over
+    HTTPS with the cluster CA, Salt in its virtualenv from the bootstrap node's wheels, the
+    minion configuration toward this master; then read each minion's public key back for
+    the key phase.
+    """
+    ret = _ret(name, phase)
+    nodes = _as_list(nodes)
+    try:
+        for node in nodes:
+            _declared(node)
+            _minion_pillar(node, saltenv)
+    except (PhaseFailed, KubesaltError) as err:
+        return _fail(ret, phase, _error_text(err))
+    if __opts__["test"]:  # noqa: F821
+        return _test(ret, phase, f"installed salt-minion on {', '.join(nodes)} with salt-ssh")
+    try:
+        if len(nodes) > 1:
+            _prepare_thin()
+        installed = _each(nodes, lambda node: _install_minion(node, saltenv, timeout))
+    except PhaseFailed as err:
+        return _fail(ret, phase, str(err))
+    changes = {}
+    for node, (changed, pem) in installed.items():
+        node_changes = {"states": changed} if changed else {}
+        if _save_public_key(node, pem):
+            node_changes["public_key"] = os.path.join(KEYS_DIR, f"{node}.pub")
+        if node_changes:
+            changes[node] = node_changes
+    where = ", ".join(nodes)
+    if changes:
+        return _done(ret, phase, f"salt-minion on {where} installed and configured", changes)
+    return _done(ret, phase, f"salt-minion on {where} is in the correct state")
+
+
+def grains_published(name, nodes, saltenv, ca_minion, timeout=300, phase="grains"):
+    """
+    Sync kubesalt's modules to every node of ``nodes``, choose and publish their addresses
+    (kubesalt.node: grains and mine), then refresh the pillar of the CA minion (its signing
+    policies now list them).
+    """
+    ret = _ret(name, phase)
+    nodes = _as_list(nodes)
+    if __opts__["test"]:  # noqa: F821
+        return _test(
+            ret, phase, f"synced modules and published the addresses of {', '.join(nodes)}"
+        )
+    try:
+        synced = _call_many(nodes, "saltutil.sync_all", [], {"saltenv": saltenv}, timeout)
+        changed = _apply(nodes, ["kubesalt.node"], saltenv, timeout)
+        _call(ca_minion, "saltutil.refresh_pillar", [], {"wait": True}, timeout)
+        ips = _call_many(nodes, "grains.get", ["kubesalt:control_plane_ip"], {}, 30)
+    except PhaseFailed as err:
+        return _fail(ret, phase, str(err))
+    changes = {}
+    for node in nodes:
+        modules = {k: v for k, v in (synced[node] or {}).items() if v}
+        node_changes = {"synced": modules} if modules else {}
+        if changed[node]:
+            node_changes["states"] = changed[node]
+        if node_changes:
+            changes[node] = node_changes
+    where = ", ".join(f"{node} has control-plane IP {ips[node]}" for node in nodes)
+    return _done(ret, phase, f"{where} in its grains and the mine", changes)
+
+
+def _restart_minion(minion):
+    # Through salt-ssh: the master's own channel to that minion is the one that broke.
+    reply, code = _salt_ssh(minion, ["-r", "systemctl restart salt-minion"], 120,
+                            "restart salt-minion")  # fmt: skip
+    if code:
+        raise PhaseFailed(f"systemctl restart salt-minion on {minion} failed: {reply}")
+
+
+def _reconnect(minions, wait=90):
+    """Restart salt-minion on `minions` and wait (bounded) until they answer again.
 
     Starting firewalld for the first time on a node drops the minion's established
     connection to the master's publish port without the minion noticing (it only finds
     out at its next keepalive, minutes later): jobs published meanwhile are lost."""
-    # Through salt-ssh: the master's own channel to that minion is the one that broke.
-    _reply, code = _salt_ssh(minion, ["-r", "systemctl restart salt-minion"], 120,
-                             "restart salt-minion")  # fmt: skip
-    if code:
-        raise PhaseFailed(f"systemctl restart salt-minion on {minion} failed: {_reply}")
+    _each(minions, _restart_minion)
     time.sleep(2)
+    waiting = list(minions)
     deadline = time.monotonic() + float(wait)
-    while time.monotonic() < deadline:
-        answer = _client().cmd(minion, "test.ping", timeout=5)
-        if answer.get(minion) is True:
-            return
-        time.sleep(2)
-    raise PhaseFailed(
-        f"salt-minion on {minion} did not answer test.ping within {wait}s after its restart; "
-        f"see journalctl -u salt-minion on {minion}"
-    )
+    while waiting and time.monotonic() < deadline:
+        answer = _client().cmd(waiting, "test.ping", timeout=5, tgt_type="list")
+        waiting = [minion for minion in waiting if answer.get(minion) is not True]
+        if waiting:
+            time.sleep(2)
+    if waiting:
+        raise PhaseFailed(
+            f"salt-minion on {', '.join(waiting)} did not answer test.ping within {wait}s "
+            "after its restart; see journalctl -u salt-minion there"
+        )
 
 
 def applied(
-    name, node, saltenv, sls=None, scope="node", roles=None, timeout=600, phase=None,
+    name, nodes, saltenv, sls=None, scope="node", roles=None, timeout=600, phase=None,
     reconnect=False,
 ):  # fmt: skip
     """
-    Apply ``sls`` (a list; none: the highstate) on ``node`` (scope ``node``) or on every
-    other accepted, declared node with one of ``roles`` (scope ``others``), one after the
-    other. The changes list the changed state IDs per node. With ``reconnect``, a node
-    where something changed gets its salt-minion restarted and answering again (after
-    firewalld starts there for the first time).
+    Apply ``sls`` (a list; none: the highstate) on ``nodes`` (a name or a list; scope
+    ``node``) or on every other accepted, declared node with one of ``roles`` (scope
+    ``others``), on all of them at once. The changes list the changed state IDs per node.
+    With ``reconnect``, a node where something changed gets its salt-minion restarted and
+    answering again (after firewalld starts there for the first time).
     """
     ret = _ret(name, phase)
+    nodes = _as_list(nodes)
     if scope not in ("node", "others"):
         return _fail(ret, phase, f"scope = {scope!r}: use node or others")
-    targets = [node] if scope == "node" else _others(node, roles)
-    if __opts__["test"]:  # noqa: F821
-        return _test(ret, phase, f"applied {sls or 'the highstate'} on {', '.join(targets)}")
-    changes = {}
-    try:
-        for target in targets:
-            changed = _apply(target, sls, saltenv, timeout)
-            if changed:
-                changes[target] = changed
-                if reconnect:
-                    _reconnect(target)
-    except PhaseFailed as err:
-        return _fail(ret, phase, str(err))
+    targets = nodes if scope == "node" else _others(nodes, roles)
     what = ", ".join(sls) if sls else "the highstate"
     where = ", ".join(targets) or "no other node"
+    if __opts__["test"]:  # noqa: F821
+        return _test(ret, phase, f"applied {what} on {where}")
+    if not targets:
+        return _done(ret, phase, f"{what}: no other node to update")
+    try:
+        changed = _apply(targets, sls, saltenv, timeout)
+        changes = {target: ids for target, ids in changed.items() if ids}
+        if reconnect and changes:
+            _reconnect(list(changes))
+    except PhaseFailed as err:
+        return _fail(ret, phase, str(err))
     if changes:
         return _done(ret, phase, f"{what} applied on {where}", changes)
     return _done(ret, phase, f"{what} on {where} is in the correct state")
 
 
-def etcd_joined(name, node, member, saltenv, timeout=120, phase="etcd"):
+def _join_etcd(node, member, saltenv, timeout):
+    """One node joins etcd through `member`; (its peer URL, the changes)."""
+    changes = {}
+    ip = _call(node, "grains.get", ["kubesalt:control_plane_ip"], {}, 30)
+    if not ip:
+        raise PhaseFailed(f"{node} has no grain kubesalt:control_plane_ip; run phase grains")
+    peer_url = _orchestrate.etcd_peer_url(ip)
+    wait = {"timeout": timeout, "cluster": True}
+    _call(member, "kubesalt_etcd.wait_healthy", [], wait, timeout + 30,
+          what="wait for a healthy etcd cluster")  # fmt: skip
+    added = _call(member, "kubesalt_etcd.add_learner", [node, peer_url], {}, timeout,
+                  what=f"add {node} as an etcd learner")  # fmt: skip
+    if added.get("changed"):
+        changes["learner"] = added.get("member")
+    recorded = _call(node, "grains.get", [INITIAL_CLUSTER_GRAIN], {}, 30)
+    if not recorded:
+        members = _orchestrate.parse_initial_cluster(added["initial_cluster"])
+        _call(node, "grains.set", [INITIAL_CLUSTER_GRAIN, members], {"force": True}, 30)
+        changes["initial_cluster"] = added["initial_cluster"]
+    changed = _apply([node], ["kubesalt.roles.etcd"], saltenv, timeout * 3)[node]
+    if changed:
+        changes["states"] = changed
+    promoted = _call(member, "kubesalt_etcd.promote", [node], {"timeout": timeout},
+                     timeout + 30, what=f"promote the etcd learner {node}")  # fmt: skip
+    if promoted.get("changed"):
+        changes["promoted"] = node
+    _call(member, "kubesalt_etcd.wait_healthy", [], wait, timeout + 30,
+          what=f"wait for a healthy etcd cluster with {node}")  # fmt: skip
+    return peer_url, changes
+
+
+def etcd_joined(name, nodes, member, saltenv, timeout=120, phase="etcd"):
     """
-    Join ``node`` to etcd as kubeadm does: wait for the cluster to be healthy (seen from the
-    existing member ``member``), add ``node`` as a learner there, record the
-    ``--initial-cluster`` of that moment in the node's grain (so a later join never rewrites
-    this member's manifest), write its static pod (kubesalt.roles.etcd), then promote it
-    once it is in sync, each wait bounded by ``timeout``.
+    Join every node of ``nodes`` to etcd as kubeadm does, one after the other (etcd admits
+    one learner at a time): wait for the cluster to be healthy (seen from the existing
+    member ``member``), add the node as a learner there, record the ``--initial-cluster``
+    of that moment in the node's grain (so a later join never rewrites this member's
+    manifest), write its static pod (kubesalt.roles.etcd), then promote it once it is in
+    sync, each wait bounded by ``timeout``.
+    """
+    ret = _ret(name, phase)
+    nodes = _as_list(nodes)
+    if __opts__["test"]:  # noqa: F821
+        return _test(ret, phase, f"joined {', '.join(nodes)} to etcd through {member}")
+    changes, joined = {}, []
+    try:
+        for node in nodes:
+            peer_url, node_changes = _join_etcd(node, member, saltenv, timeout)
+            joined.append(f"{node} ({peer_url})")
+            if node_changes:
+                changes[node] = node_changes
+    except (PhaseFailed, KubesaltError, KeyError, TypeError, AttributeError) as err:
+        done = f" (joined before the failure: {', '.join(joined)})" if joined else ""
+        return _fail(ret, phase, _error_text(err) + done)
+    if changes:
+        return _done(ret, phase, f"{', '.join(joined)} joined etcd as voting members", changes)
+    return _done(ret, phase, f"etcd members {', '.join(joined)} are in the correct state")
+
+
+def _kubectl(member, fun, args, kwargs, timeout, what):
+    """Run kubesalt_kubectl.`fun` on the CA minion `member` (it has admin.conf); its return."""
+    return _call(member, f"kubesalt_kubectl.{fun}", args, kwargs, timeout + 30, what=what)
+
+
+def node_labelled(name, nodes, member, roles, phase="addons"):
+    """
+    Label the Node object of every node of ``nodes`` with its roles
+    (``node-role.kubernetes.io/<role>``; ``roles`` maps each node to its roles), with
+    kubectl on the CA minion ``member``. Changes list the labels added.
+    """
+    ret = _ret(name, phase)
+    nodes = _as_list(nodes)
+    if __opts__["test"]:  # noqa: F821
+        return _test(ret, phase, f"labelled the Node objects of {', '.join(nodes)}")
+    changes = {}
+    try:
+        for node in nodes:
+            result = _kubectl(member, "label_node", [node, roles[node]], {}, 30,
+                              f"label the Node object {node}")  # fmt: skip
+            if result.get("changed"):
+                changes[node] = result.get("added") or result.get("labels")
+    except (PhaseFailed, KeyError) as err:
+        return _fail(ret, phase, str(err))
+    where = ", ".join(nodes)
+    if changes:
+        return _done(ret, phase, f"the Node objects of {where} are labelled", changes)
+    return _done(ret, phase, f"the Node objects of {where} are in the correct state (labelled)")
+
+
+def node_drained(name, node, member, timeout=300, phase="drain"):
+    """
+    Cordon ``node``'s Node object and evict its pods (``kubectl drain --ignore-daemonsets
+    --delete-emptydir-data``, bounded by ``timeout``: PodDisruptionBudgets are honoured),
+    with kubectl on the CA minion ``member``. No Node object: nothing to do.
     """
     ret = _ret(name, phase)
     if __opts__["test"]:  # noqa: F821
-        return _test(ret, phase, f"joined {node} to etcd through {member}")
-    changes = {}
+        return _test(ret, phase, f"drained the Node object {node}")
     try:
-        ip = _call(node, "grains.get", ["kubesalt:control_plane_ip"], {}, 30)
-        if not ip:
-            raise PhaseFailed(f"{node} has no grain kubesalt:control_plane_ip; run phase grains")
-        peer_url = _orchestrate.etcd_peer_url(ip)
-        wait = {"timeout": timeout, "cluster": True}
-        _call(member, "kubesalt_etcd.wait_healthy", [], wait, timeout + 30,
-              what="wait for a healthy etcd cluster")  # fmt: skip
-        added = _call(member, "kubesalt_etcd.add_learner", [node, peer_url], {}, timeout,
-                      what=f"add {node} as an etcd learner")  # fmt: skip
-        if added.get("changed"):
-            changes["learner"] = added.get("member")
-        recorded = _call(node, "grains.get", [INITIAL_CLUSTER_GRAIN], {}, 30)
-        if not recorded:
-            members = _orchestrate.parse_initial_cluster(added["initial_cluster"])
-            _call(node, "grains.set", [INITIAL_CLUSTER_GRAIN, members], {"force": True}, 30)
-            changes["initial_cluster"] = added["initial_cluster"]
-        changed = _apply(node, ["kubesalt.roles.etcd"], saltenv, timeout * 3)
-        if changed:
-            changes["states"] = changed
-        promoted = _call(member, "kubesalt_etcd.promote", [node], {"timeout": timeout},
-                         timeout + 30, what=f"promote the etcd learner {node}")  # fmt: skip
-        if promoted.get("changed"):
-            changes["promoted"] = node
-        _call(member, "kubesalt_etcd.wait_healthy", [], wait, timeout + 30,
-              what=f"wait for a healthy etcd cluster with {node}")  # fmt: skip
-    except (PhaseFailed, KubesaltError, KeyError, TypeError, AttributeError) as err:
-        return _fail(ret, phase, _error_text(err))
-    if changes:
-        return _done(ret, phase, f"{node} ({peer_url}) joined etcd as a voting member", changes)
-    return _done(ret, phase, f"etcd member {node} ({peer_url}) is in the correct state")
+        result = _kubectl(member, "drain", [node], {"timeout": timeout}, timeout,
+                          f"drain the Node object {node}")  # fmt: skip
+    except PhaseFailed as err:
+        return _fail(ret, phase, f"{err}; nothing else was changed")
+    changes = {}
+    if result.get("changed"):
+        changes = {"cordoned": result.get("cordoned"), "evicted": result.get("evicted")}
+    return _done(ret, phase, result.get("comment", ""), changes)
+
+
+def node_deleted(name, node, member, timeout=60, phase="delete-node"):
+    """
+    Delete ``node``'s Node object (after its kubelet was stopped by the cleanup phase, so
+    that it does not register again), with kubectl on the CA minion ``member``.
+    """
+    ret = _ret(name, phase)
+    if __opts__["test"]:  # noqa: F821
+        return _test(ret, phase, f"deleted the Node object {node}")
+    try:
+        result = _kubectl(member, "delete_node", [node], {"timeout": timeout},
+                          timeout, f"delete the Node object {node}")  # fmt: skip
+    except PhaseFailed as err:
+        return _fail(ret, phase, str(err))
+    changes = {"deleted": node} if result.get("changed") else {}
+    return _done(ret, phase, result.get("comment", ""), changes)
 
 
 def etcd_left(name, node, member, force=False, timeout=60, phase="etcd"):

@@ -16,6 +16,7 @@ shows it as `unstarted`): it is found by its peer URL or its ID, never by its na
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -416,3 +417,28 @@ def healthy_members(members: Sequence[Member], health: dict[str, dict]) -> set[s
         for member in members
         if any(health.get(url, {}).get("health") for url in member.client_urls)
     }
+
+
+def processes_using(data_dir: str, proc: str = "/proc") -> list[int]:
+    """PIDs of the processes whose command line names `data_dir` as etcd's data directory
+    (`--data-dir=DIR` or `--data-dir DIR`): an etcd still running from it."""
+    wanted = data_dir.rstrip("/") or "/"
+    found = []
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(os.path.join(entry.path, "cmdline"), "rb") as stream:
+                argv = stream.read().decode(errors="replace").split("\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        for index, arg in enumerate(argv):
+            value = None
+            if arg.startswith("--data-dir="):
+                value = arg.partition("=")[2]
+            elif arg == "--data-dir" and index + 1 < len(argv):
+                value = argv[index + 1]
+            if value is not None and (value.rstrip("/") or "/") == wanted:
+                found.append(int(entry.name))
+                break
+    return sorted(found)

@@ -56,14 +56,19 @@ DEPLOY_PHASES = (
 )
 REMOVE_PHASES = (
     _phase("preflight", "the node is declared, is not the CA minion, and its SSH port answers"),
+    _phase("drain", "the Node object cordoned and its pods evicted (kubectl drain)"),
     _phase("etcd", "the node's etcd member removed from the cluster", "etcd"),
     _phase("cleanup", "the node's kubesalt files removed (the -absent states)"),
+    _phase("delete-node", "the Node object deleted, once its kubelet is stopped"),
     _phase("minion", "the node's salt-minion stopped and disabled"),
     _phase("key", "the node's minion key deleted on the master"),
     _phase("inventory", "the node forgotten (kubesalt_inventory.forget)"),
     _phase("peers", "keepalived peers and firewall sources updated on the other nodes"),
 )
 ORCHESTRATIONS = {"deploy_node": DEPLOY_PHASES, "remove_node": REMOVE_PHASES}
+# deploy_node takes several nodes (pillar nodes): phases run on all of them at once, but
+# etcd members join one at a time (etcd admits one learner at a time).
+MULTI_NODE = ("deploy_node",)
 
 
 def phases_of(orchestration: str) -> tuple[Phase, ...]:
@@ -109,38 +114,86 @@ def check_skip(orchestration: str, skip) -> list[str]:
     return wanted
 
 
-def plan(orchestration: str, roles, skip) -> list[dict]:
-    """Every phase with `run` (bool) and `why` (the reason it does not run), for a node with
-    `roles`: skipped by the operator, or not for this node's roles."""
+def plan(orchestration: str, roles_by_node: dict, skip) -> list[dict]:
+    """Every phase with `nodes` (the nodes it acts on, in the given order), `run` (bool)
+    and `why` (the reason it does not run): skipped by the operator, or for none of the
+    nodes' roles. `roles_by_node` maps each node to its declared roles (empty when it is
+    not declared: preflight runs and fails there)."""
     skipped = set(check_skip(orchestration, skip))
-    roles = frozenset(roles or ())
     result = []
     for phase in phases_of(orchestration):
+        nodes = [
+            name
+            for name, roles in roles_by_node.items()
+            if not phase.roles or phase.roles & frozenset(roles or ())
+        ]
         why = ""
         if phase.name in skipped:
-            why = "skipped (pillar skip_phases)"
-        elif phase.roles and not phase.roles & roles:
-            why = f"not for this node (roles {', '.join(sorted(roles)) or 'none'})"
+            why, nodes = "skipped (pillar skip_phases)", []
+        elif not nodes:
+            why = "not for " + _roles_text(roles_by_node)
         result.append(
-            {"name": phase.name, "description": phase.description, "run": not why, "why": why}
+            {
+                "name": phase.name,
+                "description": phase.description,
+                "nodes": nodes,
+                "run": not why,
+                "why": why,
+            }
         )
     return result
 
 
-def check_node_pillar(orchestration: str, pillar: dict) -> str:
-    """The node named by pillar `node`, checked to be a plain minion ID."""
-    name = (pillar or {}).get("node")
-    if not isinstance(name, str) or not name.strip():
+def _roles_text(roles_by_node: dict) -> str:
+    def roles_of(name):
+        return ", ".join(sorted(roles_by_node[name] or ())) or "none"
+
+    if len(roles_by_node) == 1:
+        return f"this node (roles {roles_of(next(iter(roles_by_node)))})"
+    return "these nodes (" + "; ".join(f"{n}: {roles_of(n)}" for n in roles_by_node) + ")"
+
+
+def _one_name(value, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
         raise OrchestrateError(
-            f"pillar node = {name!r}: give the node to act on, for example "
-            f"salt-run state.orchestrate kubesalt.orchestrate.{orchestration} "
-            'pillar=\'{"node": "cp2"}\''
+            f"pillar {key}: {value!r} is not a node name; each node is a minion ID, e.g. cp2"
         )
-    if any(ch in name for ch in "*?[], "):
+    if any(ch in value for ch in "*?[], "):
+        raise OrchestrateError(f"pillar {key}: {value!r}: give node names, not a target expression")
+    return value
+
+
+def check_nodes_pillar(orchestration: str, pillar: dict) -> list[str]:
+    """The nodes named by pillar `node` (one) or, for deploy_node, `nodes` (a list),
+    checked to be plain, distinct minion IDs."""
+    pillar = pillar or {}
+    if "nodes" not in pillar:
+        name = pillar.get("node")
+        if not isinstance(name, str) or not name.strip():
+            raise OrchestrateError(
+                f"pillar node = {name!r}: give the node to act on, for example salt-run "
+                f"state.orchestrate kubesalt.orchestrate.{orchestration} "
+                'pillar=\'{"node": "cp2"}\''
+            )
+        return [_one_name(name, "node")]
+    if orchestration not in MULTI_NODE:
         raise OrchestrateError(
-            f"pillar node = {name!r}: give one node name, not a target expression"
+            f"pillar nodes: {orchestration} acts on one node at a time (each removal checks "
+            "etcd quorum on its own); give pillar node and run it once per node"
         )
-    return name
+    if "node" in pillar:
+        raise OrchestrateError("pillar node and nodes are both given: give one of them")
+    value = pillar["nodes"]
+    if not isinstance(value, list | tuple) or not value:
+        raise OrchestrateError(
+            f"pillar nodes = {value!r}: give a list of node names, for example "
+            '["cp2", "cp3", "worker1"]'
+        )
+    names = [_one_name(item, "nodes") for item in value]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise OrchestrateError(f"pillar nodes: {', '.join(repeated)} given more than once")
+    return names
 
 
 def parse_initial_cluster(text: str) -> list[list[str]]:
@@ -188,3 +241,20 @@ def apt_url(bootstrap_ip: str, saltenv: str, port: int = 8443) -> str:
     address = ipaddress.ip_address(bootstrap_ip)
     host = f"[{address}]" if address.version == 6 else str(address)
     return f"https://{host}:{port}/{saltenv}/deb"
+
+
+def salt_ssh_reply(stdout: str, node: str):
+    """`node`'s answer in salt-ssh's `--out json --out-indent -1` output: the last line that
+    is a JSON object with that key (salt-ssh may print other lines before it, e.g. about
+    deploying its thin archive), or None."""
+    for line in reversed((stdout or "").splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and node in data:
+            return data[node]
+    return None

@@ -7,11 +7,13 @@ VIP failover, ports between nodes as the matrix says, idempotent re-runs, and, l
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 import yaml
 
+from kubesalt.lab import host as labhost
 from kubesalt.lab import model
 
 pytestmark = pytest.mark.lab
@@ -101,9 +103,8 @@ def probe(lab, src, dst, port):
 
 
 def test_lab_up_deployed_every_node_with_salt_run(lab):
-    for node in model.NODES:
-        if not node.bootstrap:
-            assert f"deploy_node {node.name}: done in" in lab.up_output, lab.up_output[-3000:]
+    together = ", ".join(n.name for n in model.NODES if not n.bootstrap)
+    assert f"deploy_node {together}: done in" in lab.up_output, lab.up_output[-3000:]
     assert "skip the phases kubelet, wait-control-plane, addons" in lab.up_output
     _result, out = salt_json(lab, "salt", "*", "test.ping", timeout=120)
     answers = {}
@@ -303,6 +304,33 @@ def test_a_second_deploy_node_reports_no_changes(lab):
     assert model.summary(out).endswith(" 0 changed"), out[-3000:]
 
 
+def test_a_second_orchestration_is_refused_while_one_runs(lab):
+    first = subprocess.Popen(
+        labhost.nsenter_command(
+            lab.leader("bootstrap"),
+            ["salt-run", "--out=json", "--out-indent=-1",
+             *model.orchestrate_command("deploy_node", "worker1", saltenv(lab))],
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # The master's own minion records its running state job there (Salt's refusal reads it).
+        wait_for(
+            "the first deploy_node to run its states",
+            lambda: lab.run("bootstrap", "ls", "/var/cache/salt/master/proc").stdout.strip(),
+            120,
+        )
+        command = model.orchestrate_command("remove_node", "cp3", saltenv(lab))
+        _result, out = salt_json(lab, "salt-run", *command)
+        assert 'The function \\"state.sls\\" is running as PID' in out, out
+        assert model.summary(out) == "0 states, 0 changed", out
+    finally:
+        out, _err = first.communicate(timeout=900)
+    assert first.returncode == 0 and model.failed_states(out) == [], out[-3000:]
+    assert "cp3" in json.loads(lab.run("bootstrap", "salt-run", "--out=json",
+                                       "kubesalt_inventory.list_nodes").stdout)  # fmt: skip
+
+
 def test_a_second_highstate_reports_no_changes_on_every_node(lab):
     result, out = salt_json(lab, "salt", "*", "state.highstate", f"saltenv={saltenv(lab)}")
     changed = {}
@@ -347,6 +375,9 @@ def test_remove_node_cp3(lab):
     listed = lab.run("bootstrap", "salt-run", "kubesalt_inventory.list_nodes").stdout
     assert "cp3" not in listed
     assert not lab.host("cp3").file("/etc/kubernetes/manifests/etcd.yaml").exists
+    # Its member ID is gone from the cluster: its data and recorded --initial-cluster too.
+    assert not lab.host("cp3").file("/var/lib/etcd").exists
+    assert "etcd_initial_cluster" not in lab.run("cp3", "cat", "/etc/salt/grains").stdout
     assert not lab.host("cp3").service("salt-minion").is_running
     assert len(vip_holders(lab)) == 1
     # Running it again changes nothing.

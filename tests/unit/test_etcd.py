@@ -394,3 +394,40 @@ def test_endpoints_and_healthy_members():
         "https://10.0.0.11:2379": {"health": False, "error": "context deadline exceeded"},
     }
     assert etcd.healthy_members(members, health) == {"1"}
+
+
+READY_THEN_SLEEP = "import time; print('ready', flush=True); time.sleep(60)"
+
+
+@pytest.fixture
+def etcd_like(tmp_path):
+    """A real process whose command line names a data directory, as etcd's does."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "etcd-data"
+    data.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READY_THEN_SLEEP, f"--data-dir={data}/"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "ready\n"  # it runs, with its command line in /proc
+    yield data, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_processes_using_finds_an_etcd_running_from_the_directory(etcd_like):
+    data, proc = etcd_like
+    assert proc.pid in etcd.processes_using(str(data))
+    assert etcd.processes_using(str(data) + "-other") == []
+
+
+def test_processes_using_reads_the_two_argument_form(tmp_path):
+    proc_dir = tmp_path / "proc"
+    for pid, argv in {"12": ["etcd", "--data-dir", "/var/lib/etcd"], "13": ["sleep", "9"]}.items():
+        (proc_dir / pid).mkdir(parents=True)
+        (proc_dir / pid / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
+    (proc_dir / "self").mkdir()
+    assert etcd.processes_using("/var/lib/etcd/", proc=str(proc_dir)) == [12]

@@ -582,3 +582,55 @@ def test_member_absent_refused_without_quorum(three, test):
     forced = _state(kubesalt_etcd_state.member_absent, "cp2", force=True, test=test)
     assert forced["result"] is (None if test else True)
     assert len(three.members) == (3 if test else 2)
+
+
+READY_THEN_SLEEP = "import time; print('ready', flush=True); time.sleep(60)"
+
+
+@pytest.fixture
+def running_etcd(tmp_path):
+    """A real process running "from" a data directory (its command line says so)."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "var" / "lib" / "etcd"
+    (data / "member" / "snap").mkdir(parents=True)
+    (data / "member" / "snap" / "db").write_bytes(b"x" * 64)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", READY_THEN_SLEEP, f"--data-dir={data}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "ready\n"  # it runs, with its command line in /proc
+    kubesalt_etcd_state.__opts__ = {"test": False}
+    yield data, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_data_absent_refuses_while_etcd_runs_from_it(running_etcd):
+    data, proc = running_etcd
+    ret = kubesalt_etcd_state.data_absent(str(data), wait=1)
+    assert ret["result"] is False
+    assert ret["changes"] == {}
+    assert ret["comment"] == (
+        f"etcd still runs from {data} after 1s (PID {proc.pid}); remove its static pod "
+        "manifest first (kubesalt.etcd.absent) so the kubelet stops it; nothing was removed"
+    )
+    assert (data / "member" / "snap" / "db").exists()
+
+
+def test_data_absent_removes_it_once_etcd_stopped_then_changes_nothing(running_etcd):
+    data, proc = running_etcd
+    proc.kill()
+    proc.wait()
+    kubesalt_etcd_state.__opts__ = {"test": True}
+    assert kubesalt_etcd_state.data_absent(str(data), wait=0)["result"] is None
+    assert data.exists()
+    kubesalt_etcd_state.__opts__ = {"test": False}
+    ret = kubesalt_etcd_state.data_absent(str(data), wait=0)
+    assert (ret["result"], ret["changes"]) == (True, {"removed": str(data)})
+    assert not data.exists()
+    again = kubesalt_etcd_state.data_absent(str(data), wait=0)
+    assert (again["result"], again["changes"]) == (True, {})
+    assert again["comment"] == f"etcd data directory {data} is in the correct state (absent)"

@@ -150,8 +150,10 @@ def test_orchestrate_command_skips_what_the_lab_cannot_run():
         'pillar={"node":"cp2","skip_phases":["kubelet","wait-control-plane","addons"]}',
     ]
     assert model.orchestrate_command("remove_node", "cp3", "kubesalt-0.1.0", force=True)[-1] == (
-        'pillar={"node":"cp3","force":true}'
+        'pillar={"node":"cp3","force":true,"skip_phases":["drain","delete-node"]}'
     )
+    together = model.orchestrate_command("deploy_node", ["cp2", "cp3"], "kubesalt-0.1.0", skip=())
+    assert together[-1] == 'pillar={"nodes":["cp2","cp3"]}'
 
 
 def test_saltenv_of_product_txt():

@@ -18,8 +18,11 @@ def test_deploy_phases_in_order():
     ]  # fmt: skip
 
 
-def test_remove_phases_start_with_etcd_and_end_with_peers():
-    assert REMOVE == ["preflight", "etcd", "cleanup", "minion", "key", "inventory", "peers"]
+def test_remove_phases_drain_first_and_end_with_peers():
+    assert REMOVE == [
+        "preflight", "drain", "etcd", "cleanup", "delete-node", "minion", "key", "inventory",
+        "peers",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("orchestration", ["deploy_node", "remove_node"])
@@ -66,16 +69,18 @@ def test_unknown_orchestration():
 
 
 def test_plan_of_a_worker_skips_the_control_plane_phases_and_says_why():
-    plan = {p["name"]: p for p in orchestrate.plan("deploy_node", ["node"], ["addons"])}
+    plan = {p["name"]: p for p in orchestrate.plan("deploy_node", {"w1": ["node"]}, ["addons"])}
     assert plan["minion"]["run"] and plan["kubelet"]["run"] and plan["firewall"]["run"]
+    assert plan["minion"]["nodes"] == ["w1"]
     for name in ("etcd", "control-plane", "keepalived", "wait-control-plane"):
         assert not plan[name]["run"]
+        assert plan[name]["nodes"] == []
         assert plan[name]["why"] == "not for this node (roles node)"
     assert plan["addons"]["why"] == "skipped (pillar skip_phases)"
 
 
 def test_plan_of_a_control_plane_node_runs_everything_not_skipped():
-    roles = ["control-plane", "etcd", "node"]
+    roles = {"cp2": ["control-plane", "etcd", "node"]}
     plan = orchestrate.plan("deploy_node", roles, ["kubelet", "wait-control-plane", "addons"])
     assert [p["name"] for p in plan if p["run"]] == [
         "preflight", "minion", "key", "grains", "firewall", "certs", "etcd", "control-plane",
@@ -83,11 +88,37 @@ def test_plan_of_a_control_plane_node_runs_everything_not_skipped():
     ]  # fmt: skip
 
 
+def test_plan_of_several_nodes_gives_each_phase_the_nodes_of_its_roles_in_order():
+    roles = {
+        "cp3": ["control-plane", "etcd", "node"],
+        "worker1": ["node"],
+        "etcd4": ["etcd"],
+    }
+    plan = {p["name"]: p for p in orchestrate.plan("deploy_node", roles, ["addons"])}
+    assert plan["minion"]["nodes"] == ["cp3", "worker1", "etcd4"]
+    assert plan["etcd"]["nodes"] == ["cp3", "etcd4"]
+    assert plan["control-plane"]["nodes"] == ["cp3"]
+    assert plan["keepalived"]["nodes"] == ["cp3"]
+    assert plan["addons"] == {
+        "name": "addons",
+        "description": orchestrate.DEPLOY_PHASES[11].description,
+        "nodes": [],
+        "run": False,
+        "why": "skipped (pillar skip_phases)",
+    }
+
+
+def test_plan_of_several_nodes_names_every_nodes_roles_when_a_phase_is_for_none():
+    plan = {p["name"]: p for p in orchestrate.plan("deploy_node", {"w1": ["node"], "w2": []}, [])}
+    assert plan["etcd"]["why"] == "not for these nodes (w1: node; w2: none)"
+
+
 def test_plan_of_an_undeclared_node_runs_preflight_which_fails_there():
-    plan = orchestrate.plan("deploy_node", [], None)
+    plan = orchestrate.plan("deploy_node", {"cp9": []}, None)
     assert plan[0] == {
         "name": "preflight",
         "description": orchestrate.DEPLOY_PHASES[0].description,
+        "nodes": ["cp9"],
         "run": True,
         "why": "",
     }
@@ -96,13 +127,40 @@ def test_plan_of_an_undeclared_node_runs_preflight_which_fails_there():
 @pytest.mark.parametrize("pillar", [{}, {"node": ""}, {"node": 3}, None])
 def test_node_pillar_is_required(pillar):
     with pytest.raises(OrchestrateError, match=r"pillar node = .*: give the node to act on"):
-        orchestrate.check_node_pillar("deploy_node", pillar)
+        orchestrate.check_nodes_pillar("deploy_node", pillar)
 
 
 @pytest.mark.parametrize("name", ["cp*", "cp2,cp3", "cp[23]"])
 def test_node_pillar_is_one_node(name):
-    with pytest.raises(OrchestrateError, match="give one node name, not a target expression"):
-        orchestrate.check_node_pillar("remove_node", {"node": name})
+    with pytest.raises(OrchestrateError, match="give node names, not a target expression"):
+        orchestrate.check_nodes_pillar("remove_node", {"node": name})
+
+
+def test_one_node_or_a_list_of_nodes():
+    assert orchestrate.check_nodes_pillar("deploy_node", {"node": "cp2"}) == ["cp2"]
+    pillar = {"nodes": ["cp3", "cp2", "worker1"]}
+    assert orchestrate.check_nodes_pillar("deploy_node", pillar) == ["cp3", "cp2", "worker1"]
+
+
+@pytest.mark.parametrize(
+    ("pillar", "message"),
+    [
+        ({"nodes": []}, r"pillar nodes = \[\]: give a list of node names"),
+        ({"nodes": "cp2,cp3"}, r"pillar nodes = 'cp2,cp3': give a list of node names"),
+        ({"nodes": ["cp2", ""]}, r"pillar nodes: '' is not a node name"),
+        ({"nodes": ["cp2", "w*"]}, r"pillar nodes: 'w\*': give node names, not a target"),
+        ({"nodes": ["cp2", "cp3", "cp2"]}, r"pillar nodes: cp2 given more than once"),
+        ({"nodes": ["cp2"], "node": "cp3"}, r"pillar node and nodes are both given"),
+    ],
+)
+def test_a_bad_list_of_nodes_is_refused_naming_the_key(pillar, message):
+    with pytest.raises(OrchestrateError, match=message):
+        orchestrate.check_nodes_pillar("deploy_node", pillar)
+
+
+def test_remove_node_takes_one_node_at_a_time():
+    with pytest.raises(OrchestrateError, match="remove_node acts on one node at a time"):
+        orchestrate.check_nodes_pillar("remove_node", {"nodes": ["cp2", "cp3"]})
 
 
 def test_parse_initial_cluster():
@@ -137,3 +195,11 @@ def test_salt_ssh_pillar_is_one_json_argument():
     arg = orchestrate.salt_ssh_pillar({"a": "line1\nline2"})
     assert arg.startswith("pillar=")
     assert json.loads(arg[len("pillar=") :]) == {"kubesalt_deploy": {"a": "line1\nline2"}}
+
+
+def test_salt_ssh_reply_is_the_nodes_json_line_whatever_comes_before():
+    out = 'deploying thin\n{"cp3": {"x": 1}}\n{"cp2": {"stdout": "ok"}}\n'
+    assert orchestrate.salt_ssh_reply(out, "cp2") == {"stdout": "ok"}
+    assert orchestrate.salt_ssh_reply(out, "cp3") == {"x": 1}
+    assert orchestrate.salt_ssh_reply("{not json\n", "cp2") is None
+    assert orchestrate.salt_ssh_reply("", "cp2") is None

@@ -1,16 +1,19 @@
 # salt-run state.orchestrate kubesalt.orchestrate.deploy_node pillar='{"node": "cp2"}'
-# Adds a declared node to the cluster (docs/orchestrations.md). The phases are data
-# (kubesalt.orchestrate.DEPLOY_PHASES); pillar skip_phases lists the ones to skip (an unknown
-# name stops here, before any change, with the valid names). Each phase is one state named
+# salt-run state.orchestrate kubesalt.orchestrate.deploy_node pillar='{"nodes": ["cp2", "cp3"]}'
+# Adds declared nodes to the cluster (docs/orchestrations.md). The phases are data
+# (kubesalt.orchestrate.DEPLOY_PHASES); each acts on all the given nodes at once (etcd
+# members join one at a time). Pillar skip_phases lists phases to skip (an unknown name
+# stops here, before any change, with the valid names). Each phase is one state named
 # after it, failhard: the first failure stops the run and its comment starts "phase NAME:".
 # Running it again changes nothing, and says so.
 {%- set plan = salt['kubesalt_orchestrate.plan']('deploy_node', pillar) %}
-{%- set node = plan.node %}
+{%- set label = plan.label %}
 {%- set ca_minion = salt['pillar.get']('kubesalt:ca:minion') %}
 {%- set timeout = salt['pillar.get']('timeout', 120) %}
 {%- set state_timeout = salt['pillar.get']('state_timeout', 300) %}
 {%- for phase in plan.phases %}
-{%- set id = 'Phase ' ~ phase.name ~ ' of deploy_node ' ~ node ~ ': ' ~ phase.description %}
+{%- set id = 'Phase ' ~ phase.name ~ ' of deploy_node ' ~ label ~ ': ' ~ phase.description %}
+{%- set nodes = phase.nodes %}
 {%- if not phase.run %}
 
 {{ id | yaml_dquote }}:
@@ -21,36 +24,38 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.node_declared:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - wait: 10
     - failhard: true
 {%- elif phase.name == 'minion' %}
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.minion_installed:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - saltenv: {{ saltenv | yaml_dquote }}
     - timeout: 900
     - failhard: true
 {%- elif phase.name == 'key' %}
+{%- for node in nodes %}
 
-{{ ('Phase key of deploy_node ' ~ node ~ ': accept the key of ' ~ node) | yaml_dquote }}:
+{{ ('Phase key of deploy_node ' ~ label ~ ': accept the key of ' ~ node) | yaml_dquote }}:
   kubesalt_salt_key.accepted:
     - name: {{ node | yaml_dquote }}
     - public_key: /etc/kubesalt/minion-keys/{{ node }}.pub
     - wait: 90
     - failhard: true
 
-{{ ('Phase key of deploy_node ' ~ node ~ ': ' ~ node ~ ' answers test.ping') | yaml_dquote }}:
+{{ ('Phase key of deploy_node ' ~ label ~ ': ' ~ node ~ ' answers test.ping') | yaml_dquote }}:
   kubesalt_salt_key.responds:
     - name: {{ node | yaml_dquote }}
     - wait: 90
     - failhard: true
+{%- endfor %}
 {%- elif phase.name == 'grains' %}
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.grains_published:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - saltenv: {{ saltenv | yaml_dquote }}
     - ca_minion: {{ ca_minion | yaml_dquote }}
     - failhard: true
@@ -58,16 +63,16 @@
 
 {{ (id ~ ' (other nodes)') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - scope: others
     - sls: [kubesalt.firewall]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: firewall
     - failhard: true
 
-{{ (id ~ ' (' ~ node ~ ')') | yaml_dquote }}:
+{{ (id ~ ' (' ~ label ~ ')') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - sls: [kubesalt.firewall]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: firewall
@@ -77,7 +82,7 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - sls: [kubesalt.pki]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: certs
@@ -87,7 +92,7 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.etcd_joined:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - member: {{ ca_minion | yaml_dquote }}
     - saltenv: {{ saltenv | yaml_dquote }}
     - timeout: {{ timeout }}
@@ -96,7 +101,7 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - sls: [kubesalt.roles.control-plane]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: control-plane
@@ -105,7 +110,7 @@
 
 {{ (id ~ ' (existing control-plane nodes)') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ plan.nodes | tojson }}
     - scope: others
     - roles: [control-plane]
     - sls: [kubesalt.keepalived]
@@ -113,9 +118,9 @@
     - phase: keepalived
     - failhard: true
 
-{{ (id ~ ' (' ~ node ~ ')') | yaml_dquote }}:
+{{ (id ~ ' (' ~ nodes | join(', ') ~ ')') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - sls: [kubesalt.keepalived]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: keepalived
@@ -124,35 +129,37 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - sls: [kubesalt.roles.node]
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: kubelet
     - failhard: true
 {%- elif phase.name == 'wait-control-plane' %}
+{%- set ips = salt['mine.get'](nodes | join(','), 'control_plane_ip', tgt_type='list') %}
+{%- for node in nodes %}
 
-{{ id | yaml_dquote }}:
+{{ (id ~ ' (' ~ node ~ ')') | yaml_dquote }}:
   http.wait_for_successful_query:
-    - name: {{ ('https://' ~ salt['mine.get'](node, 'control_plane_ip').get(node, '') ~ ':' ~ salt['pillar.get']('kubesalt:apiServer:port', 6443) ~ '/readyz') | yaml_dquote }}
+    - name: {{ ('https://' ~ ips.get(node, '') ~ ':' ~ salt['pillar.get']('kubesalt:apiServer:port', 6443) ~ '/readyz') | yaml_dquote }}
     - verify_ssl: false
     - status: 200
     - wait_for: 300
     - request_interval: 5
     - failhard: true
+{%- endfor %}
 {%- elif phase.name == 'addons' %}
 
 {{ id | yaml_dquote }}:
-  salt.function:
-    - name: cmd.run
-    - tgt: {{ ca_minion | yaml_dquote }}
-    - arg:
-      - {{ ('kubectl --kubeconfig /etc/kubernetes/admin.conf label node --overwrite ' ~ node ~ ' ' ~ (plan.roles | map('regex_replace', '^(.*)$', 'node-role.kubernetes.io/\\1=') | join(' '))) | yaml_dquote }}
+  kubesalt_orchestrate.node_labelled:
+    - nodes: {{ nodes | tojson }}
+    - member: {{ ca_minion | yaml_dquote }}
+    - roles: {{ plan.roles | tojson }}
     - failhard: true
 {%- elif phase.name == 'highstate' %}
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ nodes | tojson }}
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: highstate
     - failhard: true

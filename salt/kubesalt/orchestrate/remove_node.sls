@@ -1,11 +1,14 @@
 # salt-run state.orchestrate kubesalt.orchestrate.remove_node pillar='{"node": "cp3"}'
-# The inverse of deploy_node (docs/orchestrations.md): the etcd member removed first
-# (refused for the last member, and when quorum would break unless pillar force: true),
-# the node's kubesalt files removed (the -absent states), its minion stopped, its key
-# deleted, the node forgotten, then keepalived peers and firewall sources updated on every
-# other node (they are computed from the inventory and the mine, which no longer list it).
+# The inverse of deploy_node (docs/orchestrations.md): the Node object drained, the etcd
+# member removed (refused for the last member, and when quorum would break unless pillar
+# force: true), the node's kubesalt files removed (the -absent states; its etcd data too
+# once its member is gone, so it can be deployed again), the Node object deleted, its
+# minion stopped, its key deleted, the node forgotten, then keepalived peers and firewall
+# sources updated on every other node (computed from the inventory and the mine, which no
+# longer list it).
 {%- set plan = salt['kubesalt_orchestrate.plan']('remove_node', pillar) %}
-{%- set node = plan.node %}
+{%- set node = plan.label %}
+{%- set etcd_left = (plan.phases | selectattr('name', 'equalto', 'etcd') | first).run %}
 {%- set ca_minion = salt['pillar.get']('kubesalt:ca:minion') %}
 {%- for phase in plan.phases %}
 {%- set id = 'Phase ' ~ phase.name ~ ' of remove_node ' ~ node ~ ': ' ~ phase.description %}
@@ -19,7 +22,7 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.node_declared:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ plan.nodes | tojson }}
     - wait: 10
     - failhard: true
 {%- if node == ca_minion %}
@@ -29,6 +32,14 @@
     - name: {{ ('phase preflight: ' ~ node ~ ' is the CA minion and the bootstrap node (ca.minion); it cannot be removed with remove_node') | yaml_dquote }}
     - failhard: true
 {%- endif %}
+{%- elif phase.name == 'drain' %}
+
+{{ id | yaml_dquote }}:
+  kubesalt_orchestrate.node_drained:
+    - node: {{ node | yaml_dquote }}
+    - member: {{ ca_minion | yaml_dquote }}
+    - timeout: {{ salt['pillar.get']('drain_timeout', 300) }}
+    - failhard: true
 {%- elif phase.name == 'etcd' %}
 
 {{ id | yaml_dquote }}:
@@ -41,10 +52,13 @@
 
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ plan.nodes | tojson }}
     - sls:
       - kubesalt.keepalived.absent
       - kubesalt.roles.etcd-absent
+{%- if etcd_left %}
+      - kubesalt.etcd.data-absent
+{%- endif %}
       - kubesalt.roles.control-plane-absent
       - kubesalt.kubelet.absent
       - kubesalt.containerd.absent
@@ -53,6 +67,13 @@
       - kubesalt.firewall.absent
     - saltenv: {{ saltenv | yaml_dquote }}
     - phase: cleanup
+    - failhard: true
+{%- elif phase.name == 'delete-node' %}
+
+{{ id | yaml_dquote }}:
+  kubesalt_orchestrate.node_deleted:
+    - node: {{ node | yaml_dquote }}
+    - member: {{ ca_minion | yaml_dquote }}
     - failhard: true
 {%- elif phase.name == 'minion' %}
 
@@ -82,7 +103,7 @@
 
 {{ (id ~ ' (keepalived)') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ plan.nodes | tojson }}
     - scope: others
     - roles: [control-plane]
     - sls: [kubesalt.keepalived]
@@ -92,7 +113,7 @@
 
 {{ (id ~ ' (firewall)') | yaml_dquote }}:
   kubesalt_orchestrate.applied:
-    - node: {{ node | yaml_dquote }}
+    - nodes: {{ plan.nodes | tojson }}
     - scope: others
     - sls: [kubesalt.firewall]
     - saltenv: {{ saltenv | yaml_dquote }}

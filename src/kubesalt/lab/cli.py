@@ -152,21 +152,35 @@ def saltenv() -> str:
     return model.saltenv_of(Path(root + model.ARCHIVE_DIR + "/product.txt").read_text())
 
 
-def deploy_nodes() -> list[tuple[str, float]]:
-    """Declare and deploy every node but the bootstrap node, one at a time, with salt-run."""
-    timings = []
-    for node in model.NODES:
-        if node.bootstrap:
-            continue
-        start = time.monotonic()
+def declare_nodes(names: list[str]) -> None:
+    for name in names:
+        node = model.node(name)
         salt_run(["kubesalt_inventory.declare", node.name, node.ip, ",".join(node.roles),
                   f"key={model.SSH_KEY}"], what=f"declare {node.name}")  # fmt: skip
-        command = model.orchestrate_command("deploy_node", node.name, saltenv())
-        output = salt_run(command, what=f"deploy_node {node.name}")
+
+
+def deploy(names: list[str], together: bool = True) -> list[tuple[str, float, str]]:
+    """Declare `names` and deploy them with salt-run: all in one deploy_node (`together`),
+    or one deploy_node per node. (what, seconds, state summary) per salt-run."""
+    declare_nodes(names)
+    timings = []
+    for group in [names] if together else [[name] for name in names]:
+        label = ", ".join(group)
+        start = time.monotonic()
+        command = model.orchestrate_command(
+            "deploy_node", group if together else group[0], saltenv()
+        )
+        output = salt_run(command, what=f"deploy_node {label}", timeout=1800)
         seconds = time.monotonic() - start
-        say(f"deploy_node {node.name}: done in {seconds:.1f}s ({model.summary(output)})")
-        timings.append((f"deploy_node {node.name}", seconds))
+        summary = model.summary(output)
+        say(f"deploy_node {label}: done in {seconds:.1f}s ({summary})")
+        timings.append((f"deploy_node {label}", seconds, summary))
     return timings
+
+
+def deploy_nodes() -> list[tuple[str, float, str]]:
+    """Declare every node but the bootstrap node and deploy them together (one salt-run)."""
+    return deploy([n.name for n in model.NODES if not n.bootstrap], together=True)
 
 
 def _in_node(pid: int, cmd: list[str], stderr: bool = False) -> str:
@@ -247,7 +261,8 @@ def cmd_up(args) -> int:
         steps.run("bootstrap.sh on the bootstrap node", run_bootstrap)
         say(
             "this machine cannot run Kubernetes binaries or containers: the orchestrations "
-            f"skip the phases {', '.join(model.SKIP_PHASES)} (pillar skip_phases), and the "
+            f"skip the phases {', '.join(model.SKIP_PHASES)} of deploy_node and "
+            f"{', '.join(model.SKIP_REMOVE_PHASES)} of remove_node (pillar skip_phases), and the "
             f"states skip {', '.join(model.SKIP_PHASES_GRAIN)} (grain kubesalt_skip_phases); "
             "lab stand-ins run etcd from its manifest and answer /livez (docs/lab.md)"
         )
@@ -255,7 +270,7 @@ def cmd_up(args) -> int:
             deployed = steps.run(
                 "declare and deploy "
                 + ", ".join(n.name for n in model.NODES if not n.bootstrap)
-                + " (salt-run, one at a time)",
+                + " (one salt-run deploy_node for the three)",
                 deploy_nodes,
             )
             state["deploy"] = deployed

@@ -78,6 +78,8 @@ SERVICES = {
 # What this machine cannot run (lab-host.md): skipped by every orchestration of the lab
 # (pillar skip_phases), and, per node, by the states (grain kubesalt_skip_phases).
 SKIP_PHASES = ("kubelet", "wait-control-plane", "addons")
+# remove_node's phases that need a Kubernetes API server.
+SKIP_REMOVE_PHASES = ("drain", "delete-node")
 SKIP_PHASES_GRAIN = ("kubelet", "containerd")
 # The SSH key the bootstrap node's salt-ssh uses to reach the other nodes (made per lab).
 SSH_KEY = "/root/.ssh/kubesalt-lab"
@@ -240,13 +242,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def orchestrate_command(
-    orchestration: str, name: str, saltenv: str, skip=SKIP_PHASES, **extra
-) -> list[str]:
-    """salt-run arguments running an orchestration on one node, with the phases this
-    machine cannot run skipped (for deploy_node)."""
-    data = {"node": name, **extra}
-    if orchestration == "deploy_node":
+def orchestrate_command(orchestration: str, name, saltenv: str, skip=None, **extra) -> list[str]:
+    """salt-run arguments running an orchestration on one node (`name` a string) or on
+    several together (a list: pillar nodes), with the phases this machine cannot run
+    skipped (by default: SKIP_PHASES for deploy_node, SKIP_REMOVE_PHASES for remove_node)."""
+    data = {"node": name} if isinstance(name, str) else {"nodes": list(name)}
+    data.update(extra)
+    if skip is None:
+        skip = SKIP_PHASES if orchestration == "deploy_node" else SKIP_REMOVE_PHASES
+    if skip:
         data["skip_phases"] = list(skip)
     pillar = json.dumps(data, separators=(",", ":"))
     return [
