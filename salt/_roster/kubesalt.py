@@ -24,8 +24,9 @@ def __virtual__():
 
 
 def targets(tgt, tgt_type="glob", **kwargs):  # pylint: disable=unused-argument
-    """Return the roster entries of the declared nodes that match the target."""
+    """Return the roster entries of the declared nodes that match the target; their host
+    keys are checked against the inventory's known_hosts file."""
     directory = __opts__.get("kubesalt_inventory", _inventory.DEFAULT_DIR)  # noqa: F821
-    entries = _inventory.roster(_inventory.load(directory))
+    entries = _inventory.roster(_inventory.load(directory), _inventory.known_hosts_path(directory))
     # Salt's matcher reads __opts__, which it has only when loaded as a utils module.
     return __utils__["roster_matcher.targets"](entries, tgt, tgt_type, "ipv4")  # noqa: F821

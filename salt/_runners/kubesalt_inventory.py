@@ -7,6 +7,7 @@ A thin wrapper over `kubesalt.inventory`. Paths come from the master configurati
 
 try:
     from kubesalt import config as _config
+    from kubesalt import hostkeys as _hostkeys
     from kubesalt import inventory as _inventory
     from kubesalt.errors import KubesaltError
 
@@ -46,9 +47,13 @@ def declare(
     replace=False,
     config=None,
     inventory=None,
+    host_key=None,
 ):
     """
-    Declare a node: its name (its Salt minion ID), SSH address and credentials, roles.
+    Declare a node: its name (its Salt minion ID), SSH address and credentials, roles, and
+    optionally its SSH host key (``host_key='ssh-ed25519 AAAA...'``, read on the node's
+    console: ``cat /etc/ssh/ssh_host_ed25519_key.pub``). Without it, deploy_node reads the
+    key when it first reaches the node and records it; salt-ssh then refuses any other key.
 
     Refused, with every problem listed and nothing written: a name already declared
     (unless ``replace=True``), an address another node has, an unknown role, the
@@ -61,6 +66,7 @@ def declare(
 
         salt-run kubesalt_inventory.declare cp2 198.51.100.11 control-plane,etcd,node
         salt-run kubesalt_inventory.declare worker1 198.51.100.20 node port=2222 user=admin
+        salt-run kubesalt_inventory.declare cp3 198.51.100.12 control-plane,etcd,node host_key='ssh-ed25519 AAAAC3...'
     """
     config_path, directory = _paths(config, inventory)
     try:
@@ -72,6 +78,7 @@ def declare(
             port=int(port) if str(port).isdigit() else port,
             user=str(user),
             key=str(key),
+            host_keys=(_hostkeys.parse_public_key(host_key),) if host_key else (),
         )
         changed = _inventory.declare(node, cfg, directory, replace=bool(replace))
     except KubesaltError as err:

@@ -15,11 +15,13 @@ import subprocess
 import time
 
 import salt.client
+import salt.client.ssh.shell
 import salt.key
 import salt.runner
 import salt.utils.thin
 
 try:
+    from kubesalt import hostkeys as _hostkeys
     from kubesalt import inventory as _inventory
     from kubesalt import orchestrate as _orchestrate
     from kubesalt.bootstrap import archive as _archive
@@ -237,27 +239,59 @@ def _ssh_answers(node, entry, wait):
         time.sleep(1)
 
 
+def _read_host_keys(node, entry):
+    """The node's SSH host keys, read with ssh-keyscan (the first contact: trust on first
+    use, unless the operator gave host_key= when declaring it)."""
+    command = _hostkeys.keyscan_command(entry.host, entry.port)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    keys = _hostkeys.parse_keyscan(result.stdout)
+    if not keys:
+        raise PhaseFailed(
+            f"node {node}: ssh-keyscan read no host key from {entry.host}:{entry.port} "
+            f"({result.stderr.strip()[-300:] or 'no answer'}); check sshd there, or declare the "
+            "node again with host_key='ssh-ed25519 AAAA...' (cat "
+            "/etc/ssh/ssh_host_ed25519_key.pub on the node)"
+        )
+    return keys
+
+
+def _pin_host_keys(entries):
+    """Record the host keys of nodes that have none yet; {node: fingerprints} recorded."""
+    directory = _inventory_dir()
+    missing = [node for node, entry in entries.items() if not entry.host_keys]
+    read = _each(missing, lambda node: _read_host_keys(node, entries[node])) if missing else {}
+    pinned = {}
+    for node, keys in read.items():
+        if _inventory.record_host_keys(node, keys, directory):
+            pinned[node] = [_hostkeys.fingerprint(key) for key in keys]
+    _inventory.write_known_hosts(directory)
+    return pinned
+
+
 def node_declared(name, nodes, wait=10, phase="preflight"):
     """
     Check that every node of ``nodes`` (a name or a list) is declared in the inventory and
-    that its SSH port answers within ``wait`` seconds (TCP connect).
+    that its SSH port answers within ``wait`` seconds (TCP connect); record the SSH host
+    key of a node that has none yet (ssh-keyscan), which salt-ssh checks from then on.
     """
     ret = _ret(name, phase)
     nodes = _as_list(nodes)
     try:
         entries = {node: _declared(node)[0] for node in nodes}
         _each(nodes, lambda node: _ssh_answers(node, entries[node], wait))
+        pinned = {} if __opts__["test"] else _pin_host_keys(entries)  # noqa: F821
     except (PhaseFailed, KubesaltError) as err:
         return _fail(ret, phase, _error_text(err))
-    return _done(
-        ret,
-        phase,
-        "; ".join(
-            f"node {node} is declared (roles {', '.join(entry.roles)}) and its SSH port "
-            f"{entry.host}:{entry.port} answers"
-            for node, entry in entries.items()
-        ),
+    comment = "; ".join(
+        f"node {node} is declared (roles {', '.join(entry.roles)}) and its SSH port "
+        f"{entry.host}:{entry.port} answers"
+        for node, entry in entries.items()
     )
+    if pinned:
+        comment += "; host keys recorded: " + "; ".join(
+            f"{node} {', '.join(prints)}" for node, prints in pinned.items()
+        )
+    return _done(ret, phase, comment, {"host_keys": pinned} if pinned else {})
 
 
 def _minion_pillar(node, saltenv):
@@ -319,8 +353,9 @@ def _empty_roster_file():
 
 
 def _salt_ssh(node, args, timeout, what):
+    # No --ignore-host-keys: the kubesalt roster checks the key recorded at preflight.
     cmd = [SALT_SSH, "--roster", "kubesalt", "--roster-file", _empty_roster_file(),
-           "--ignore-host-keys", "--out", "json", "--out-indent", "-1", node, *args]  # fmt: skip
+           "--out", "json", "--out-indent", "-1", node, *args]  # fmt: skip
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as err:
@@ -328,6 +363,15 @@ def _salt_ssh(node, args, timeout, what):
             f"{what}: salt-ssh to {node} did not finish within {timeout}s; check that sshd on "
             f"{node} has an sftp subsystem and accepts the declared key (ssh -i KEY root@HOST)"
         ) from err
+    if _hostkeys.refused(result.stdout + result.stderr):
+        entry, _nodes = _declared(node)
+        prints = ", ".join(_hostkeys.fingerprint(key) for key in entry.host_keys) or "none"
+        raise PhaseFailed(
+            f"{what}: the SSH host key of {node} ({entry.host}:{entry.port}) is not the one "
+            f"recorded ({prints}); if the node was reinstalled, declare it again with "
+            "replace=True host_key='...' (cat /etc/ssh/ssh_host_ed25519_key.pub on it); "
+            "otherwise another machine answers on its address"
+        )
     reply = _orchestrate.salt_ssh_reply(result.stdout, node)
     if reply is None:
         out = result.stdout.strip()
@@ -339,11 +383,15 @@ def _salt_ssh(node, args, timeout, what):
     return reply, result.returncode
 
 
-def _prepare_thin():
-    """Build salt-ssh's thin archive once, here, before salt-ssh runs to several nodes in
-    parallel: every salt-ssh process builds it at start when it is missing, and processes
-    started together would write and read the same file at once."""
+def _prepare_salt_ssh():
+    """Make salt-ssh's own key and its thin archive once, here, before salt-ssh runs to
+    several nodes in parallel: each salt-ssh process makes them at start when they are
+    missing, and processes started together race (ssh-keygen then asks "Overwrite (y/n)?"
+    on stdout, and the thin archive is written while another process reads it)."""
     opts = __opts__  # noqa: F821
+    priv = opts.get("ssh_priv") or os.path.join(opts["pki_dir"], "ssh", "salt-ssh.rsa")
+    if priv != "agent-forwarding" and not os.path.isfile(priv):
+        salt.client.ssh.shell.gen_key(priv)
     salt.utils.thin.gen_thin(
         opts["cachedir"],
         extra_mods=opts.get("thin_extra_mods"),
@@ -410,7 +458,7 @@ def minion_installed(name, nodes, saltenv, timeout=900, phase="minion"):
         return _test(ret, phase, f"installed salt-minion on {', '.join(nodes)} with salt-ssh")
     try:
         if len(nodes) > 1:
-            _prepare_thin()
+            _prepare_salt_ssh()
         installed = _each(nodes, lambda node: _install_minion(node, saltenv, timeout))
     except PhaseFailed as err:
         return _fail(ret, phase, str(err))

@@ -7,6 +7,7 @@ SSH credentials stay in these root-only files; only names and roles reach the pi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import tempfile
@@ -15,11 +16,14 @@ from dataclasses import dataclass, field
 import netaddr
 import yaml
 
+from kubesalt import hostkeys
 from kubesalt.config.problems import InvalidConfig, Problem
 from kubesalt.config.rules import is_rfc1123_name
 from kubesalt.errors import KubesaltError
 
 DEFAULT_DIR = "/etc/kubesalt/nodes"
+# In the inventory directory, written from the nodes' host keys; salt-ssh checks against it.
+KNOWN_HOSTS = "known_hosts"
 ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
 # Roles that only the CA minion (the bootstrap node) may hold.
 CA_NODE_ROLES = ("bootstrap", "ca")
@@ -37,14 +41,14 @@ class Node:
     port: int = 22
     user: str = "root"
     key: str = "/etc/kubesalt/ssh/id_ed25519"
+    host_keys: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_document(self) -> dict:
-        return {
-            "name": self.name,
-            "ssh": {"host": self.host, "port": self.port, "user": self.user, "key": self.key},
-            "roles": list(self.roles),
-        }
+        ssh = {"host": self.host, "port": self.port, "user": self.user, "key": self.key}
+        if self.host_keys:
+            ssh["host_keys"] = list(self.host_keys)
+        return {"name": self.name, "ssh": ssh, "roles": list(self.roles)}
 
 
 def parse_roles(roles) -> tuple[str, ...]:
@@ -156,6 +160,15 @@ def _check_ssh(node: Node, cfg: dict) -> list[Problem]:
                 "ssh.key", "is not an absolute path", "give the private key's full path", node.key
             )
         )
+    for key in node.host_keys:
+        try:
+            hostkeys.parse_public_key(key)
+        except hostkeys.HostKeyError as err:
+            # The error starts with the key, which the problem line already shows.
+            reason = str(err).partition(": ")[2]
+            problems.append(
+                Problem("ssh.host_keys", reason, "give the node's public host key", key)
+            )
     return problems
 
 
@@ -171,6 +184,7 @@ def node_from_document(document: dict, source: str) -> Node:
         port=ssh.get("port", 22),
         user=str(ssh.get("user", "root")),
         key=str(ssh.get("key", Node.key)),
+        host_keys=tuple(str(key) for key in ssh.get("host_keys") or ()),
         roles=parse_roles(document.get("roles")),
     )
 
@@ -219,6 +233,17 @@ def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool =
     """
     existing = load(directory)
     current = existing.get(node.name)
+    if (
+        current is not None
+        and not node.host_keys
+        and (current.host, current.port)
+        == (
+            node.host,
+            node.port,
+        )
+    ):
+        # Declared again without a host key: keep the one recorded for that address.
+        node = dataclasses.replace(node, host_keys=current.host_keys)
     if current is not None and current.to_document() == node.to_document():
         return False
     others = [other for other in existing.values() if other.name != node.name]
@@ -235,8 +260,41 @@ def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool =
         )
     if problems:
         raise InvalidConfig(f"node {node.name}", problems)
+    _write_node(node, directory)
+    return True
+
+
+def _write_node(node: Node, directory: str) -> None:
     path = pathlib.Path(directory) / f"{node.name}.yaml"
     _write_atomically(path, yaml.safe_dump(node.to_document(), sort_keys=False))
+    write_known_hosts(directory)
+
+
+def record_host_keys(name: str, keys, directory: str = DEFAULT_DIR) -> bool:
+    """Record the host keys read from a declared node; False when they are already recorded."""
+    node = load(directory).get(name)
+    if node is None:
+        raise InventoryError(f"node {name} is not declared; declare it first")
+    keys = tuple(sorted(hostkeys.parse_public_key(key) for key in keys))
+    if node.host_keys == keys:
+        return False
+    _write_node(dataclasses.replace(node, host_keys=keys), directory)
+    return True
+
+
+def known_hosts_path(directory: str = DEFAULT_DIR) -> str:
+    return os.path.join(directory, KNOWN_HOSTS)
+
+
+def write_known_hosts(directory: str = DEFAULT_DIR) -> bool:
+    """Write the known_hosts file of the declared nodes' host keys; False when unchanged."""
+    text = hostkeys.known_hosts(
+        (node.host, node.port, node.host_keys) for node in load(directory).values()
+    )
+    path = pathlib.Path(known_hosts_path(directory))
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    _write_atomically(path, text)
     return True
 
 
@@ -246,6 +304,7 @@ def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
     if not path.exists():
         return False
     path.unlink()
+    write_known_hosts(directory)
     return True
 
 
@@ -259,8 +318,9 @@ def pillar_nodes(nodes: dict[str, Node]) -> dict[str, dict]:
 ROSTER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def roster(nodes: dict[str, Node]) -> dict[str, dict]:
-    """salt-ssh roster entries for the declared nodes."""
+def roster(nodes: dict[str, Node], known_hosts: str) -> dict[str, dict]:
+    """salt-ssh roster entries for the declared nodes: the host key is checked against
+    `known_hosts` (the recorded keys); an unknown or changed key is refused."""
     return {
         name: {
             "host": node.host,
@@ -268,6 +328,7 @@ def roster(nodes: dict[str, Node]) -> dict[str, dict]:
             "user": node.user,
             "priv": node.key,
             "set_path": ROSTER_PATH,
+            "ssh_options": [f"UserKnownHostsFile={known_hosts}", "StrictHostKeyChecking=yes"],
         }
         for name, node in sorted(nodes.items())
     }

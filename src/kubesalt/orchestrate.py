@@ -245,14 +245,14 @@ def apt_url(bootstrap_ip: str, saltenv: str, port: int = 8443) -> str:
 
 def salt_ssh_reply(stdout: str, node: str):
     """`node`'s answer in salt-ssh's `--out json --out-indent -1` output: the last line that
-    is a JSON object with that key (salt-ssh may print other lines before it, e.g. about
-    deploying its thin archive), or None."""
+    holds a JSON object with that key, or None. salt-ssh may print other text first, even
+    on that line (ssh-keygen's "Overwrite (y/n)? " prompt has no newline)."""
     for line in reversed((stdout or "").splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
+        start = line.find("{")
+        if start < 0:
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line[start:])
         except ValueError:
             continue
         if isinstance(data, dict) and node in data:

@@ -131,14 +131,41 @@ def test_parse_roles():
     assert inventory.parse_roles(None) == ()
 
 
-def test_roster_entries_pin_the_distribution_python(tmp_path):
+def test_roster_entries_pin_the_distribution_python_and_check_host_keys(tmp_path):
     inventory.declare(node(port=2222, user="admin"), CFG, str(tmp_path))
-    assert inventory.roster(inventory.load(str(tmp_path))) == {
+    assert inventory.roster(inventory.load(str(tmp_path)), "/kh") == {
         "cp2": {
             "host": "198.51.100.11",
             "port": 2222,
             "user": "admin",
             "priv": "/etc/kubesalt/ssh/id_ed25519",
             "set_path": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "ssh_options": ["UserKnownHostsFile=/kh", "StrictHostKeyChecking=yes"],
         }
     }
+
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+
+
+def test_host_keys_are_recorded_kept_on_redeclare_and_written_as_known_hosts(tmp_path):
+    directory = str(tmp_path)
+    inventory.declare(node(port=2222), CFG, directory)
+    assert (tmp_path / "known_hosts").read_text() == ""
+    assert inventory.record_host_keys("cp2", [HOST_KEY + " root@cp2"], directory) is True
+    assert inventory.record_host_keys("cp2", [HOST_KEY], directory) is False
+    assert inventory.load(directory)["cp2"].host_keys == (HOST_KEY,)
+    assert (tmp_path / "known_hosts").read_text() == f"[198.51.100.11]:2222 {HOST_KEY}\n"
+    # Declared again as before (no host_key given): the recorded key stays, nothing changes.
+    assert inventory.declare(node(port=2222), CFG, directory) is False
+    assert inventory.load(directory)["cp2"].host_keys == (HOST_KEY,)
+    inventory.forget("cp2", directory)
+    assert (tmp_path / "known_hosts").read_text() == ""
+
+
+def test_a_malformed_host_key_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(
+        InvalidConfig,
+        match=r"ssh.host_keys = 'ssh-ed25519': expected 'TYPE BASE64' with TYPE one of",
+    ):
+        inventory.declare(node(host_keys=("ssh-ed25519",)), CFG, str(tmp_path))

@@ -10,6 +10,7 @@ from salt.exceptions import CommandExecutionError
 from kubesalt import inventory
 from tests.unit.loader import load
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
 plan_module = load("_modules", "kubesalt_orchestrate")
 states = load("_states", "kubesalt_orchestrate")
 
@@ -94,7 +95,7 @@ def test_node_declared_when_the_ssh_port_answers(nodes_dir):
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        node = inventory.Node("cp3", "127.0.0.1", ("node",), port=port)
+        node = inventory.Node("cp3", "127.0.0.1", ("node",), port=port, host_keys=(HOST_KEY,))
         (nodes_dir / "cp3.yaml").write_text(yaml.safe_dump(node.to_document()))
         ret = states.node_declared("Phase preflight", ["cp3"])
     assert ret["result"] is True
@@ -102,6 +103,16 @@ def test_node_declared_when_the_ssh_port_answers(nodes_dir):
     assert ret["comment"] == (
         f"phase preflight: node cp3 is declared (roles node) and its SSH port 127.0.0.1:{port} answers"
     )
+    # Its recorded key is what salt-ssh will check.
+    assert (nodes_dir / "known_hosts").read_text() == f"[127.0.0.1]:{port} {HOST_KEY}\n"
+
+
+def test_a_host_key_that_cannot_be_read_says_how_to_give_it(nodes_dir):
+    node = inventory.Node("cp3", "127.0.0.1", ("node",), port=1)
+    with pytest.raises(states.PhaseFailed) as err:
+        states._read_host_keys("cp3", node)
+    assert str(err.value).startswith("node cp3: ssh-keyscan read no host key from 127.0.0.1:1 (")
+    assert "declare the node again with host_key='ssh-ed25519 AAAA...'" in str(err.value)
 
 
 def test_applied_refuses_an_unknown_scope(nodes_dir):

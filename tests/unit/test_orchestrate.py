@@ -202,4 +202,8 @@ def test_salt_ssh_reply_is_the_nodes_json_line_whatever_comes_before():
     assert orchestrate.salt_ssh_reply(out, "cp2") == {"stdout": "ok"}
     assert orchestrate.salt_ssh_reply(out, "cp3") == {"x": 1}
     assert orchestrate.salt_ssh_reply("{not json\n", "cp2") is None
+    raced = (
+        "/etc/salt/pki/master/ssh/salt-ssh.rsa already exists.\nOverwrite (y/n)? " + '{"cp2": 1}'
+    )
+    assert orchestrate.salt_ssh_reply(raced, "cp2") == 1
     assert orchestrate.salt_ssh_reply("", "cp2") is None
