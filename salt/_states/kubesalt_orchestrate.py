@@ -23,6 +23,7 @@ import salt.utils.thin
 try:
     from kubesalt import hostkeys as _hostkeys
     from kubesalt import inventory as _inventory
+    from kubesalt import lock as _lock
     from kubesalt import orchestrate as _orchestrate
     from kubesalt.bootstrap import archive as _archive
     from kubesalt.bootstrap import services as _services
@@ -220,6 +221,28 @@ def skipped(name, phase, why):
     node's roles). Never changes anything.
     """
     return {"name": name, "result": True, "changes": {}, "comment": f"phase {phase}: {why}"}
+
+
+def locked(name, orchestration, nodes, phase="preflight"):
+    """
+    Hold the bootstrap node's orchestration lock (kubesalt.lock) until this salt-run ends:
+    refused, with the running orchestration named, while another one holds it. Reports no
+    changes (a lock changes nothing on any node).
+    """
+    ret = _ret(name, phase)
+    what = f"{orchestration} {', '.join(_as_list(nodes))}"
+    try:
+        _lock.acquire(what)
+    except KubesaltError as err:
+        return _fail(ret, phase, str(err))
+    return _done(ret, phase, f"no other orchestration runs; {what} holds {_lock.LOCK_FILE}")
+
+
+def unlocked(name):
+    """Release the orchestration lock this salt-run holds (its last state). No changes."""
+    held = _lock.release()
+    comment = f"{_lock.LOCK_FILE} released" if held else "this run held no orchestration lock"
+    return {"name": name, "result": True, "changes": {}, "comment": comment}
 
 
 def _ssh_answers(node, entry, wait):

@@ -98,8 +98,9 @@ def test_grow_and_shrink_times(lab):
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.node()} ({os.cpu_count()} CPUs, "
         f"Linux {platform.release()}): the four-node lab, `salt-run state.orchestrate "
         "kubesalt.orchestrate.deploy_node` and `remove_node` on the bootstrap node (phases "
-        f"{', '.join(model.SKIP_PHASES)} skipped: no Kubernetes binaries here). Times include "
-        "`kubesalt_inventory.declare`.",
+        f"{', '.join(model.SKIP_PHASES)} of deploy_node and {', '.join(model.SKIP_REMOVE_PHASES)} "
+        "of remove_node skipped: no Kubernetes binaries here). Each time is one `salt-run`; the "
+        "nodes were declared before (`kubesalt_inventory.declare`, not counted).",
         "",
         "| run | seconds | states |",
         "|---|---|---|",

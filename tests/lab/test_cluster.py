@@ -314,19 +314,23 @@ def test_a_second_orchestration_is_refused_while_one_runs(lab):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        # The master's own minion records its running state job there (Salt's refusal reads it).
-        wait_for(
-            "the first deploy_node to run its states",
-            lambda: lab.run("bootstrap", "ls", "/var/cache/salt/master/proc").stdout.strip(),
+        holder = wait_for(
+            "the first deploy_node to hold the orchestration lock",
+            lambda: lab.run(
+                "bootstrap", "cat", "/run/kubesalt/orchestrate.lock", check=False
+            ).stdout.strip(),  # fmt: skip
             120,
+            interval=0.2,
         )
+        assert holder.startswith("deploy_node worker1 (PID "), holder
         command = model.orchestrate_command("remove_node", "cp3", saltenv(lab))
         _result, out = salt_json(lab, "salt-run", *command)
-        assert 'The function \\"state.sls\\" is running as PID' in out, out
-        assert model.summary(out) == "0 states, 0 changed", out
+        assert "another kubesalt orchestration is running: deploy_node worker1 (PID" in out, out
+        assert model.summary(out).endswith(" 0 changed"), out[-3000:]
     finally:
         out, _err = first.communicate(timeout=900)
     assert first.returncode == 0 and model.failed_states(out) == [], out[-3000:]
+    assert lab.run("bootstrap", "cat", "/run/kubesalt/orchestrate.lock").stdout == ""
     assert "cp3" in json.loads(lab.run("bootstrap", "salt-run", "--out=json",
                                        "kubesalt_inventory.list_nodes").stdout)  # fmt: skip
 

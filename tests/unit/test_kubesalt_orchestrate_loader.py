@@ -270,3 +270,16 @@ def test_node_deleted_twice(monkeypatch):
     assert calls[0][3] == {"timeout": 60}
     ca_answers(monkeypatch, {"kubesalt_kubectl.delete_node": {"changed": False, "comment": "none"}})
     assert states.node_deleted("Phase delete-node", "cp3", "bootstrap")["changes"] == {}
+
+
+def test_the_orchestration_lock_state(monkeypatch, tmp_path):
+    from kubesalt import lock
+
+    monkeypatch.setattr(lock, "LOCK_FILE", str(tmp_path / "orchestrate.lock"))
+    ret = states.locked("Phase preflight", "deploy_node", ["cp2", "cp3"])
+    assert (ret["result"], ret["changes"]) == (True, {})
+    assert ret["comment"] == (
+        f"phase preflight: no other orchestration runs; deploy_node cp2, cp3 holds {lock.LOCK_FILE}"
+    )
+    assert states.unlocked("end")["comment"] == f"{lock.LOCK_FILE} released"
+    assert states.unlocked("end")["comment"] == "this run held no orchestration lock"

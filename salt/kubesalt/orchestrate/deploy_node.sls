@@ -22,6 +22,12 @@
     - why: {{ phase.why | yaml_dquote }}
 {%- elif phase.name == 'preflight' %}
 
+{{ ('Phase preflight of deploy_node ' ~ label ~ ': no other orchestration runs') | yaml_dquote }}:
+  kubesalt_orchestrate.locked:
+    - orchestration: deploy_node
+    - nodes: {{ nodes | tojson }}
+    - failhard: true
+
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.node_declared:
     - nodes: {{ nodes | tojson }}
@@ -165,3 +171,6 @@
     - failhard: true
 {%- endif %}
 {%- endfor %}
+
+{{ ('deploy_node ' ~ label ~ ' is over: release the orchestration lock') | yaml_dquote }}:
+  kubesalt_orchestrate.unlocked

@@ -20,6 +20,12 @@
     - why: {{ phase.why | yaml_dquote }}
 {%- elif phase.name == 'preflight' %}
 
+{{ ('Phase preflight of remove_node ' ~ node ~ ': no other orchestration runs') | yaml_dquote }}:
+  kubesalt_orchestrate.locked:
+    - orchestration: remove_node
+    - nodes: {{ plan.nodes | tojson }}
+    - failhard: true
+
 {{ id | yaml_dquote }}:
   kubesalt_orchestrate.node_declared:
     - nodes: {{ plan.nodes | tojson }}
@@ -121,3 +127,6 @@
     - failhard: true
 {%- endif %}
 {%- endfor %}
+
+{{ ('remove_node ' ~ node ~ ' is over: release the orchestration lock') | yaml_dquote }}:
+  kubesalt_orchestrate.unlocked
