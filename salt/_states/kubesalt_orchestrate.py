@@ -80,14 +80,20 @@ def _inventory_dir():
     return __opts__.get("kubesalt_inventory", _inventory.DEFAULT_DIR)  # noqa: F821
 
 
-def _declared(node):
+def _declared_nodes(names):
+    """{name: inventory entry} of `names`, read once; PhaseFailed for the first undeclared."""
     nodes = _inventory.load(_inventory_dir())
-    if node not in nodes:
-        raise PhaseFailed(
-            f"node {node} is not declared; declare it first: salt-run kubesalt_inventory.declare "
-            f"{node} <control-plane IP> <roles> (docs/inventory.md)"
-        )
-    return nodes[node], nodes
+    for node in names:
+        if node not in nodes:
+            raise PhaseFailed(
+                f"node {node} is not declared; declare it first: salt-run "
+                f"kubesalt_inventory.declare {node} <control-plane IP> <roles> (docs/inventory.md)"
+            )
+    return {node: nodes[node] for node in names}
+
+
+def _declared(node):
+    return _declared_nodes([node])[node]
 
 
 def _client():
@@ -181,6 +187,8 @@ def _apply(minions, sls, saltenv, timeout, pillar=None):
 def _each(nodes, action):
     """Run `action(node)` for every node in parallel threads (each waits on a subprocess);
     {node: its return}, or PhaseFailed with every node's failure."""
+    if not nodes:
+        return {}
     if len(nodes) == 1:
         return {nodes[0]: action(nodes[0])}
     results, problems = {}, []
@@ -282,7 +290,7 @@ def _pin_host_keys(entries):
     """Record the host keys of nodes that have none yet; {node: fingerprints} recorded."""
     directory = _inventory_dir()
     missing = [node for node, entry in entries.items() if not entry.host_keys]
-    read = _each(missing, lambda node: _read_host_keys(node, entries[node])) if missing else {}
+    read = _each(missing, lambda node: _read_host_keys(node, entries[node]))
     pinned = {}
     for node, keys in read.items():
         if _inventory.record_host_keys(node, keys, directory):
@@ -300,7 +308,7 @@ def node_declared(name, nodes, wait=10, phase="preflight"):
     ret = _ret(name, phase)
     nodes = _as_list(nodes)
     try:
-        entries = {node: _declared(node)[0] for node in nodes}
+        entries = _declared_nodes(nodes)
         _each(nodes, lambda node: _ssh_answers(node, entries[node], wait))
         pinned = {} if __opts__["test"] else _pin_host_keys(entries)  # noqa: F821
     except (PhaseFailed, KubesaltError) as err:
@@ -387,7 +395,7 @@ def _salt_ssh(node, args, timeout, what):
             f"{node} has an sftp subsystem and accepts the declared key (ssh -i KEY root@HOST)"
         ) from err
     if _hostkeys.refused(result.stdout + result.stderr):
-        entry, _nodes = _declared(node)
+        entry = _declared(node)
         prints = ", ".join(_hostkeys.fingerprint(key) for key in entry.host_keys) or "none"
         raise PhaseFailed(
             f"{what}: the SSH host key of {node} ({entry.host}:{entry.port}) is not the one "
@@ -423,10 +431,10 @@ def _prepare_salt_ssh():
     )
 
 
-def _install_minion(node, saltenv, timeout):
-    """salt-ssh installs and configures salt-minion on `node`; (changed state IDs, the
-    minion's public key)."""
-    arg = _orchestrate.salt_ssh_pillar(_minion_pillar(node, saltenv))
+def _install_minion(node, pillar, saltenv, timeout):
+    """salt-ssh installs and configures salt-minion on `node` with its `pillar`
+    (_minion_pillar); (changed state IDs, the minion's public key)."""
+    arg = _orchestrate.salt_ssh_pillar(pillar)
     reply, _code = _salt_ssh(
         node,
         ["state.sls", "kubesalt.salt.minion.remote", f"saltenv={saltenv}", arg],
@@ -472,9 +480,8 @@ def minion_installed(name, nodes, saltenv, timeout=900, phase="minion"):
     ret = _ret(name, phase)
     nodes = _as_list(nodes)
     try:
-        for node in nodes:
-            _declared(node)
-            _minion_pillar(node, saltenv)
+        _declared_nodes(nodes)
+        pillars = {node: _minion_pillar(node, saltenv) for node in nodes}
     except (PhaseFailed, KubesaltError) as err:
         return _fail(ret, phase, _error_text(err))
     if __opts__["test"]:  # noqa: F821
@@ -482,7 +489,9 @@ def minion_installed(name, nodes, saltenv, timeout=900, phase="minion"):
     try:
         if len(nodes) > 1:
             _prepare_salt_ssh()
-        installed = _each(nodes, lambda node: _install_minion(node, saltenv, timeout))
+        installed = _each(
+            nodes, lambda node: _install_minion(node, pillars[node], saltenv, timeout)
+        )
     except PhaseFailed as err:
         return _fail(ret, phase, str(err))
     changes = {}
