@@ -10,7 +10,7 @@ venv=${KUBESALT_VENV:-$repo/.venv}
 apt_packages=(
     python3-venv python3-dev gcc
     shellcheck
-    iproute2 procps psmisc
+    iproute2 procps psmisc nftables
     etcd-server=3.4.23-4+b4 etcd-client=3.4.23-4+b4
     keepalived=1:2.2.7-1+b2 firewalld=1.3.3-1~deb12u2
     nginx-light
