@@ -2,6 +2,8 @@
 
 pytest-salt-factories starts an event listener and a log server that bind 0.0.0.0
 by default; tests here listen only on loopback (or inside namespaces they create).
+
+Salt's temporary log handler is removed before the session: see `_remove_salt_temp_handler`.
 """
 
 import shutil
@@ -17,6 +19,23 @@ def pytest_configure(config):
     log_server = config.pluginmanager.get_plugin("saltfactories-log-server")
     if log_server is not None:
         log_server.log_host = "127.0.0.1"
+    _remove_salt_temp_handler()
+
+
+def _remove_salt_temp_handler():
+    """Remove the DeferredStreamHandler that importing Salt puts on the root logger.
+
+    salt-factories imports Salt in its pytest_load_initial_conftests hook, while pytest captures
+    stderr; Salt's import then adds a handler that keeps every warning (the daemons' ones come
+    in through the log server) and writes them at interpreter exit to that stderr: pytest's
+    capture file, closed by then. Each record became a "--- Logging error --- ValueError: I/O
+    operation on closed file" after pytest's summary. Salt's own commands remove the handler
+    once their logging is set up; so do we, and pytest's log capture shows the records with the
+    test that logged them.
+    """
+    import salt._logging
+
+    salt._logging.shutdown_temp_handler()
 
 
 @pytest.fixture(scope="session")
