@@ -3,13 +3,18 @@ layout, service configuration, Salt output reading."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import subprocess
+
 import pytest
 import yaml
 
 from kubesalt import config as kconfig
 from kubesalt import network
-from kubesalt.bootstrap import archive, phases, preflight, registry, saltout, services
+from kubesalt.bootstrap import archive, cli, phases, preflight, registry, saltout, services
 from kubesalt.bootstrap.phases import BootstrapError, Phase, PhaseError, PhaseResult, UsageError
+from kubesalt.bootstrap.system import Log
 
 LAB_CONFIG = "scripts/lab/bootstrap.yaml"
 
@@ -396,7 +401,7 @@ def test_summarize_salt_call_output():
     summary = saltout.summarize({"local": states})
     assert summary.total == 3
     assert summary.changed == ["A"]
-    assert summary.failed == [("C", "boom | line2")]
+    assert summary.failed == [("C", "boom\nline2")]
     assert summary.lines == ["ok: B", "ok: A (changed: diff)", "FAILED: C"]
     assert all("secret" not in line for line in summary.lines)
 
@@ -427,6 +432,135 @@ def test_summarize_render_errors():
     summary = saltout.summarize({"local": ["Rendering SLS 'x' failed: bad"]})
     assert summary.errors == ["Rendering SLS 'x' failed: bad"]
     assert summary.total == 0
+
+
+# Salt's comment when a state raises (salt/state.py: "An exception occurred in this state: "
+# followed by traceback.format_exc()).
+TRACEBACK_COMMENT = (
+    "An exception occurred in this state: Traceback (most recent call last):\n"
+    '  File "/opt/kubesalt/venv/lib/python3.11/site-packages/salt/state.py", line 2216, in call\n'
+    "    ret = instance.states[cdata['full']](*cdata['args'], **cdata['kwargs'])\n"
+    "          ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+    + "".join(
+        f'  File "/var/cache/salt/minion/extmods/states/kubesalt_pki.py", line {n}, in f{n}\n'
+        f"    step{n}()\n"
+        for n in range(40)
+    )
+    + "ValueError: bad key\n"
+)
+
+
+def test_short_comment_of_a_traceback_is_the_exception():
+    short = saltout.short_comment(TRACEBACK_COMMENT)
+    assert short == "An exception occurred in this state: ValueError: bad key"
+
+
+def test_short_comment_keeps_a_multi_line_exception_message_with_its_type():
+    comment = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "    raise CommandExecutionError(msg)\n"
+        "salt.exceptions.CommandExecutionError: etcdctl failed:\n"
+        "  context deadline exceeded\n"
+    )
+    assert saltout.short_comment(comment) == (
+        "salt.exceptions.CommandExecutionError: etcdctl failed: | context deadline exceeded"
+    )
+
+
+def test_short_comment_of_chained_exceptions_is_the_last_one():
+    comment = (
+        "An exception occurred in this state: Traceback (most recent call last):\n"
+        '  File "a.py", line 1, in f\n'
+        "    open(path)\n"
+        "FileNotFoundError: [Errno 2] No such file or directory: '/etc/kubesalt/pki/ca.key'\n"
+        "\n"
+        "During handling of the above exception, another exception occurred:\n"
+        "\n"
+        "Traceback (most recent call last):\n"
+        '  File "b.py", line 9, in g\n'
+        "    raise KubesaltError(msg)\n"
+        "kubesalt.errors.KubesaltError: the etcd-ca key is missing\n"
+    )
+    assert saltout.short_comment(comment) == (
+        "An exception occurred in this state: "
+        "kubesalt.errors.KubesaltError: the etcd-ca key is missing"
+    )
+
+
+def test_short_comment_never_cuts_the_exception_for_the_text_before_it():
+    comment = "x" * 390 + " Traceback (most recent call last):\n  File 'a'\nKeyError: 'ca'"
+    assert saltout.short_comment(comment) == "KeyError: 'ca'"
+
+
+def test_short_comment_joins_the_first_lines_of_other_multi_line_comments():
+    comment = "The following packages failed:\n\n  etcd-server\n" + "".join(
+        f"  line {n}\n" for n in range(20)
+    )
+    assert saltout.short_comment(comment) == (
+        "The following packages failed: | etcd-server | line 0 | line 1 | line 2 | line 3"
+        " | line 4 | line 5"
+    )
+
+
+def test_short_comment_leaves_a_one_liner_as_it_is():
+    assert saltout.short_comment("  File /etc/kubesalt/x is in the correct state  ") == (
+        "File /etc/kubesalt/x is in the correct state"
+    )
+    assert saltout.short_comment(None) == ""
+    assert saltout.short_comment(["Package a is installed", "Package b is installed"]) == (
+        "Package a is installed | Package b is installed"
+    )
+
+
+def test_short_comment_cuts_a_very_long_line():
+    short = saltout.short_comment("y" * 5000, limit=100)
+    assert short == "y" * 97 + "..."
+    assert len(saltout.short_comment("y" * 5000)) == saltout.COMMENT_LIMIT
+
+
+def _salt_json_failure(tmp_path, states: list) -> tuple[str, str]:
+    """Run cli._salt_json on a failed salt-call's JSON output: (console message, log text)."""
+    output = json.dumps({"local": dict(states)})
+
+    class System:
+        def run(self, cmd, what, check, quiet_output):
+            return subprocess.CompletedProcess(cmd, 2, stdout=output, stderr="")
+
+    log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
+    ctx = cli.Context(args=argparse.Namespace(), log=log, system=System())
+    with pytest.raises(BootstrapError) as raised:
+        cli._salt_json(ctx, ["salt-call"], "salt-call --local state.apply kubesalt.pki")
+    log.close()
+    return str(raised.value), (tmp_path / "bootstrap.log").read_text()
+
+
+def test_salt_json_prints_the_exception_and_logs_the_whole_traceback(tmp_path):
+    message, logged = _salt_json_failure(
+        tmp_path,
+        [
+            _state("Create the etcd-ca key", False, comment=TRACEBACK_COMMENT),
+            _state("Write the etcd-ca cert", False, comment="One or more requisite failed", run=1),
+        ],
+    )
+    assert message.splitlines()[1:3] == [
+        "  state 'Create the etcd-ca key': An exception occurred in this state: ValueError: bad key",
+        "  state 'Write the etcd-ca cert': One or more requisite failed",
+    ]
+    assert "Traceback" not in message
+    assert message.endswith(f"(details in the log: {tmp_path / 'bootstrap.log'})")
+    assert 'kubesalt_pki.py", line 39, in f39' in logged
+    assert "ValueError: bad key" in logged
+
+
+def test_salt_json_lists_twenty_failures_and_counts_the_others(tmp_path):
+    failed = [_state(f"State {n}", False, comment=f"failed {n}", run=n) for n in range(25)]
+    message, logged = _salt_json_failure(tmp_path, failed)
+    lines = message.splitlines()
+    assert lines[0].endswith("25 state(s) failed:")
+    assert lines[1:21] == [f"  state 'State {n}': failed {n}" for n in range(20)]
+    assert lines[21] == "  ... and 5 more (see the log)"
+    assert "state 'State 24' failed:" in logged
 
 
 # -- registry names --------------------------------------------------------------------

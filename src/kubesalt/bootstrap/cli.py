@@ -44,6 +44,7 @@ SALT_PREREQUISITES = ("python3-venv",)
 WHEEL_STAMP = f"{services.VENV}/.kubesalt-wheels"
 MASTER_PKI = "/etc/salt/pki/master"
 WAIT_KEY_SECONDS = 90
+SHOWN_FAILURES = 20  # failed states listed on the console, in the order Salt ran them
 
 
 @dataclass
@@ -312,16 +313,28 @@ def _salt_json(ctx: Context, cmd: list[str], what: str) -> saltout.StateSummary:
     if result.stderr.strip():
         ctx.log.file(result.stderr)
     if summary.failed or summary.errors or result.returncode != 0:
-        details = [f"state {sid!r}: {comment}" for sid, comment in summary.failed]
-        details += summary.errors
-        if not details:
-            details = [(result.stderr or result.stdout).strip()[-1500:]]
-        listed = "\n  ".join(details[:20])
+        listed = "\n  ".join(_failure_lines(ctx, summary, result))
         raise BootstrapError(
             f"{what} failed (exit {result.returncode}), {len(summary.failed)} state(s) failed:\n  {listed}\n"
-            f"(full output in {ctx.log.path})"
+            f"(details in the log: {ctx.log.path})"
         )
     return summary
+
+
+def _failure_lines(ctx: Context, summary: saltout.StateSummary, result) -> list[str]:
+    """One console line per failure; the whole comments (tracebacks included) go to the log."""
+    for sid, comment in summary.failed:
+        ctx.log.file(f"state {sid!r} failed:\n{comment}")
+    for error in summary.errors:
+        ctx.log.file(f"error: {error}")
+    lines = [f"state {sid!r}: {saltout.short_comment(c)}" for sid, c in summary.failed]
+    lines += [saltout.short_comment(error) for error in summary.errors]
+    if not lines:
+        lines = [(result.stderr or result.stdout).strip()[-1500:]]
+    if len(lines) > SHOWN_FAILURES:
+        hidden = len(lines) - SHOWN_FAILURES
+        lines = lines[:SHOWN_FAILURES] + [f"... and {hidden} more (see the log)"]
+    return lines
 
 
 # Applied in order with salt-call --local: the node's addresses first (grains and mine),
