@@ -519,9 +519,10 @@ def test_short_comment_cuts_a_very_long_line():
     assert len(saltout.short_comment("y" * 5000)) == saltout.COMMENT_LIMIT
 
 
-def _salt_json_failure(tmp_path, states: list) -> tuple[str, str]:
-    """Run cli._salt_json on a failed salt-call's JSON output: (console message, log text)."""
-    output = json.dumps({"local": dict(states)})
+def _salt_json_failure(tmp_path, states: list | str) -> tuple[str, str]:
+    """Run cli._salt_json on a failed salt-call's output (the JSON of `states`, or a text):
+    (console message, log text)."""
+    output = states if isinstance(states, str) else json.dumps({"local": dict(states)})
 
     class System:
         def run(self, cmd, what, check, quiet_output):
@@ -561,6 +562,15 @@ def test_salt_json_lists_twenty_failures_and_counts_the_others(tmp_path):
     assert lines[1:21] == [f"  state 'State {n}': failed {n}" for n in range(20)]
     assert lines[21] == "  ... and 5 more (see the log)"
     assert "state 'State 24' failed:" in logged
+
+
+def test_salt_json_keeps_only_the_first_lines_of_an_output_that_is_not_json(tmp_path):
+    output = "[WARNING ] a warning\n" + "".join(f"line {n}\n" for n in range(30)) + "secret=x\n"
+    message, logged = _salt_json_failure(tmp_path, output)
+    assert message.splitlines()[1] == (
+        "  [WARNING ] a warning | line 0 | line 1 | line 2 | line 3 | line 4 | line 5 | line 6"
+    )
+    assert "secret" not in logged
 
 
 # -- registry names --------------------------------------------------------------------

@@ -306,7 +306,8 @@ def _salt_json(ctx: Context, cmd: list[str], what: str) -> saltout.StateSummary:
     try:
         data = json.loads(result.stdout) if result.stdout.strip() else {}
     except ValueError:
-        data = result.stdout
+        # Not Salt's JSON: only its first lines are kept, as it may hold diffs (secrets).
+        data = [saltout.short_comment(result.stdout)]
     summary = saltout.summarize(data)
     for line in summary.lines:
         ctx.log.detail(line)
