@@ -2,6 +2,7 @@
 # Run kubesalt's test suite: installs what is missing (pinned), then pytest.
 # Usage: scripts/test.sh [PYTEST ARGS...]     (as root: integration tests build
 # network namespaces and run real etcd, keepalived, firewalld, nginx, Salt)
+# Benchmarks marked slow_benchmark run only with --run-slow-benchmarks (docs/benchmarks.md).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

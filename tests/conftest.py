@@ -4,6 +4,9 @@ pytest-salt-factories starts an event listener and a log server that bind 0.0.0.
 by default; tests here listen only on loopback (or inside namespaces they create).
 
 Salt's temporary log handler is removed before the session: see `_remove_salt_temp_handler`.
+
+Benchmarks marked `slow_benchmark` (they redeploy lab nodes only to measure times) are
+deselected unless pytest is given --run-slow-benchmarks (docs/benchmarks.md).
 """
 
 import shutil
@@ -11,6 +14,37 @@ import tempfile
 
 import pytest
 from saltfactories.plugins.event_listener import EventListener
+
+RUN_SLOW_BENCHMARKS = "--run-slow-benchmarks"
+SLOW_BENCHMARKS_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        RUN_SLOW_BENCHMARKS,
+        action="store_true",
+        help="also run the benchmarks marked slow_benchmark: they redeploy lab nodes only to "
+        "measure times, so CI leaves them out (docs/benchmarks.md)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption(RUN_SLOW_BENCHMARKS):
+        return
+    kept, slow = [], []
+    for item in items:
+        (slow if item.get_closest_marker("slow_benchmark") else kept).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept
+    config.stash[SLOW_BENCHMARKS_DESELECTED] = len(slow)
+
+
+def pytest_report_collectionfinish(config):
+    deselected = config.stash.get(SLOW_BENCHMARKS_DESELECTED, 0)
+    if deselected:
+        return f"{deselected} slow benchmark(s) deselected: add {RUN_SLOW_BENCHMARKS} to run them"
+    return None
 
 
 @pytest.hookimpl(trylast=True)

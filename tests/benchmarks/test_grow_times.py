@@ -3,9 +3,12 @@ together during `lab.sh up`; then every declared node but the bootstrap node rem
 `remove_node`, deployed again one at a time, removed again, and deployed again together:
 the two redeploys start from the same state, so they compare. Last, a second `deploy_node`
 of the three (nothing to change) and a no-op highstate on every node. It leaves the lab as
-`lab.sh up` did (pytest runs tests/benchmarks before tests/lab, which then test a cluster
-grown, shrunk and grown again).
-Results replace the "Grow the cluster" section of docs/benchmarks.md. No timed
+`lab.sh up` did; in the same session, tests/lab (run after tests/benchmarks) then test a
+cluster grown, shrunk and grown again.
+
+It takes about 11 minutes only to measure, so it is marked `slow_benchmark`: CI leaves it
+out, and `sudo scripts/test.sh --run-slow-benchmarks tests/benchmarks/test_grow_times.py`
+runs it. Results replace the "Grow the cluster" section of docs/benchmarks.md. No timed
 assertions: this measures; the behaviour checks are that each run succeeds and that the
 re-runs change nothing."""
 
@@ -24,7 +27,7 @@ from kubesalt.lab import cli as labcli
 from kubesalt.lab import model
 from tests.benchmarks.docs_section import write_section
 
-pytestmark = [pytest.mark.benchmark, pytest.mark.lab]
+pytestmark = [pytest.mark.benchmark, pytest.mark.slow_benchmark, pytest.mark.lab]
 
 SECTION = "Grow the cluster"
 DEPLOY_LINE = re.compile(
@@ -93,7 +96,8 @@ def test_grow_and_shrink_times(lab):
     sum_one = sum(s for _w, s, _x in one_at_a_time)
     sum_together = sum(s for _w, s, _x in together)
     lines = [
-        "<!-- Written by tests/benchmarks/test_grow_times.py; rerun it to refresh. -->",
+        "<!-- Written by tests/benchmarks/test_grow_times.py; rerun it to refresh: "
+        "sudo scripts/test.sh --run-slow-benchmarks tests/benchmarks/test_grow_times.py -->",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.node()} ({os.cpu_count()} CPUs, "
         f"Linux {platform.release()}): the four-node lab, `salt-run state.orchestrate "
