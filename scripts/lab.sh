@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kubesalt lab (DESIGN.md §9, docs/lab.md):
+# The kubesalt lab (docs/lab.md):
 #   lab.sh up | down | status | exec NODE CMD...
 # `up` installs what this machine lacks (scripts/dev-env.sh), builds the lab ISO and a
 # rootfs, boots the nodes on a private bridge and runs bootstrap.sh on the bootstrap node.

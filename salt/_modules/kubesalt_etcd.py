@@ -1,5 +1,5 @@
 """etcd membership for the deploy_node and remove_node orchestrations: list, add as a
-learner, promote, remove, health (kubeadm's join flow, ``reference/kubeadm-1.33.md`` §3).
+learner, promote, remove, health (kubeadm 1.33's join flow, ``docs/etcd.md``).
 
 Runs ``etcdctl`` (API v3) against this node's etcd (``https://<control-plane IP>:2379``,
 the grain ``kubesalt:control_plane_ip``) or the given ``endpoints``, with the etcd CA and

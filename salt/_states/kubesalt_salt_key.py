@@ -3,7 +3,7 @@
 ``accepted`` accepts a pending key only when it is the expected public key (for the
 bootstrap node: its own ``/etc/salt/pki/minion/minion.pub``), so an impostor that raced
 to submit a key under the same ID is refused. Both states wait with a bound and say what
-they waited for (DESIGN.md §1).
+they waited for (docs/orchestrations.md).
 """
 
 import time

@@ -1,6 +1,6 @@
 """The deploy_node and remove_node orchestrations as data (docs/orchestrations.md).
 
-Each orchestration is an ordered list of named phases (kubeadm's workflow, STYLE.md item 8);
+Each orchestration is an ordered list of named phases (kubeadm's workflow runner);
 the SLS files loop over them, the state module `kubesalt_orchestrate` runs them on the master,
 and every error names its phase. Pure functions only: tested in tests/unit/test_orchestrate.py.
 """

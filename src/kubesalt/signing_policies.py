@@ -1,7 +1,7 @@
 """x509_v2 signing policies for the cluster, generated from the certificate table.
 
 The CA minion signs every certificate of the cluster through Salt's `x509_v2` remote
-signing. A policy enforces only what it pins (shared/reference/salt-3008.md): whatever a
+signing. A policy enforces only what it pins (measured, docs/pki.md): whatever a
 policy leaves out, the requesting minion chooses. So each policy generated here pins every
 field of the certificate (`kubesalt.kubeadm.certs`), and nulls everything else a request
 could carry:

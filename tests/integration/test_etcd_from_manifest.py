@@ -38,7 +38,7 @@ def cluster(tmp_path):
 
 
 def test_single_etcd_from_reference_manifest(tmp_path, cluster):
-    """The §10 reference node (cp1, 10.0.0.10, first) runs from its manifest."""
+    """The reference node (cp1, 10.0.0.10, first) runs from its manifest."""
     cfg = config("RSA-2048")
     authorities = pki.create_authorities(cfg)
     with Namespaces("cp1") as ns:

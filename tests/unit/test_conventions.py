@@ -1,7 +1,7 @@
 """Project conventions, enforced: every loader module and public function is documented.
 
-The hook of STYLE.md item 14: a public execution function without a docstring or a
-`CLI Example:` fails here, as does a loader module without `__virtualname__`.
+The documentation hook (docs/development.md): a public execution function without a docstring
+or a `CLI Example:` fails here, as does a loader module without `__virtualname__`.
 """
 
 import ast

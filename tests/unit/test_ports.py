@@ -53,7 +53,7 @@ def test_main_prints_and_writes(tmp_path, capsys):
 def test_the_packaged_matrix_is_valid_and_has_kubeadms_ports():
     matrix = ports.load_matrix()
     index = {(e.protocol, e.port): e for e in matrix}
-    # reference/kubeadm-1.33.md §9, plus ours.
+    # kubeadm 1.33's ports (kubernetes.io "Ports and Protocols"), plus ours.
     expected = {
         ("tcp", "6443"): ("control-plane", ("anyone",)),
         ("tcp", "2379"): ("etcd", ("peers:control-plane",)),

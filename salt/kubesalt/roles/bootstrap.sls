@@ -1,4 +1,4 @@
-# The bootstrap role (DESIGN.md §4): repositories, the cluster CA (kubesalt.pki.ca, on the
+# The bootstrap role (docs/bootstrap.md): repositories, the cluster CA (kubesalt.pki.ca, on the
 # CA minion, which is this node), registry, nginx, salt-master and
 # its minion, firewall. Order matters once: the firewall opens the master's ports before
 # the master runs, so no minion ever connects through a closed port.

@@ -1,4 +1,4 @@
-# The ca role (DESIGN.md §5): the cluster CAs and the service-account key live here only;
+# The ca role (docs/pki.md): the cluster CAs and the service-account key live here only;
 # every other node gets its certificates signed here through x509_v2 remote signing.
 include:
   - kubesalt.node

@@ -1,4 +1,4 @@
-"""bootstrap.sh: turn one machine into the kubesalt bootstrap node (DESIGN.md §4).
+"""bootstrap.sh: turn one machine into the kubesalt bootstrap node (docs/bootstrap.md).
 
 `scripts/bootstrap.sh` is glue: it finds a Python and this package (on the archive's
 wheelhouse), then runs `python3 -m kubesalt.bootstrap`. The phases are data

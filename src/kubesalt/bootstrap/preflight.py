@@ -15,7 +15,7 @@ from kubesalt.errors import KubesaltError
 
 # Roles bootstrap.sh gives the bootstrap node (more come with the cluster, issue 6).
 BOOTSTRAP_ROLES = ("bootstrap", "ca")
-# The roles the bootstrap node is declared with (DESIGN.md §3: the first node has all of
+# The roles the bootstrap node is declared with (docs/architecture.md: the first node has all of
 # them); preflight checks only the ports of BOOTSTRAP_ROLES, the services bootstrap.sh
 # starts itself (etcd and the control plane come later, from the highstate).
 FIRST_NODE_ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")

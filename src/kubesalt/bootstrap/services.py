@@ -79,7 +79,7 @@ def minion_config(
         "pillar_roots": pillar_roots,
         "module_dirs": [current.path(SALT_DIR)],
         "ext_pillar": _ext_pillar(config_path),
-        # Bounded retries instead of Salt's defaults (DESIGN.md §1: slow restarts).
+        # Bounded retries instead of Salt's defaults (slow restarts: docs/architecture.md).
         "acceptance_wait_time": 5,
         "acceptance_wait_time_max": 30,
         "auth_timeout": 30,
@@ -97,7 +97,7 @@ def master_config(
 ) -> str:
     """/etc/salt/master.d/kubesalt.conf: bound to the control-plane IP, no auto-accept,
     peer publication limited to x509 remote signing and the service-account key
-    (salt-3008.md, docs/pki.md)."""
+    (docs/pki.md)."""
     file_roots, pillar_roots = _roots(archives)
     data = {
         "interface": interface,

@@ -1,4 +1,4 @@
-"""The air-gapped ISO build (DESIGN.md §7).
+"""The air-gapped ISO build (docs/iso.md).
 
 One manifest (``iso/manifest.yaml``) pins every artifact; the build fetches each one from
 its upstream or from an offline cache, verifies its digest, and lays out the ISO tree:

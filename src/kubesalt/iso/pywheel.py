@@ -1,6 +1,6 @@
 """A minimal builder of pure-Python wheels (PEP 427), with no build backend.
 
-The ISO ships the ``kubesalt`` package itself as a wheel (DESIGN.md §2), installed into the
+The ISO ships the ``kubesalt`` package itself as a wheel (docs/decisions.md), installed into the
 Salt virtualenv on every node; building it this way needs neither setuptools nor the network.
 """
 

@@ -3,7 +3,7 @@
 The modules here are pure builders (no Salt dunders, no I/O except the writer in
 `render.write_tree`): they turn the normalized configuration (the plain dict produced by
 `kubesalt.config`) and a `Node` into data that matches kubeadm 1.33 field by field
-(`shared/reference/kubeadm-1.33.md`).
+(docs/kubeadm-differences.md lists the deliberate differences).
 
 - `model`: the `Node` being rendered and the filesystem `Layout`.
 - `images`: the one pinned image list (`kubesalt/data/images.yaml`).

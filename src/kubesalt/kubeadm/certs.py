@@ -148,7 +148,7 @@ def ca_specs(cfg: dict, layout: Layout | None = None) -> dict[str, CertSpec]:
 def ca_files_for(node: Node) -> dict[str, bool]:
     """The CAs whose certificate a node gets, mapped to whether it also gets the CA key.
 
-    CA keys stay on the `ca` node (DESIGN.md §5). Every kubelet node gets ca.crt (its
+    CA keys stay on the `ca` node (docs/pki.md). Every kubelet node gets ca.crt (its
     clientCAFile); control-plane nodes get the front-proxy CA; etcd and control-plane
     nodes get the etcd CA.
     """

@@ -31,7 +31,7 @@ def roles_by_node(pillar_nodes: dict | None) -> dict[str, frozenset[str]]:
 
 def first_node(cfg: dict, roles: dict[str, frozenset[str]]) -> str | None:
     """The node that plays `kubeadm init`: the CA minion when it has control-plane and etcd
-    (the bootstrap node, which DESIGN.md gives every role), else the first such node by name;
+    (the bootstrap node, declared with every role), else the first such node by name;
     None when no node has both roles."""
     candidates = sorted(name for name, node_roles in roles.items() if node_roles >= FIRST_ROLES)
     ca_minion = cfg["ca"]["minion"]

@@ -1,4 +1,4 @@
-"""The kubeconfig files kubeadm writes in /etc/kubernetes (reference sheet §7).
+"""The kubeconfig files kubeadm writes in /etc/kubernetes (kubeadm's `phases/kubeconfig`).
 
 Cluster entry named after `kubernetes.clusterName`, user named after the client CN, context
 `<user>@<clusterName>` as the current context, CA and client certificate and key embedded.

@@ -1,4 +1,4 @@
-"""The kubelet files: config.yaml, kubeadm-flags.env and the systemd drop-in (sheet §8)."""
+"""The kubelet files: config.yaml, kubeadm-flags.env and the systemd drop-in (kubeadm's)."""
 
 from __future__ import annotations
 

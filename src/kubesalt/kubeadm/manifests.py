@@ -1,7 +1,7 @@
 """The control-plane static pods, as kubeadm 1.33 builds them.
 
 Sources: kubeadm `phases/controlplane/manifests.go` and `volumes.go`, `phases/etcd/local.go`,
-`util/staticpod/utils.go` (reference sheet §1-§5). Each `*_command` function returns the
+`util/staticpod/utils.go` (kubeadm 1.33). Each `*_command` function returns the
 full command list (sorted like kubeadm's `ArgumentsToCommand`); each `*_pod` function returns
 the pod as plain data, ready for `yaml.safe_dump`. The shared pieces (probes, volumes, the
 pod skeleton, the config digest) are in `staticpod`.

@@ -1,1 +1,1 @@
-"""The kubesalt lab: systemd-nspawn nodes on a private bridge (DESIGN.md §9, docs/lab.md)."""
+"""The kubesalt lab: systemd-nspawn nodes on a private bridge (docs/lab.md)."""

@@ -35,7 +35,7 @@ ARCHIVE_DIR = "/srv/kubesalt/kubesalt-lab"  # where the lab ISO is extracted on 
 CONFIG_DEST = "/etc/kubesalt/bootstrap.yaml"
 NETWORK_FILE = "/etc/systemd/network/10-lab.network"
 # Debian's policy-rc.d decides whether installing a package starts its service: set it
-# explicitly (lab-host.md) to what a real server does, start them. mmdebstrap removes its
+# explicitly (docs/lab.md) to what a real server does, start them. mmdebstrap removes its
 # own at the end of the build, so each node gets this one.
 POLICY_RC_D = "#!/bin/sh\n# kubesalt lab: services start on install, as on a real server.\nexit 0\n"
 
@@ -75,7 +75,7 @@ SERVICES = {
     "node": ("salt-minion", "firewalld"),
 }
 
-# What this machine cannot run (lab-host.md): skipped by every orchestration of the lab
+# What this machine cannot run (docs/lab.md): skipped by every orchestration of the lab
 # (pillar skip_phases), and, per node, by the states (grain kubesalt_skip_phases).
 SKIP_PHASES = ("kubelet", "wait-control-plane", "addons")
 # remove_node's phases that need a Kubernetes API server.
@@ -202,7 +202,7 @@ def machine_id(name: str, seed: str) -> str:
 
 def nspawn_command(name: str, root: str, bridge: str = BRIDGE) -> list[str]:
     """systemd-nspawn booting a node. PID 1 of the host is not systemd: --register=no and
-    --keep-unit (lab-host.md); the launcher is put in the node's own cgroup first."""
+    --keep-unit (docs/lab.md); the launcher is put in the node's own cgroup first."""
     return [
         "systemd-nspawn",
         "--quiet",

@@ -1,5 +1,5 @@
-"""The §10 test vectors of shared/reference/kubeadm-1.33.md, copied verbatim, and the
-normalized configuration they correspond to."""
+"""What kubeadm 1.33 writes for a reference node, read from kubeadm's sources (test vectors), and
+the normalized configuration they correspond to."""
 
 import copy
 
@@ -62,8 +62,8 @@ etcd
 --trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt
 """)
 
-# §10: "The second CP cp2 (10.0.0.11) would get --initial-cluster=cp1=...,cp2=... plus
-# --initial-cluster-state=existing" (flags sorted by name: initial-cluster before -state).
+# The second control-plane node cp2 (10.0.0.11) gets --initial-cluster=cp1=...,cp2=... plus
+# --initial-cluster-state=existing (flags sorted by name: initial-cluster before -state).
 ETCD_CP2 = _lines("""
 etcd
 --advertise-client-urls=https://10.0.0.11:2379
@@ -118,7 +118,7 @@ kube-scheduler
 --leader-elect=true
 """)
 
-# Everything the reference node (init node, all roles) gets, with its mode (§11.6).
+# Everything the reference node (init node, all roles) gets, with its mode.
 ALL_ROLES = frozenset({"bootstrap", "ca", "control-plane", "etcd", "node"})
 
 CONFIG = {

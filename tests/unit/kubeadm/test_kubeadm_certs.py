@@ -1,4 +1,4 @@
-"""The certificate table (§6, §10) and local issuing (pki)."""
+"""The certificate table (kubeadm's certlist) and local issuing (pki)."""
 
 import datetime
 import ipaddress

@@ -1,4 +1,4 @@
-"""Static pods against the reference sheet (§1-§5, §10, §11)."""
+"""Static pods against kubeadm 1.33's (reference_vectors.py)."""
 
 import pytest
 import yaml
@@ -50,7 +50,7 @@ def all_pods(cfg, node, **kwargs):
     }
 
 
-# --- §10 commands, exactly -----------------------------------------------------------------
+# --- kubeadm's commands, exactly ------------------------------------------------------------
 
 
 def test_apiserver_command_matches_reference(cfg, cp1):

@@ -1,4 +1,4 @@
-"""Kubeconfigs, kubelet files, containerd, images and the rendered tree (§7, §8, §11.6)."""
+"""Kubeconfigs, kubelet files, containerd, images and the rendered tree."""
 
 import base64
 import os
@@ -18,7 +18,7 @@ CP = frozenset({"control-plane", "etcd", "node"})
 K = "/etc/kubernetes"
 PKI = "/etc/kubernetes/pki"
 
-# Every file of the reference node with its mode (§11.6: manifests, keys, sa.pub and
+# Every file of the reference node with its mode (kubeadm's: manifests, keys, sa.pub and
 # kubeconfigs 0600; certificates, kubelet config.yaml and kubeadm-flags.env 0644).
 REFERENCE_FILES = {
     f"{K}/manifests/etcd.yaml": 0o600,

@@ -1,4 +1,4 @@
-"""scripts/render-node, run as operators run it, against the §10 reference vector."""
+"""scripts/render-node, run as operators run it, against the reference vector."""
 
 import pathlib
 import subprocess
