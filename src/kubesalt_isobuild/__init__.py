@@ -5,5 +5,5 @@ its upstream or from an offline cache, verifies its digest, and lays out the ISO
 an apt and/or a yum repository, one OCI image layout, a wheelhouse, the Salt tree, the
 scripts, ``product.txt`` and ``SHA256SUMS``; ``xorriso`` turns the tree into an ISO.
 
-Entry point: ``iso/build`` (``kubesalt.iso.build.main``). See docs/iso.md.
+Entry point: ``iso/build`` (``kubesalt_isobuild.build.main``). See docs/iso.md.
 """

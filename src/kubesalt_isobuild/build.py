@@ -16,15 +16,18 @@ from pathlib import Path
 
 import yaml
 
-from kubesalt.iso import debs, images, oci, pywheel, repos, rpms, tree, wheels
-from kubesalt.iso.cache import Store
-from kubesalt.iso.errors import IsoBuildError, UnknownFlavourError, UnpinnedArtifactError
-from kubesalt.iso.manifest import Flavour, Manifest, load_manifest
-from kubesalt.iso.signing import Signer
-from kubesalt.iso.util import Steps, sha256_file
+from kubesalt_isobuild import debs, images, oci, pywheel, repos, rpms, tree, wheels
+from kubesalt_isobuild.cache import Store
+from kubesalt_isobuild.errors import IsoBuildError, UnknownFlavourError, UnpinnedArtifactError
+from kubesalt_isobuild.manifest import Flavour, Manifest, load_manifest
+from kubesalt_isobuild.signing import Signer
+from kubesalt_isobuild.util import Steps, sha256_file
 
 KEYRING = "kubesalt-archive-keyring.gpg"
 LOCK = "manifest.lock.yaml"
+# The run-time package and what it needs: the same as pyproject.toml's [project] dependencies.
+RUNTIME_PACKAGE = "kubesalt"
+RUNTIME_REQUIRES = ("pyyaml", "netaddr")
 
 
 @dataclass
@@ -224,6 +227,16 @@ def _images(flavour, manifest, store, work, root, lock, steps, stats) -> int:
     return total
 
 
+def build_kubesalt_wheel(project: Path, version: str, dest: Path) -> Path:
+    """The kubesalt wheel every node installs into Salt's virtualenv: the run-time package
+    ``src/kubesalt`` alone. The lab (``src/kubesalt_lab``) and this build are other top-level
+    packages, so they never ship (docs/iso.md)."""
+    return pywheel.build_wheel(
+        RUNTIME_PACKAGE, version, project / "src" / RUNTIME_PACKAGE, dest,
+        requires=list(RUNTIME_REQUIRES), summary="kubesalt installer logic",
+    )  # fmt: skip
+
+
 def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
     if not flavour.wheels and not flavour.kubesalt_wheel:
         return 0
@@ -233,11 +246,8 @@ def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
         dest = root / "wheels"
         dest.mkdir()
         if flavour.kubesalt_wheel:
-            own = pywheel.build_wheel(
-                "kubesalt", opts.version, opts.project / "src" / "kubesalt", dest,
-                requires=["pyyaml", "netaddr"], summary="kubesalt installer logic",
-            )  # fmt: skip
-            lock["wheels"].append({"name": "kubesalt", "version": opts.version,
+            own = build_kubesalt_wheel(opts.project, opts.version, dest)
+            lock["wheels"].append({"name": RUNTIME_PACKAGE, "version": opts.version,
                                    "sha256": sha256_file(own), "file": f"wheels/{own.name}"})  # fmt: skip
         fetched = wheels.fetch_wheels(list(flavour.wheels), flavour, source, store, work)
         for wheel, (path, sha) in zip(flavour.wheels, fetched, strict=True):
@@ -283,7 +293,7 @@ def parser(project: Path) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, project: Path | None = None) -> int:
-    project = project or Path(__file__).resolve().parents[3]
+    project = project or Path(__file__).resolve().parents[2]
     args = parser(project).parse_args(argv)
     if args.fill_cache and args.cache is None:
         parser(project).error("--fill-cache needs --from DIR")

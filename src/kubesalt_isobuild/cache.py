@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from kubesalt.iso.errors import DigestMismatchError, MissingArtifactError
-from kubesalt.iso.util import sha256_file
+from kubesalt_isobuild.errors import DigestMismatchError, MissingArtifactError
+from kubesalt_isobuild.util import sha256_file
 
 FILL_HINT = "run the build online with --from {cache} --fill-cache to put it in the cache"
 

@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-from kubesalt.iso.cache import FILL_HINT, Store, closure_key
-from kubesalt.iso.errors import ArtifactError, DigestMismatchError, MissingArtifactError
-from kubesalt.iso.manifest import Package, Resolve, Source
-from kubesalt.iso.util import http_download, http_get, run, sha256_file, url_join
+from kubesalt_isobuild.cache import FILL_HINT, Store, closure_key
+from kubesalt_isobuild.errors import ArtifactError, DigestMismatchError, MissingArtifactError
+from kubesalt_isobuild.manifest import Package, Resolve, Source
+from kubesalt_isobuild.util import http_download, http_get, run, sha256_file, url_join
 
 INDEX_SUFFIXES = ((".xz", lzma.decompress), (".gz", gzip.decompress), (".bz2", bz2.decompress))
 

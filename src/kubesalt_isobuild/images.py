@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 from kubesalt.errors import KubesaltError
-from kubesalt.iso import oci
-from kubesalt.iso.cache import FILL_HINT, Store
-from kubesalt.iso.errors import (
+from kubesalt_isobuild import oci
+from kubesalt_isobuild.cache import FILL_HINT, Store
+from kubesalt_isobuild.errors import (
     ArtifactError,
     DigestMismatchError,
     IsoBuildError,
@@ -22,8 +22,8 @@ from kubesalt.iso.errors import (
     MissingArtifactError,
     ToolError,
 )
-from kubesalt.iso.manifest import Image, Manifest
-from kubesalt.iso.util import run
+from kubesalt_isobuild.manifest import Image, Manifest
+from kubesalt_isobuild.util import run
 
 EPOCH = "1970-01-01T00:00:00Z"
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from kubesalt.iso.errors import ManifestError
-from kubesalt.iso.model import (
+from kubesalt_isobuild.errors import ManifestError
+from kubesalt_isobuild.model import (
     DEB_ARCHES,
     Flavour,
     Image,

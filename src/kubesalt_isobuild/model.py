@@ -1,11 +1,11 @@
-"""The data model of the artifact manifest (see :mod:`kubesalt.iso.manifest`)."""
+"""The data model of the artifact manifest (see :mod:`kubesalt_isobuild.manifest`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubesalt.iso.errors import UnknownFlavourError
+from kubesalt_isobuild.errors import UnknownFlavourError
 
 DEB_ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 

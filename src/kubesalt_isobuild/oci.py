@@ -13,8 +13,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubesalt.iso.errors import ArtifactError, DigestMismatchError, IsoBuildError
-from kubesalt.iso.util import run, sha256_file
+from kubesalt_isobuild.errors import ArtifactError, DigestMismatchError, IsoBuildError
+from kubesalt_isobuild.util import run, sha256_file
 
 REF_NAME = "org.opencontainers.image.ref.name"
 SOURCE_DIGEST = "io.kubesalt.image.source-digest"

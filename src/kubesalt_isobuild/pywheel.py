@@ -46,7 +46,7 @@ def build_wheel(
         meta.append(f"Summary: {summary}")
     meta += [f"Requires-Dist: {r}" for r in requires]
     files.append((f"{info}/METADATA", ("\n".join(meta) + "\n").encode()))
-    wheel_meta = "Wheel-Version: 1.0\nGenerator: kubesalt.iso.pywheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    wheel_meta = "Wheel-Version: 1.0\nGenerator: kubesalt_isobuild.pywheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files.append((f"{info}/WHEEL", wheel_meta.encode()))
     files.append((f"{info}/top_level.txt", f"{package_dir.name}\n".encode()))
     record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in files)

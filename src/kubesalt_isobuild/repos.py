@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from kubesalt.iso.debs import deb_fields, deb_filename
-from kubesalt.iso.signing import Signer
-from kubesalt.iso.util import run
+from kubesalt_isobuild.debs import deb_fields, deb_filename
+from kubesalt_isobuild.signing import Signer
+from kubesalt_isobuild.util import run
 
 SUITE = "kubesalt"
 COMPONENT = "main"

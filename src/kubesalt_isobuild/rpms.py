@@ -12,10 +12,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
-from kubesalt.iso.cache import FILL_HINT, Store, closure_key
-from kubesalt.iso.errors import ArtifactError, DigestMismatchError, MissingArtifactError
-from kubesalt.iso.manifest import Package, Resolve, Source
-from kubesalt.iso.util import http_download, http_get, run, sha256_bytes, sha256_file, url_join
+from kubesalt_isobuild.cache import FILL_HINT, Store, closure_key
+from kubesalt_isobuild.errors import ArtifactError, DigestMismatchError, MissingArtifactError
+from kubesalt_isobuild.manifest import Package, Resolve, Source
+from kubesalt_isobuild.util import http_download, http_get, run, sha256_bytes, sha256_file, url_join
 
 NS = {
     "repo": "http://linux.duke.edu/metadata/repo",

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kubesalt.iso.errors import IsoBuildError, ToolError
-from kubesalt.iso.util import run
+from kubesalt_isobuild.errors import IsoBuildError, ToolError
+from kubesalt_isobuild.util import run
 
 UID = "kubesalt ISO signing key <kubesalt@localhost>"
 

@@ -9,8 +9,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kubesalt.iso.errors import IsoBuildError
-from kubesalt.iso.util import run, sha256_file
+from kubesalt_isobuild.errors import IsoBuildError
+from kubesalt_isobuild.util import run, sha256_file
 
 PROJECT_DIRS = ("salt", "pillar", "scripts")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")

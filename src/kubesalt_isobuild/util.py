@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from kubesalt.iso.errors import IsoBuildError, ToolError
+from kubesalt_isobuild.errors import IsoBuildError, ToolError
 
 CHUNK = 1 << 20
 

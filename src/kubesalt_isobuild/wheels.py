@@ -13,10 +13,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kubesalt.iso.cache import FILL_HINT, Store
-from kubesalt.iso.errors import ArtifactError, DigestMismatchError, MissingArtifactError, ToolError
-from kubesalt.iso.manifest import Flavour, Source, Wheel
-from kubesalt.iso.util import run, sha256_file
+from kubesalt_isobuild.cache import FILL_HINT, Store
+from kubesalt_isobuild.errors import (
+    ArtifactError,
+    DigestMismatchError,
+    MissingArtifactError,
+    ToolError,
+)
+from kubesalt_isobuild.manifest import Flavour, Source, Wheel
+from kubesalt_isobuild.util import run, sha256_file
 
 
 def normalize(name: str) -> str:

@@ -1,7 +1,7 @@
-"""python -m kubesalt.lab: what scripts/lab.sh runs."""
+"""python -m kubesalt_lab: what scripts/lab.sh runs."""
 
 import sys
 
-from kubesalt.lab.cli import main
+from kubesalt_lab.cli import main
 
 sys.exit(main())

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from kubesalt import config as kconfig
-from kubesalt.lab import host, model
-from kubesalt.lab.model import LabError
+from kubesalt_lab import host, model
+from kubesalt_lab.model import LabError
 
-PROJECT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[2]
 LAB_CONFIG = PROJECT / "scripts" / "lab" / "bootstrap.yaml"
 ISO_OUT = os.path.join(model.CACHE_DIR, "iso")
 ISO_CACHE = os.path.join(model.CACHE_DIR, "iso-cache")

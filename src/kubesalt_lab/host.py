@@ -16,8 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from kubesalt.lab import model
-from kubesalt.lab.model import LabError
+from kubesalt_lab import model
+from kubesalt_lab.model import LabError
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_HIERARCHIES = ("systemd", "unified")

@@ -1,6 +1,6 @@
 """The lab as data: its nodes, addresses, rootfs package list, and the files each node gets.
 
-Pure functions only (tested in tests/unit/test_lab.py); `kubesalt.lab.host` acts on them.
+Pure functions only (tested in tests/unit/test_lab.py); `kubesalt_lab.host` acts on them.
 """
 
 from __future__ import annotations

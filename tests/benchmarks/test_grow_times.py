@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubesalt.lab import cli as labcli
-from kubesalt.lab import model
+from kubesalt_lab import cli as labcli
+from kubesalt_lab import model
 from tests.benchmarks.docs_section import write_section
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.slow_benchmark, pytest.mark.lab]

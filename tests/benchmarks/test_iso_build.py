@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration" / "iso"))
 
 import isofactory  # noqa: E402
 
-from kubesalt.iso.build import Options, Result, build  # noqa: E402
-from kubesalt.iso.util import Steps  # noqa: E402
+from kubesalt_isobuild.build import Options, Result, build  # noqa: E402
+from kubesalt_isobuild.util import Steps  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 SECTION = "ISO build"

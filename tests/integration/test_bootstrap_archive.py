@@ -14,7 +14,7 @@ import pytest
 from kubesalt.bootstrap import archive, cli
 from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import Log, System, mount_of
-from kubesalt.iso import tree
+from kubesalt_isobuild import tree
 
 pytestmark = pytest.mark.integration
 

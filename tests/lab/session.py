@@ -18,8 +18,8 @@ import time
 import testinfra.host
 from testinfra.backend.local import LocalBackend
 
-from kubesalt.lab import host as labhost
-from kubesalt.lab import model
+from kubesalt_lab import host as labhost
+from kubesalt_lab import model
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LAB_SH = ROOT / "scripts" / "lab.sh"

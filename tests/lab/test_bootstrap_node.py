@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from kubesalt.lab import model
+from kubesalt_lab import model
 
 pytestmark = pytest.mark.lab
 

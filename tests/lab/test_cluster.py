@@ -13,8 +13,8 @@ import time
 import pytest
 import yaml
 
-from kubesalt.lab import host as labhost
-from kubesalt.lab import model
+from kubesalt_lab import host as labhost
+from kubesalt_lab import model
 
 pytestmark = pytest.mark.lab
 

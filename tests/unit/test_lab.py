@@ -1,16 +1,40 @@
-"""Unit tests of the lab's pure parts (kubesalt.lab.model)."""
+"""Unit tests of the lab's pure parts (kubesalt_lab.model)."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
-from kubesalt.lab import model
+from kubesalt_lab import cli, host, model
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_the_lab_node_list_is_valid():
     assert model.check_nodes() == []
     assert [n.name for n in model.NODES if n.bootstrap] == ["bootstrap"]
     assert all(n.ip.startswith("198.51.100.") for n in model.NODES)
+
+
+def test_the_lab_finds_the_project_from_its_own_package():
+    assert cli.PROJECT == ROOT
+    assert cli.LAB_CONFIG.is_file()
+    assert (cli.PROJECT / "iso" / "build").is_file()
+
+
+def test_every_node_gets_the_stand_ins_from_the_lab_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(host, "ssh_keypair", lambda: ("private\n", "public\n"))
+    host.write_node_files(str(tmp_path), model.node("cp2"), "seed")
+    for unit, (script, _description) in model.STANDINS.items():
+        copied = tmp_path / model.STANDIN_DIR.lstrip("/") / script
+        source = ROOT / "src" / "kubesalt_lab" / "standins" / script
+        assert copied.read_text() == source.read_text()
+        assert (tmp_path / f"etc/systemd/system/{unit}.service").read_text() == model.standin_unit(
+            unit
+        )
+        wanted = tmp_path / f"etc/systemd/system/multi-user.target.wants/{unit}.service"
+        assert wanted.readlink() == pathlib.Path(f"/etc/systemd/system/{unit}.service")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The kubesalt archive (an ISO file, or a directory holding an extracted ISO).
 
-The ISO tree is laid out by `kubesalt.iso` (docs/iso.md); this module names the parts
+The ISO tree is laid out by `kubesalt_isobuild` (docs/iso.md); this module names the parts
 bootstrap.sh and the Salt states use, decides where an ISO is mounted, and keeps the
 register of archives (`/etc/kubesalt/archives.yaml`) that the Salt configuration, the
 repository definitions and nginx read. A registered archive gives one saltenv
@@ -20,7 +20,7 @@ from kubesalt.bootstrap.phases import BootstrapError
 REGISTER = "/etc/kubesalt/archives.yaml"
 MOUNT_BASE = "/srv/kubesalt"
 
-# Parts of the ISO tree (kubesalt.iso.build / kubesalt.iso.repos).
+# Parts of the ISO tree (kubesalt_isobuild.build / kubesalt_isobuild.repos).
 PRODUCT = "product.txt"
 SUMS = "SHA256SUMS"
 APT_DIR = "deb"

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import iso_servers as servers  # noqa: E402
 import isofactory  # noqa: E402
 
-from kubesalt.iso.build import Options, Result, build  # noqa: E402
+from kubesalt_isobuild.build import Options, Result, build  # noqa: E402
 
 TOOLS = ("xorriso", "createrepo_c", "dnf", "rpmbuild", "dpkg-deb", "apt-get", "gpg", "gpgv",
          "skopeo", "umoci", "docker-registry", "nginx", "openssl")  # fmt: skip

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from kubesalt.iso import oci
-from kubesalt.iso.debs import deb_filename
-from kubesalt.iso.images import build_local_images
-from kubesalt.iso.manifest import Image
-from kubesalt.iso.pywheel import build_wheel
-from kubesalt.iso.util import sha256_file
+from kubesalt_isobuild import oci
+from kubesalt_isobuild.debs import deb_filename
+from kubesalt_isobuild.images import build_local_images
+from kubesalt_isobuild.manifest import Image
+from kubesalt_isobuild.pywheel import build_wheel
+from kubesalt_isobuild.util import sha256_file
 
 DEBS = (("ks-dep", "1.0-1", []), ("ks-hello", "2:1.2-3", ["ks-dep (>= 1.0)"]))
 RPMS = (("ks-dep", "1.0", "1", []), ("ks-hello", "1.2", "3", ["ks-dep >= 1.0"]))

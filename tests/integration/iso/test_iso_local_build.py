@@ -14,10 +14,10 @@ import isofactory
 import pytest
 import yaml
 
-from kubesalt.iso import oci, tree
-from kubesalt.iso.build import Options, build
-from kubesalt.iso.debs import parse_deb822
-from kubesalt.iso.util import sha256_file
+from kubesalt_isobuild import oci, tree
+from kubesalt_isobuild.build import Options, build
+from kubesalt_isobuild.debs import parse_deb822
+from kubesalt_isobuild.util import sha256_file
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

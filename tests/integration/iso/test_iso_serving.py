@@ -12,7 +12,7 @@ from pathlib import Path
 import iso_servers as servers
 import pytest
 
-from kubesalt.iso import oci
+from kubesalt_isobuild import oci
 
 pytestmark = pytest.mark.integration
 

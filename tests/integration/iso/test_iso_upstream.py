@@ -13,15 +13,15 @@ import isofactory
 import pytest
 import yaml
 
-from kubesalt.iso import oci, repos
-from kubesalt.iso.build import Options, build
-from kubesalt.iso.errors import (
+from kubesalt_isobuild import oci, repos
+from kubesalt_isobuild.build import Options, build
+from kubesalt_isobuild.errors import (
     ArtifactError,
     DigestMismatchError,
     MissingArtifactError,
     UnpinnedArtifactError,
 )
-from kubesalt.iso.signing import Signer
+from kubesalt_isobuild.signing import Signer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.iso import build
+from kubesalt_isobuild import build
 
 ROOT = Path(__file__).resolve().parents[3]
 

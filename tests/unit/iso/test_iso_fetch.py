@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.iso import wheels
-from kubesalt.iso.cache import Store, closure_key
-from kubesalt.iso.errors import DigestMismatchError, MissingArtifactError
-from kubesalt.iso.model import Flavour, Python, Source, Wheel
-from kubesalt.iso.util import sha256_file
+from kubesalt_isobuild import wheels
+from kubesalt_isobuild.cache import Store, closure_key
+from kubesalt_isobuild.errors import DigestMismatchError, MissingArtifactError
+from kubesalt_isobuild.model import Flavour, Python, Source, Wheel
+from kubesalt_isobuild.util import sha256_file
 
 FLAVOUR = Flavour("f", "", "amd64", python=Python("3.11", ("manylinux2014_x86_64", "any")))
 PYPI = Source("pypi", "pypi", url="https://pypi.org/simple")

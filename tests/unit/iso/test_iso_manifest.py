@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesalt.iso.errors import ManifestError, UnknownFlavourError
-from kubesalt.iso.manifest import load_manifest, parse_manifest
+from kubesalt_isobuild.errors import ManifestError, UnknownFlavourError
+from kubesalt_isobuild.manifest import load_manifest, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 SHA = "a" * 64

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubesalt.iso import oci
-from kubesalt.iso.errors import DigestMismatchError, IsoBuildError
+from kubesalt_isobuild import oci
+from kubesalt_isobuild.errors import DigestMismatchError, IsoBuildError
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"

@@ -6,8 +6,8 @@ import gzip
 import hashlib
 from datetime import UTC, datetime
 
-from kubesalt.iso import debs, repos, rpms
-from kubesalt.iso.model import Source
+from kubesalt_isobuild import debs, repos, rpms
+from kubesalt_isobuild.model import Source
 
 
 def test_packages_paragraph_puts_the_file_fields_last_and_replaces_stale_ones():

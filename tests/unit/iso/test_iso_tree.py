@@ -9,7 +9,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kubesalt.iso import pywheel, tree
+from kubesalt_isobuild import pywheel, tree
 
 ROOT = Path(__file__).resolve().parents[3]
 
