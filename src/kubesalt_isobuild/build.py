@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from kubesalt.bootstrap import archive
 from kubesalt_isobuild import debs, images, oci, pywheel, repos, rpms, tree, wheels
 from kubesalt_isobuild.cache import Store
 from kubesalt_isobuild.errors import IsoBuildError, UnknownFlavourError, UnpinnedArtifactError
@@ -23,7 +24,6 @@ from kubesalt_isobuild.manifest import Flavour, Manifest, load_manifest
 from kubesalt_isobuild.signing import Signer
 from kubesalt_isobuild.util import Steps, sha256_file
 
-KEYRING = "kubesalt-archive-keyring.gpg"
 LOCK = "manifest.lock.yaml"
 # The run-time package and what it needs: the same as pyproject.toml's [project] dependencies.
 RUNTIME_PACKAGE = "kubesalt"
@@ -108,7 +108,7 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
                 steps.info(
                     f"generated; secret key kept in {opts.out / 'signing-key.asc'} (not on the ISO)"
                 )
-            signer.export_public(root / KEYRING, armor=False)
+            signer.export_public(root / archive.KEYRING, armor=False)
             signer.export_public(root / "kubesalt-archive-key.asc", armor=True)
             steps.info(f"key {signer.fingerprint}")
         total += _packages(flavour, manifest, store, work, root, opts, signer, lock, steps)
@@ -123,7 +123,7 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
             text = tree.product_text(
                 manifest.product, opts.version, revision, opts.date, flavour.name
             )
-            (root / "product.txt").write_text(text)
+            (root / archive.PRODUCT).write_text(text)
             (root / LOCK).write_text(yaml.safe_dump(lock, sort_keys=False))
             shutil.copyfile(root / LOCK, opts.out / "resolved.yaml")
         with steps.step("Write SHA256SUMS"):
@@ -162,7 +162,9 @@ def _packages(flavour, manifest, store, work, root, opts, signer, lock, steps) -
                         debs_found.setdefault(path.name, (pkg, path, pkg.sha256))
         with steps.step("Build the signed apt repository"):
             items = [(p, s) for _pkg, p, s in (debs_found[k] for k in sorted(debs_found))]
-            repos.build_apt_repo(items, root / "deb", flavour.arch, opts.date, opts.version, signer)
+            repos.build_apt_repo(
+                items, root / archive.APT_DIR, flavour.arch, opts.date, opts.version, signer
+            )
             for key in sorted(debs_found):
                 pkg, path, sha = debs_found[key]
                 total += path.stat().st_size
@@ -187,7 +189,10 @@ def _packages(flavour, manifest, store, work, root, opts, signer, lock, steps) -
                         rpms_found.setdefault(path.name, (pkg, path, pkg.sha256))
         with steps.step("Build the yum repository"):
             repos.build_yum_repo(
-                [rpms_found[k][1] for k in sorted(rpms_found)], root / "rpm", opts.date, signer
+                [rpms_found[k][1] for k in sorted(rpms_found)],
+                root / archive.YUM_DIR,
+                opts.date,
+                signer,
             )
             for key in sorted(rpms_found):
                 pkg, path, sha = rpms_found[key]
@@ -212,7 +217,7 @@ def _images(flavour, manifest, store, work, root, lock, steps, stats) -> int:
             for ref, digest in built.items():
                 steps.info(f"{ref} {digest}")
     with steps.step("Fetch container images into one OCI layout"):
-        layout = root / "images"
+        layout = root / archive.IMAGES_DIR
         oci.init_layout(layout)
         for img in flavour.images:
             desc = images.fetch_image(img, manifest, store, flavour.arch, work)
@@ -243,12 +248,12 @@ def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
     total = 0
     source = manifest.sources[flavour.wheel_source]
     with steps.step("Fetch Python wheels"):
-        dest = root / "wheels"
+        dest = root / archive.WHEELS_DIR
         dest.mkdir()
         if flavour.kubesalt_wheel:
             own = build_kubesalt_wheel(opts.project, opts.version, dest)
             lock["wheels"].append({"name": RUNTIME_PACKAGE, "version": opts.version,
-                                   "sha256": sha256_file(own), "file": f"wheels/{own.name}"})  # fmt: skip
+                                   "sha256": sha256_file(own), "file": f"{archive.WHEELS_DIR}/{own.name}"})  # fmt: skip
         fetched = wheels.fetch_wheels(list(flavour.wheels), flavour, source, store, work)
         for wheel, (path, sha) in zip(flavour.wheels, fetched, strict=True):
             entry = {"name": wheel.name, "version": wheel.version, "sha256": sha}
@@ -257,7 +262,7 @@ def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
                 path = wheels.build_sdist(wheel, path, sha, flavour, source, store, work)
                 entry["built_sha256"] = sha256_file(path)
             shutil.copyfile(path, dest / path.name)
-            entry["file"] = f"wheels/{path.name}"
+            entry["file"] = f"{archive.WHEELS_DIR}/{path.name}"
             total += path.stat().st_size
             lock["wheels"].append(entry)
         steps.info(f"{len(flavour.wheels)} distributions")

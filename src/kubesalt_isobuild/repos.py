@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+from kubesalt.bootstrap import archive
 from kubesalt_isobuild.debs import deb_fields, deb_filename
 from kubesalt_isobuild.signing import Signer
 from kubesalt_isobuild.util import run
 
-SUITE = "kubesalt"
-COMPONENT = "main"
+SUITE = archive.APT_SUITE
+COMPONENT = archive.APT_COMPONENT
 # Field order of a Packages paragraph: control fields first (as in the .deb), then these.
 FILE_FIELDS = ("Filename", "Size", "MD5sum", "SHA256")
 

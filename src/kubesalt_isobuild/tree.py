@@ -9,12 +9,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kubesalt.bootstrap import archive
 from kubesalt_isobuild.errors import IsoBuildError
 from kubesalt_isobuild.util import run, sha256_file
 
-PROJECT_DIRS = ("salt", "pillar", "scripts")
+PROJECT_DIRS = (archive.SALT_DIR, archive.PILLAR_DIR, "scripts")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
-SUMS = "SHA256SUMS"
+SUMS = archive.SUMS
 
 
 def copy_project(project: Path, tree: Path) -> list[str]:

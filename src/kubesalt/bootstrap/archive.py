@@ -20,7 +20,7 @@ from kubesalt.bootstrap.phases import BootstrapError
 REGISTER = "/etc/kubesalt/archives.yaml"
 MOUNT_BASE = "/srv/kubesalt"
 
-# Parts of the ISO tree (kubesalt_isobuild.build / kubesalt_isobuild.repos).
+# Parts of the ISO tree: the one definition, which the ISO build (kubesalt_isobuild) lays out.
 PRODUCT = "product.txt"
 SUMS = "SHA256SUMS"
 APT_DIR = "deb"
