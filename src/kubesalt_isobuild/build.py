@@ -90,7 +90,7 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
         shutil.rmtree(root)
     root.mkdir()
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=opts.out))
-    signer = Signer(work / "gnupg")
+    signer = Signer()
     if opts.cache is not None:
         store = Store(opts.cache, offline=not opts.fill_cache)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from kubesalt_isobuild.errors import IsoBuildError, ToolError
@@ -16,8 +17,12 @@ UID = "kubesalt ISO signing key <kubesalt@localhost>"
 class Signer:
     """A throwaway GnuPG home holding one secret key."""
 
-    def __init__(self, home: Path):
-        self.home = Path(home)
+    def __init__(self, home: Path | None = None):
+        # gpg-agent puts its sockets in the home, and a socket path holds at most 107 bytes: by
+        # default the home is a short new directory in /tmp, whatever the build's --out.
+        self.home = (
+            Path(home) if home else Path(tempfile.mkdtemp(prefix="kubesalt-gpg-", dir="/tmp"))
+        )
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.fingerprint = ""
 
