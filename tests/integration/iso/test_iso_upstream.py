@@ -47,7 +47,7 @@ def upstream(artifacts, tmp_path_factory):
     """Yield the manifest sources of the stand-in upstreams."""
     up = tmp_path_factory.mktemp("upstream")
     served = up / "www"
-    signer = Signer(up / "gnupg")
+    signer = Signer()  # a short home in /tmp: gpg-agent socket paths are limited
     signer.generate()
     keyring = up / "upstream-keyring.gpg"
     signer.export_public(keyring, armor=False)
