@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -67,9 +66,9 @@ def report(lab, second: list, second_wall: float) -> str:
 
 
 def test_bootstrap_times(lab):
-    start = time.monotonic()
-    result = lab.run(lab.bootstrap_node(), "/srv/kubesalt/kubesalt-lab/bootstrap.sh", timeout=900)
-    wall = time.monotonic() - start
+    # The second run is the lab test's first re-run (whichever asks first runs it).
+    result, wall = lab.rerun_bootstrap(1)[0]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     second = session.parse_phase_times(result.stdout)
     assert len(lab.first_bootstrap_phases()) == len(second) == 8
     write_section(SECTION, report(lab, second, wall))

@@ -180,17 +180,21 @@ def test_nodes_have_no_route_out(lab, node):
     assert result.returncode != 0 and "Network is unreachable" in result.stderr
 
 
-def test_the_second_bootstrap_reports_no_changes_and_is_faster(lab):
-    result = lab.run("bootstrap", "/srv/kubesalt/kubesalt-lab/bootstrap.sh", timeout=900)
-    assert "no changes" in result.stdout.splitlines()[-1], result.stdout
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_bootstrap_sh_run_again_succeeds_and_changes_nothing(lab, run):
+    """Three runs in a row right after `lab.sh up` (issue 10: a second run once failed in phase
+    orchestrate while the cluster was still settling): each succeeds, every phase says "no
+    changes", and each is faster than the first bootstrap."""
     from tests.lab.session import parse_phase_times
 
-    second = parse_phase_times(result.stdout)
-    assert [p for p, _s, _st in second] == list(PHASES)
-    assert {st for _p, _s, st in second} == {"no changes"}, second
+    result, _wall = lab.rerun_bootstrap(run)[run - 1]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "no changes" in result.stdout.splitlines()[-1], result.stdout
+    again = parse_phase_times(result.stdout)
+    assert [p for p, _s, _st in again] == list(PHASES)
+    assert {st for _p, _s, st in again} == {"no changes"}, again
     first_total = sum(s for _p, s, _st in lab.first_bootstrap_phases())
-    assert sum(s for _p, s, _st in second) < first_total
-    lab.second_run_phases = second
+    assert sum(s for _p, s, _st in again) < first_total
 
 
 def test_a_bad_bootstrap_yaml_stops_bootstrap_before_any_change(lab):
