@@ -420,3 +420,23 @@ def test_remove_node_cp3(lab):
     result, out = salt_json(lab, "salt-run", *command)
     assert result.returncode != 0 or model.failed_states(out), "cp3 is no longer declared"
     assert "node cp3 is not declared" in out
+
+
+def test_cp3_is_deployed_again_after_its_removal(lab):
+    """A removed node comes back as a new etcd member (its data was wiped, its key deleted):
+    declared again, its new minion key accepted, three healthy voting members, and cp3 back in
+    every keepalived peer list and firewall zone."""
+    from kubesalt_lab import cli as labcli
+
+    ((_what, _seconds, summary),) = labcli.deploy(["cp3"])
+    assert " failed" not in summary, summary
+    assert sorted(m["name"] for m in members(lab)) == ["bootstrap", "cp2", "cp3"]
+    assert all(not m.get("isLearner") for m in members(lab)), members(lab)
+    assert wait_for("a healthy 3-member etcd", lambda: cluster_healthy(lab), 60)
+    assert "cp3" in lab.run("bootstrap", "salt-key", "-l", "accepted").stdout
+    for node in ("bootstrap", "cp2"):
+        assert IPS["cp3"] in lab.run(node, "cat", "/etc/keepalived/keepalived.conf").stdout
+    for node in ("bootstrap", "cp2", "worker1"):
+        zone = lab.run(node, "cat", "/etc/firewalld/zones/kubesalt.xml").stdout
+        assert IPS["cp3"] in zone, (node, zone)
+    assert len(vip_holders(lab)) == 1
