@@ -383,6 +383,25 @@ def test_a_second_highstate_reports_no_changes_on_every_node(lab):
     assert changed == {}
 
 
+def test_a_dry_run_highstate_reports_nothing_to_change_on_every_node(lab):
+    """test=True on the converged lab: no state would change (result None) or failed, on any
+    node (a dry run once said keepalived "would have been stopped" on worker1)."""
+    _result, out = salt_json(
+        lab, "salt", "*", "state.highstate", f"saltenv={saltenv(lab)}", "test=True"
+    )
+    pending, nodes = {}, set()
+    for line in out.splitlines():
+        for node, states in json.loads(line).items():
+            nodes.add(node)
+            assert isinstance(states, dict), (node, states)
+            for item in states.values():
+                assert item["result"] is not False, (node, item["__id__"], item["comment"])
+                if item["result"] is None or item["changes"]:
+                    pending.setdefault(node, []).append(f"{item['__id__']}: {item['comment']}")
+    assert nodes == {n.name for n in model.NODES}
+    assert pending == {}
+
+
 # -- remove_node (last) --------------------------------------------------------------
 
 
