@@ -19,6 +19,7 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import roles as _rolenames
     from kubesalt import saltglue as _glue
     from kubesalt import sealing as _sealing
     from kubesalt import signing_policies as _policies
@@ -212,7 +213,7 @@ def pki():
             }
         )
     directories = {layout.kubernetes_dir: "0755", layout.pki_dir: "0755"}
-    if this.control_plane or this.has("etcd") or is_ca:
+    if this.control_plane or this.has(_rolenames.ETCD) or is_ca:
         directories[layout.pki("etcd")] = "0755"
     if any(spec.kubeconfig_path for spec in node_certificates(cfg, this, layout)):
         directories[layout.pki(KUBECONFIG_CERT_DIR)] = "0700"
@@ -231,7 +232,9 @@ def pki():
 
 
 def _registry(cfg, roles, ips):
-    bootstrap = sorted(name for name, node_roles in roles.items() if "bootstrap" in node_roles)
+    bootstrap = sorted(
+        name for name, node_roles in roles.items() if _rolenames.BOOTSTRAP in node_roles
+    )
     if not bootstrap or not ips.get(bootstrap[0]):
         raise CommandExecutionError(
             "No bootstrap node with a control-plane IP in the inventory and the mine: "
@@ -245,7 +248,7 @@ def _rendered(cfg, component, this, layout):
     """{path: RenderedFile} of `component` (no content for kubeconfigs and manifests)."""
     if component in MANIFESTS:
         wanted = {
-            "etcd": this.has("etcd"),
+            "etcd": this.has(_rolenames.ETCD),
             "apiserver": this.control_plane,
             "controller-manager": this.control_plane,
             "scheduler": this.control_plane,
@@ -265,7 +268,7 @@ def _rendered(cfg, component, this, layout):
             os_family=__grains__.get("os_family", "Debian"),  # noqa: F821
         )
     if component == "containerd":
-        if not this.roles & {"control-plane", "etcd", "node"}:
+        if not _rolenames.runs_kubelet(this.roles):
             return {}
         roles, ips = _roles(cfg), _ips()
         return _render.containerd_files(this, layout, _registry(cfg, roles, ips))
@@ -467,7 +470,7 @@ def service_account_key(public_key, **kwargs):
             ret["errors"].append(f"{_id()} is not the CA minion ({cfg['ca']['minion']})")
             return ret
         roles = _roles(cfg)
-        if not requester or "control-plane" not in roles.get(requester, ()):
+        if not requester or _rolenames.CONTROL_PLANE not in roles.get(requester, ()):
             ret["errors"].append(
                 f"minion {requester!r} is not permitted to get the service-account key: "
                 "only nodes with the control-plane role in the inventory are"

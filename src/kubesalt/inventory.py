@@ -17,6 +17,7 @@ import netaddr
 import yaml
 
 from kubesalt import hostkeys
+from kubesalt import roles as _roles
 from kubesalt.config.problems import InvalidConfig, Problem
 from kubesalt.config.rules import is_rfc1123_name
 from kubesalt.errors import KubesaltError
@@ -24,9 +25,6 @@ from kubesalt.errors import KubesaltError
 DEFAULT_DIR = "/etc/kubesalt/nodes"
 # In the inventory directory, written from the nodes' host keys; salt-ssh checks against it.
 KNOWN_HOSTS = "known_hosts"
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
-# Roles that only the CA minion (the bootstrap node) may hold.
-CA_NODE_ROLES = ("bootstrap", "ca")
 
 
 class InventoryError(KubesaltError):
@@ -92,20 +90,20 @@ def check_node(node: Node, cfg: dict, others: list[Node]) -> list[Problem]:
 
 def _check_roles(node: Node, cfg: dict) -> list[Problem]:
     if not node.roles:
-        return [Problem("roles", "is empty", "give at least one of " + ", ".join(ROLES), [])]
+        return [Problem("roles", "is empty", "give at least one of " + _roles.listing(), [])]
     problems = []
-    unknown = [role for role in node.roles if role not in ROLES]
+    unknown = _roles.unknown(node.roles)
     if unknown:
         problems.append(
             Problem(
                 "roles",
                 f"has unknown role(s) {', '.join(unknown)}",
-                "use " + ", ".join(ROLES),
+                "use " + _roles.listing(),
                 list(node.roles),
             )
         )
     ca_minion = cfg["ca"]["minion"]
-    misplaced = [role for role in node.roles if role in CA_NODE_ROLES and node.name != ca_minion]
+    misplaced = [r for r in node.roles if r in _roles.CA_NODE_ROLES and node.name != ca_minion]
     if misplaced:
         problems.append(
             Problem(

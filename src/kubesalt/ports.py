@@ -17,9 +17,9 @@ from typing import Any
 import netaddr
 import yaml
 
+from kubesalt import roles as _roles
 from kubesalt.errors import ConfigError, KubesaltError
 
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
 ALL_ROLES = "all"
 PROTOCOLS = ("tcp", "udp", "vrrp")
 SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs")
@@ -135,7 +135,7 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
             f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(ENTRY_KEYS)}"
         )
     roles = raw.get("roles")
-    allowed_roles = (*ROLES, ALL_ROLES)
+    allowed_roles = (*_roles.ROLES, ALL_ROLES)
     if not isinstance(roles, list) or not roles:
         problems.append(
             f"{where}.roles: {roles!r} is not a non-empty list; use roles from "
@@ -174,11 +174,11 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
     for source in sources:
         if not isinstance(source, str) or not (
             source in SOURCES
-            or (source.startswith(PEER_PREFIX) and source[len(PEER_PREFIX) :] in ROLES)
+            or (source.startswith(PEER_PREFIX) and source[len(PEER_PREFIX) :] in _roles.ROLES)
         ):
             problems.append(
                 f"{where}.from: {source!r} is not a source; allowed: {', '.join(SOURCES)}, "
-                f"or peers:<role> with a role from {', '.join(ROLES)}"
+                f"or peers:<role> with a role from {_roles.listing()}"
             )
     if "local" in sources and len(sources) > 1:
         problems.append(
@@ -218,8 +218,8 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
 def _overlap(a: PortEntry, b: PortEntry) -> bool:
     if a.protocol != b.protocol:
         return False
-    roles_a = set(ROLES) if ALL_ROLES in a.roles else set(a.roles)
-    roles_b = set(ROLES) if ALL_ROLES in b.roles else set(b.roles)
+    roles_a = set(_roles.ROLES) if ALL_ROLES in a.roles else set(a.roles)
+    roles_b = set(_roles.ROLES) if ALL_ROLES in b.roles else set(b.roles)
     if not roles_a & roles_b:
         return False
     if a.port_range is None or b.port_range is None:
@@ -291,10 +291,10 @@ def entries_for_roles(
     roles: list[str] | tuple[str, ...], config: dict, matrix: tuple[PortEntry, ...] | None = None
 ) -> list[PortEntry]:
     """The matrix entries that apply to a node with ``roles`` under ``config``."""
-    bad = [role for role in roles if role not in ROLES]
+    bad = _roles.unknown(roles)
     if bad:
         raise ConfigError(
-            f"node roles: {', '.join(map(repr, bad))} not known; allowed: {', '.join(ROLES)}"
+            f"node roles: {', '.join(map(repr, bad))} not known; allowed: {_roles.listing()}"
         )
     matrix = load_matrix() if matrix is None else matrix
     return [

@@ -11,6 +11,7 @@ Pure: which optional host CA directories exist is given as `existing_paths`.
 
 from __future__ import annotations
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.model import Layout, Node, join_host_port
 from kubesalt.kubeadm.staticpod import (
@@ -136,7 +137,7 @@ def controller_manager_command(
     """
     layout = layout or Layout()
     if external_ca is None:
-        external_ca = not node.has("ca")
+        external_ca = not node.has(_roles.CA)
     pki = layout.pki
     kubeconfig = layout.kubeconfig("controller-manager.conf")
     args = {

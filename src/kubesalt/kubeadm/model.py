@@ -14,9 +14,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
-
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
 
 # RFC 1123 subdomain, which is what Kubernetes accepts as a node name.
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -90,19 +89,22 @@ class Node:
         check_node_name(self.name, "node name")
         object.__setattr__(self, "ip", check_ip(self.ip, f"IP of node {self.name}"))
         roles = frozenset(self.roles)
-        unknown = sorted(roles - set(ROLES))
+        unknown = sorted(_roles.unknown(roles))
         if unknown:
             raise RenderError(
                 f"roles of node {self.name}: unknown role(s) {', '.join(unknown)}; "
-                f"valid roles: {', '.join(ROLES)}"
+                f"valid roles: {_roles.listing()}"
             )
         if not roles:
-            raise RenderError(f"roles of node {self.name}: empty; give at least one of {ROLES}")
+            raise RenderError(
+                f"roles of node {self.name}: empty; give at least one of {_roles.listing()}"
+            )
         object.__setattr__(self, "roles", roles)
-        if self.first and not {"control-plane", "etcd"} <= roles:
+        if self.first and not roles >= _roles.INIT_ROLES:
             raise RenderError(
                 f"node {self.name} is marked first (kubeadm init) but has roles "
-                f"{', '.join(sorted(roles))}; the first node needs control-plane and etcd"
+                f"{', '.join(sorted(roles))}; the first node needs "
+                f"{' and '.join(sorted(_roles.INIT_ROLES))}"
             )
         members = []
         for name, ip in self.etcd_members:
@@ -133,8 +135,8 @@ class Node:
 
     def has(self, role: str) -> bool:
         """Tell whether the node has `role`."""
-        if role not in ROLES:
-            raise RenderError(f"role {role!r} is unknown; valid roles: {', '.join(ROLES)}")
+        if role not in _roles.ROLES:
+            raise RenderError(f"role {role!r} is unknown; valid roles: {_roles.listing()}")
         return role in self.roles
 
     @property
@@ -150,7 +152,7 @@ class Node:
     @property
     def control_plane(self) -> bool:
         """Whether the node runs the control-plane static pods."""
-        return "control-plane" in self.roles
+        return _roles.CONTROL_PLANE in self.roles
 
 
 @dataclass(frozen=True)
