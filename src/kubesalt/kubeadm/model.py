@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
-import re
 from dataclasses import dataclass
 
 from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
+from kubesalt.names import NodeNameError, check_node_name
 
-# RFC 1123 subdomain, which is what Kubernetes accepts as a node name.
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+__all__ = ["Layout", "Node", "NodeNameError", "check_ip", "check_node_name", "is_ip", "is_ipv6"]
 
 
 def join_host_port(host: str, port: int) -> str:
@@ -43,16 +42,6 @@ def is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def check_node_name(name: str, what: str) -> str:
-    """Return `name` if it is a valid Kubernetes node name, else raise `RenderError`."""
-    if not isinstance(name, str) or len(name) > 253 or not _NODE_NAME.match(name):
-        raise RenderError(
-            f"{what}: {name!r} is not a valid node name; use lowercase letters, digits, "
-            "'-' and '.', starting and ending with a letter or digit (RFC 1123)"
-        )
-    return name
 
 
 def check_ip(value: str, what: str) -> str:
