@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import netaddr
 
-from kubesalt import names
+from kubesalt import names, ports
 from kubesalt.config.problems import Problem
-from kubesalt.config.schema import API_VERSION, INVALID, KIND
+from kubesalt.config.schema import API_VERSION, INVALID, KIND, default_of
 
 PKI_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 # kube-apiserver refuses larger service ranges (20 host bits at most for IPv6,
@@ -242,10 +242,12 @@ def check_api_server(cfg) -> list[Problem]:
             Problem(
                 "apiServer.port",
                 "is not a TCP port",
-                "use a port in 1-65535 (default 6443)",
+                f"use a port in 1-65535 (default {default_of('apiServer.port')})",
                 api["port"],
             )
         )
+    elif _valid(api["port"]):
+        problems += _check_api_port_is_free(api["port"])
     keepalived = api["keepalived"]
     enabled = _valid(keepalived) and keepalived["enabled"] is True
     if _valid(keepalived):
@@ -254,6 +256,23 @@ def check_api_server(cfg) -> list[Problem]:
     if _valid(api["host"]) and networks is not None:
         problems += _check_api_host(api["host"], enabled, networks)
     return problems
+
+
+def _check_api_port_is_free(port: int) -> list[Problem]:
+    """apiServer.port must not be another port of the matrix: the bootstrap node has every
+    role, so kube-apiserver would fight etcd, the kubelet or nginx for it."""
+    clashes = ports.setting_clashes("apiServer.port", port)
+    if not clashes:
+        return []
+    taken = ", ".join(f"{c.name} ({c.protocol} {c.port})" for c in clashes)
+    return [
+        Problem(
+            "apiServer.port",
+            f"is already the port of {taken} in the port matrix (docs/ports.md)",
+            f"choose a port no other kubesalt listener uses (default {default_of('apiServer.port')})",
+            port,
+        )
+    ]
 
 
 def _check_keepalived(keepalived, enabled: bool) -> list[Problem]:

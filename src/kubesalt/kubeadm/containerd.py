@@ -21,10 +21,10 @@ import ipaddress
 import posixpath
 from urllib.parse import urlsplit
 
-from kubesalt import ports
+from kubesalt import ports, urls
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.images import sandbox_image
-from kubesalt.kubeadm.model import Layout, join_host_port
+from kubesalt.kubeadm.model import Layout
 
 # Upstream registries whose images the bootstrap registry serves, with their real servers.
 MIRRORED_REGISTRIES = {
@@ -53,13 +53,7 @@ def toml_string(value: str) -> str:
 
 def registry_port() -> int:
     """The port nginx fronts the bootstrap registry on, from the port matrix."""
-    for entry in ports.load_matrix():
-        if entry.name == REGISTRY_PORT_ENTRY and entry.port_range:
-            return entry.port_range[0]
-    raise RenderError(
-        f"the port matrix (kubesalt/data/ports.yaml) has no entry {REGISTRY_PORT_ENTRY!r} "
-        "with a port; restore it (nginx, tcp 8443)"
-    )
+    return ports.port_number(REGISTRY_PORT_ENTRY)
 
 
 def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
@@ -85,12 +79,17 @@ def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
     host = parts.hostname
     with contextlib.suppress(ValueError):
         host = str(ipaddress.ip_address(host))
-    return f"https://{join_host_port(host, port)}" if port else f"https://{host}"
+    return urls.https(host, port, what=what) if port else f"https://{host}"
 
 
 def default_registry_endpoint(bootstrap_ip: str) -> str:
     """`https://<bootstrap control-plane IP>:<nginx port>` (8443)."""
-    return f"https://{join_host_port(bootstrap_ip, registry_port())}"
+    return urls.https(
+        bootstrap_ip,
+        registry_port(),
+        what="bootstrap registry",
+        hint="the bootstrap node needs its control-plane IP in the mine: apply kubesalt.node on it",
+    )
 
 
 def mirror_url(registry: str, endpoint: str) -> str:

@@ -20,13 +20,6 @@ from kubesalt.names import NodeNameError, check_node_name
 __all__ = ["Layout", "Node", "NodeNameError", "check_ip", "check_node_name", "is_ip", "is_ipv6"]
 
 
-def join_host_port(host: str, port: int) -> str:
-    """Return `host:port`, with an IPv6 host in brackets (Go's `net.JoinHostPort`)."""
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
-
-
 def is_ipv6(address: str) -> bool:
     """Tell whether `address` is an IPv6 address (False for IPv4 and DNS names)."""
     try:
