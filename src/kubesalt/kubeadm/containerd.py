@@ -154,11 +154,25 @@ def hosts_toml(registry: str, endpoint: str, ca_path: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def config_path(layout: Layout) -> str:
+    """/etc/containerd/config.toml."""
+    return posixpath.join(layout.containerd_dir, "config.toml")
+
+
+def hosts_path(layout: Layout, registry: str) -> str:
+    """/etc/containerd/certs.d/<registry>/hosts.toml."""
+    return posixpath.join(certs_dir(layout), registry, "hosts.toml")
+
+
+def paths(layout: Layout) -> tuple[str, ...]:
+    """Every file `files` writes: config.toml, then each hosts.toml."""
+    return (config_path(layout), *(hosts_path(layout, r) for r in MIRRORED_REGISTRIES))
+
+
 def files(endpoint: str, layout: Layout | None = None) -> dict[str, bytes]:
     """config.toml and every hosts.toml, by path."""
     layout = layout or Layout()
-    result = {posixpath.join(layout.containerd_dir, "config.toml"): config_toml(layout)}
+    result = {config_path(layout): config_toml(layout)}
     for registry in MIRRORED_REGISTRIES:
-        path = posixpath.join(certs_dir(layout), registry, "hosts.toml")
-        result[path] = hosts_toml(registry, endpoint, layout.pki("ca.crt"))
+        result[hosts_path(layout, registry)] = hosts_toml(registry, endpoint, layout.pki("ca.crt"))
     return result

@@ -142,8 +142,14 @@ def manifest_file(
     digest = staticpod.config_digest(contents, staticpod.used_files(command, layout))
     extra = {"existing_paths": existing_paths} if with_ca_dirs else {}
     pod = pod_of(cfg, node, layout=layout, digest=digest, **extra)
-    path = posixpath.join(layout.manifests_dir, f"{pod['metadata']['name']}.yaml")
-    return path, RenderedFile(manifest_yaml(pod), MANIFEST_MODE)
+    return manifest_path(layout, pod["metadata"]["name"]), RenderedFile(
+        manifest_yaml(pod), MANIFEST_MODE
+    )
+
+
+def manifest_path(layout: Layout, name: str) -> str:
+    """Where the static pod `name` lives: /etc/kubernetes/manifests/<name>.yaml."""
+    return posixpath.join(layout.manifests_dir, f"{name}.yaml")
 
 
 def manifest_files(
@@ -211,15 +217,21 @@ def kubelet_files(
     if not node.roles & _roles.KUBELET_ROLES:
         return {}
     config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
+    config_path, flags_path, dropin_path = kubelet_paths(layout)
     return {
-        posixpath.join(layout.kubelet_dir, "config.yaml"): RenderedFile(config, KUBELET_FILE_MODE),
-        posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"): RenderedFile(
-            kubelet.flags_env(node), KUBELET_FILE_MODE
-        ),
-        posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"): RenderedFile(
-            kubelet.dropin(layout, os_family), 0o644
-        ),
+        config_path: RenderedFile(config, KUBELET_FILE_MODE),
+        flags_path: RenderedFile(kubelet.flags_env(node), KUBELET_FILE_MODE),
+        dropin_path: RenderedFile(kubelet.dropin(layout, os_family), 0o644),
     }
+
+
+def kubelet_paths(layout: Layout) -> tuple[str, str, str]:
+    """config.yaml, kubeadm-flags.env and the drop-in 10-kubeadm.conf, by path."""
+    return (
+        posixpath.join(layout.kubelet_dir, "config.yaml"),
+        posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"),
+        posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"),
+    )
 
 
 def containerd_files(node: Node, layout: Layout, registry: str | None) -> dict[str, RenderedFile]:
