@@ -19,8 +19,8 @@ import salt.utils.path
 try:
     from kubesalt import etcd as _etcd
     from kubesalt import saltglue as _glue
-    from kubesalt.kubeadm.manifests import etcd_client_url
-    from kubesalt.kubeadm.model import Layout, check_node_name
+    from kubesalt.kubeadm.model import Layout
+    from kubesalt.names import check_node_name
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the minion's virtualenv
@@ -68,7 +68,7 @@ def _endpoints(endpoints):
             "kubesalt:control_plane_ip is not set; apply kubesalt.node on this node first "
             "(it chooses the control-plane IP), or pass endpoints=https://<IP>:2379"
         )
-    return [etcd_client_url(own)]
+    return [_etcd.client_url(own)]
 
 
 def _tls(clients):

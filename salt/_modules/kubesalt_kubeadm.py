@@ -19,14 +19,17 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import roles as _rolenames
     from kubesalt import saltglue as _glue
     from kubesalt import sealing as _sealing
     from kubesalt import signing_policies as _policies
     from kubesalt.kubeadm import cluster as _cluster
     from kubesalt.kubeadm import containerd as _containerd
     from kubesalt.kubeadm import kubeconfig as _kubeconfig
+    from kubesalt.kubeadm import paths as _paths
     from kubesalt.kubeadm import pki as _pki
     from kubesalt.kubeadm import render as _render
+    from kubesalt.kubeadm import skip as _skip
     from kubesalt.kubeadm import staticpod as _staticpod
     from kubesalt.kubeadm.certs import ca_files_for, ca_specs, node_certificates
     from kubesalt.kubeadm.model import Layout
@@ -61,9 +64,6 @@ CA_MINE = {
     "front-proxy-ca": "kubesalt_front_proxy_ca",
 }
 SA_PUB_MINE = "kubesalt_sa_pub"
-# Client certificates embedded in kubeconfigs are kept here too, so that x509_v2 can tell
-# whether they need renewing (kubeadm has no such files: it re-signs on `certs renew`).
-KUBECONFIG_CERT_DIR = "kubeconfig"
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
 
 
@@ -133,13 +133,6 @@ def _read(path, what):
         ) from err
 
 
-def _cert_files(spec, layout):
-    if spec.cert_path:
-        return spec.cert_path, spec.key_path
-    base = layout.pki(f"{KUBECONFIG_CERT_DIR}/{spec.kind}")
-    return f"{base}.crt", f"{base}.key"
-
-
 def node():
     """
     Return this node as the renderer sees it: name, control-plane IP, roles, whether it
@@ -201,7 +194,7 @@ def pki():
         )
     certificates = []
     for spec in _glue.call(node_certificates, cfg, this, layout):
-        cert, key = _cert_files(spec, layout)
+        cert, key = _paths.cert_files(spec, layout)
         certificates.append(
             {
                 "kind": spec.kind,
@@ -212,10 +205,10 @@ def pki():
             }
         )
     directories = {layout.kubernetes_dir: "0755", layout.pki_dir: "0755"}
-    if this.control_plane or this.has("etcd") or is_ca:
+    if this.control_plane or this.has(_rolenames.ETCD) or is_ca:
         directories[layout.pki("etcd")] = "0755"
     if any(spec.kubeconfig_path for spec in node_certificates(cfg, this, layout)):
-        directories[layout.pki(KUBECONFIG_CERT_DIR)] = "0700"
+        directories[layout.pki(_paths.KUBECONFIG_CERT_DIR)] = "0700"
     service_account = None
     if this.control_plane or is_ca:
         service_account = {"key": layout.pki("sa.key"), "pub": layout.pki("sa.pub")}
@@ -231,7 +224,9 @@ def pki():
 
 
 def _registry(cfg, roles, ips):
-    bootstrap = sorted(name for name, node_roles in roles.items() if "bootstrap" in node_roles)
+    bootstrap = sorted(
+        name for name, node_roles in roles.items() if _rolenames.BOOTSTRAP in node_roles
+    )
     if not bootstrap or not ips.get(bootstrap[0]):
         raise CommandExecutionError(
             "No bootstrap node with a control-plane IP in the inventory and the mine: "
@@ -245,7 +240,7 @@ def _rendered(cfg, component, this, layout):
     """{path: RenderedFile} of `component` (no content for kubeconfigs and manifests)."""
     if component in MANIFESTS:
         wanted = {
-            "etcd": this.has("etcd"),
+            "etcd": this.has(_rolenames.ETCD),
             "apiserver": this.control_plane,
             "controller-manager": this.control_plane,
             "scheduler": this.control_plane,
@@ -265,7 +260,7 @@ def _rendered(cfg, component, this, layout):
             os_family=__grains__.get("os_family", "Debian"),  # noqa: F821
         )
     if component == "containerd":
-        if not this.roles & {"control-plane", "etcd", "node"}:
+        if not _rolenames.runs_kubelet(this.roles):
             return {}
         roles, ips = _roles(cfg), _ips()
         return _render.containerd_files(this, layout, _registry(cfg, roles, ips))
@@ -340,7 +335,7 @@ def _kubeconfig_content(cfg, this, layout, path):
     if not specs:
         raise CommandExecutionError(f"{path} is not a kubeconfig of node {this.name}")
     spec = specs[0]
-    cert, key = _cert_files(spec, layout)
+    cert, key = _paths.cert_files(spec, layout)
     ca = _read(layout.pki("ca.crt"), "the cluster CA certificate")
     cert_pem = _read(cert, "the certificate")
     return _kubeconfig.render(cfg, this, spec, ca, cert_pem, _read(key, "the private key"))
@@ -467,7 +462,7 @@ def service_account_key(public_key, **kwargs):
             ret["errors"].append(f"{_id()} is not the CA minion ({cfg['ca']['minion']})")
             return ret
         roles = _roles(cfg)
-        if not requester or "control-plane" not in roles.get(requester, ()):
+        if not requester or _rolenames.CONTROL_PLANE not in roles.get(requester, ()):
             ret["errors"].append(
                 f"minion {requester!r} is not permitted to get the service-account key: "
                 "only nodes with the control-plane role in the inventory are"
@@ -523,3 +518,58 @@ def published():
         return False
     key = _glue.call(_pki.load_key, _read(sa_key, "the service-account key"), sa_key)
     return _pki.public_key_to_pem(key).decode().strip() == sa_pub.strip()
+
+
+def skipped(phase):
+    """
+    Tell whether this node skips ``phase`` (``containerd`` or ``kubelet``): whether it is in
+    ``kubesalt_skip_phases``, a list read with ``config.get`` (a grain, a pillar key or a
+    minion option; the lab sets the grain). An unknown name, asked for or listed there, is
+    an error naming the phases a node can skip.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_kubeadm.skipped kubelet
+    """
+    value = __salt__["config.get"](_skip.GRAIN, [])  # noqa: F821
+    return _glue.call(_skip.skipped, phase, value)
+
+
+def role_files(role, components=None):
+    """
+    Return the files this node has because of ``role`` (``etcd``, ``control-plane``,
+    ``node``), static pod manifests first: those the renderer gives the node with the role
+    and not without it, whether the inventory still lists the role or not. The
+    ``kubesalt.roles.<role>-absent`` states remove them. ``components`` limits the list to
+    some of ``manifests``, ``kubeconfig``, ``pki``, ``kubelet``, ``containerd``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_kubeadm.role_files control-plane
+        salt-call kubesalt_kubeadm.role_files node '[pki, kubeconfig]'
+    """
+    cfg = _config()
+    wanted = tuple(components) if components else _paths.COMPONENTS
+    return _glue.call(
+        _paths.role_files, cfg, _id(), role, _roles(cfg), _layout(), components=wanted
+    )
+
+
+def component_files(component):
+    """
+    Return every file of ``component`` (``pki``, ``kubeconfig``, ``kubelet``,
+    ``containerd``, ``manifests``) a node can have, for its absent state: on the CA minion
+    without the CA certificates and the service-account key; never a CA key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_kubeadm.component_files pki
+    """
+    cfg = _config()
+    return _glue.call(_paths.component_files, cfg, _id(), component, _layout(), _is_ca(cfg))

@@ -15,6 +15,7 @@ import salt.utils.path
 
 try:
     from kubesalt import kubectl as _kubectl
+    from kubesalt import names as _names
     from kubesalt import saltglue as _glue
     from kubesalt.kubeadm.model import Layout
 
@@ -74,7 +75,7 @@ def _read_node(config, node):
 
 def _label_node(node, roles, kubeconfig):
     roles = _kubectl.check_roles(roles)
-    _kubectl.check_node_name(node)
+    _names.check_node_name(node)
     config = _kubeconfig(kubeconfig)
     found = _read_node(config, node)
     if found is None:
@@ -124,7 +125,7 @@ def label_node(node, roles, kubeconfig=None):
 
 def _drain(node, timeout, kubeconfig):
     seconds = _kubectl.check_timeout(timeout, "drain timeout")
-    _kubectl.check_node_name(node)
+    _names.check_node_name(node)
     config = _kubeconfig(kubeconfig)
     command = _kubectl.drain_command(config, node, seconds)
     found = _read_node(config, node)
@@ -179,7 +180,7 @@ def drain(node, timeout=300, kubeconfig=None):
 
 def _delete_node(node, timeout, kubeconfig):
     seconds = _kubectl.check_timeout(timeout, "delete timeout")
-    _kubectl.check_node_name(node)
+    _names.check_node_name(node)
     command = _kubectl.delete_node_command(_kubeconfig(kubeconfig), node, seconds)
     if not _kubectl.deleted(_run(command, seconds + MARGIN)):
         return {"changed": False, "comment": f"node {node} has no Node object: nothing to delete"}

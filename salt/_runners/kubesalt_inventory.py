@@ -99,7 +99,10 @@ def forget(name, inventory=None):
         salt-run kubesalt_inventory.forget cp3
     """
     _, directory = _paths(None, inventory)
-    changed = _inventory.forget(str(name), directory)
+    try:
+        changed = _inventory.forget(str(name), directory)
+    except KubesaltError as err:
+        return _failed(err)
     comment = (
         f"Node {name} removed from the inventory" if changed else f"Node {name} is not declared"
     )

@@ -15,16 +15,41 @@ shows it as `unstarted`): it is found by its peer URL or its ID, never by its na
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kubesalt import ports, urls
 from kubesalt.errors import KubesaltError
 
 
 class EtcdError(KubesaltError):
     """An etcd membership operation cannot be planned or was refused."""
+
+
+def _member_ip(ip, what: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise EtcdError(
+            f"{what}: {ip!r} is not an IP address; an etcd member is reached on its "
+            "control-plane IP (the grain and mine kubesalt control_plane_ip)"
+        ) from None
+
+
+def peer_url(ip: str) -> str:
+    """A member's peer URL, `https://<ip>:2380` (port-matrix entry etcd-peer), the one
+    every `--initial-cluster` entry and `etcdctl member add` use; IPv6 in brackets."""
+    port = ports.port_number("etcd-peer")
+    return urls.https(_member_ip(ip, "etcd peer URL"), port, what="etcd peer URL")
+
+
+def client_url(ip: str) -> str:
+    """A member's client URL, `https://<ip>:2379` (port-matrix entry etcd-client)."""
+    port = ports.port_number("etcd-client")
+    return urls.https(_member_ip(ip, "etcd client URL"), port, what="etcd client URL")
 
 
 class MembershipError(EtcdError):

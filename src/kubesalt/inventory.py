@@ -16,17 +16,14 @@ from dataclasses import dataclass, field
 import netaddr
 import yaml
 
-from kubesalt import hostkeys
+from kubesalt import hostkeys, names
+from kubesalt import roles as _roles
 from kubesalt.config.problems import InvalidConfig, Problem
-from kubesalt.config.rules import is_rfc1123_name
 from kubesalt.errors import KubesaltError
 
 DEFAULT_DIR = "/etc/kubesalt/nodes"
 # In the inventory directory, written from the nodes' host keys; salt-ssh checks against it.
 KNOWN_HOSTS = "known_hosts"
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
-# Roles that only the CA minion (the bootstrap node) may hold.
-CA_NODE_ROLES = ("bootstrap", "ca")
 
 
 class InventoryError(KubesaltError):
@@ -66,12 +63,13 @@ def parse_roles(roles) -> tuple[str, ...]:
 def check_node(node: Node, cfg: dict, others: list[Node]) -> list[Problem]:
     """Every problem of `node` against the configuration and the nodes already declared."""
     problems = []
-    if not is_rfc1123_name(node.name):
+    if not names.is_node_name(node.name):
         problems.append(
             Problem(
                 "name",
-                "is not a valid node name (RFC 1123: letters, digits, '-', '.')",
-                "use the node's host name; it becomes its Salt minion ID",
+                f"is not a valid node name ({names.RULE})",
+                "use the node's host name in lowercase; it becomes its Salt minion ID and "
+                "its Kubernetes node name",
                 node.name,
             )
         )
@@ -92,20 +90,20 @@ def check_node(node: Node, cfg: dict, others: list[Node]) -> list[Problem]:
 
 def _check_roles(node: Node, cfg: dict) -> list[Problem]:
     if not node.roles:
-        return [Problem("roles", "is empty", "give at least one of " + ", ".join(ROLES), [])]
+        return [Problem("roles", "is empty", "give at least one of " + _roles.listing(), [])]
     problems = []
-    unknown = [role for role in node.roles if role not in ROLES]
+    unknown = _roles.unknown(node.roles)
     if unknown:
         problems.append(
             Problem(
                 "roles",
                 f"has unknown role(s) {', '.join(unknown)}",
-                "use " + ", ".join(ROLES),
+                "use " + _roles.listing(),
                 list(node.roles),
             )
         )
     ca_minion = cfg["ca"]["minion"]
-    misplaced = [role for role in node.roles if role in CA_NODE_ROLES and node.name != ca_minion]
+    misplaced = [r for r in node.roles if r in _roles.CA_NODE_ROLES and node.name != ca_minion]
     if misplaced:
         problems.append(
             Problem(
@@ -203,6 +201,11 @@ def load(directory: str = DEFAULT_DIR) -> dict[str, Node]:
                 f"{path}: cannot be read as YAML ({err}); fix or remove it"
             ) from err
         node = node_from_document(document, str(path))
+        if not names.is_node_name(node.name):
+            raise InventoryError(
+                f"{path}: declares node {node.name!r}, which is not a valid node name "
+                f"({names.RULE}); remove the file and declare the node again"
+            )
         if path.stem != node.name:
             raise InventoryError(
                 f"{path}: declares node {node.name!r}; the file must be named {node.name}.yaml"
@@ -264,14 +267,21 @@ def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool =
     return True
 
 
+def _node_file(name, directory: str) -> pathlib.Path:
+    """The file of node `name`: the name is checked first, so that it never leaves the
+    inventory directory (`../bootstrap` would name /etc/kubesalt/bootstrap.yaml)."""
+    return pathlib.Path(directory) / f"{names.check_node_name(name)}.yaml"
+
+
 def _write_node(node: Node, directory: str) -> None:
-    path = pathlib.Path(directory) / f"{node.name}.yaml"
+    path = _node_file(node.name, directory)
     _write_atomically(path, yaml.safe_dump(node.to_document(), sort_keys=False))
     write_known_hosts(directory)
 
 
 def record_host_keys(name: str, keys, directory: str = DEFAULT_DIR) -> bool:
     """Record the host keys read from a declared node; False when they are already recorded."""
+    _node_file(name, directory)
     node = load(directory).get(name)
     if node is None:
         raise InventoryError(f"node {name} is not declared; declare it first")
@@ -300,7 +310,7 @@ def write_known_hosts(directory: str = DEFAULT_DIR) -> bool:
 
 def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
     """Remove a node from the inventory; return False when it was not there."""
-    path = pathlib.Path(directory) / f"{name}.yaml"
+    path = _node_file(name, directory)
     if not path.exists():
         return False
     path.unlink()

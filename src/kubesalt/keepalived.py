@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import netaddr
 
+from kubesalt import urls
 from kubesalt.errors import AddressError, ConfigError
 
 CONF_PATH = "/etc/keepalived/keepalived.conf"
@@ -276,7 +277,7 @@ def render_conf(s: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_check_script(port: int = 6443, host: str = "127.0.0.1") -> str:
+def render_check_script(port: int, host: str = "127.0.0.1") -> str:
     """The track script: exit 0 when https://host:port/livez answers 200, else 1.
 
     TLS is not verified (like ``curl -k``): the check is about liveness of the local
@@ -284,11 +285,12 @@ def render_check_script(port: int = 6443, host: str = "127.0.0.1") -> str:
     """
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ConfigError(f"apiServer.port: {port!r} is not a port from 1 to 65535")
+    livez = urls.https(host, port, "/livez", what="keepalived track script")
     return f'''#!/usr/bin/python3 -I
 """keepalived track script (kubesalt): is the local kube-apiserver live?
 
 Managed by kubesalt (state kubesalt.keepalived); local changes are overwritten.
-Exit 0 when https://{host}:{port}/livez answers 200 within {CHECK_HTTP_TIMEOUT} s, else 1.
+Exit 0 when {livez} answers 200 within {CHECK_HTTP_TIMEOUT} s, else 1.
 """
 import http.client
 import ssl

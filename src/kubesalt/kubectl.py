@@ -20,14 +20,9 @@ import re
 from collections.abc import Iterable
 
 from kubesalt.errors import KubesaltError
+from kubesalt.names import LABEL_MAX_LENGTH, check_node_name, is_dns_label
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
-# What Kubernetes accepts as a node name (a DNS-1123 subdomain) and as a role (the name part
-# of our role labels, kept to a DNS-1123 label).
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_ROLE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-NODE_NAME_MAX = 253
-ROLE_MAX = 63
 STDERR_LINES = 3  # stderr lines quoted in an error: kubectl's summary is at the end
 
 _CORDONED = re.compile(r"^node/(?P<node>\S+) cordoned$")
@@ -83,16 +78,6 @@ class KubectlError(KubesaltError):
     """A kubectl command cannot be built, failed, or printed something unexpected."""
 
 
-def check_node_name(node) -> str:
-    """`node` if it is a valid Kubernetes node name, else a KubectlError."""
-    if not isinstance(node, str) or len(node) > NODE_NAME_MAX or not _NODE_NAME.match(node):
-        raise KubectlError(
-            f"node name {node!r}: not a valid Kubernetes node name (lowercase letters, "
-            "digits, '-' and '.')"
-        )
-    return node
-
-
 def check_roles(roles) -> list[str]:
     """The roles sorted and deduplicated; `roles` is a list or a comma-separated string."""
     if isinstance(roles, str):
@@ -102,10 +87,11 @@ def check_roles(roles) -> list[str]:
     found = set()
     for role in roles:
         role = role.strip() if isinstance(role, str) else role
-        if not isinstance(role, str) or len(role) > ROLE_MAX or not _ROLE.match(role):
+        # The role is the name part of a node-role.kubernetes.io/<role> label.
+        if not is_dns_label(role):
             raise KubectlError(
                 f"role {role!r}: not a valid role name for a {ROLE_PREFIX}<role> label "
-                f"(a DNS-1123 label: lowercase letters, digits and '-', at most {ROLE_MAX})"
+                f"(a DNS-1123 label: lowercase letters, digits and '-', at most {LABEL_MAX_LENGTH})"
             )
         found.add(role)
     if not found:

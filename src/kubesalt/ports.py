@@ -1,13 +1,18 @@
 """The port matrix: which ports each role listens on, and who may reach them.
 
 One data file (``kubesalt/data/ports.yaml``) feeds the firewall (:mod:`kubesalt.firewall`),
-the preflight check of free ports (:func:`ports_to_free`) and the table in ``docs/ports.md``
-(:func:`markdown_table`; regenerate with ``python -m kubesalt.ports --write``).
+the preflight check of free ports (:func:`ports_to_free`), every port the renderer writes
+(:func:`port_number`) and the table in ``docs/ports.md`` (:func:`markdown_table`;
+regenerate with ``python -m kubesalt.ports --write``). A port the configuration sets
+(``apiServer.port``) is written as that key in the matrix: every consumer gets the
+configured value, never a copy of the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -17,14 +22,17 @@ from typing import Any
 import netaddr
 import yaml
 
+from kubesalt import roles as _roles
+from kubesalt.config.schema import default_of
 from kubesalt.errors import ConfigError, KubesaltError
 
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
 ALL_ROLES = "all"
 PROTOCOLS = ("tcp", "udp", "vrrp")
 SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs")
 PEER_PREFIX = "peers:"
 SWITCHES = ("apiServer.keepalived.enabled",)
+# Configuration keys that set a port: an entry's `port` may name one instead of a number.
+SETTINGS = ("apiServer.port",)
 ENTRY_KEYS = (
     "name",
     "roles",
@@ -49,7 +57,9 @@ DOCS_HEADER = (
     "Sources: `anyone` (no restriction), `local` (loopback only, no rule opened),\n"
     "`control-plane-cidrs` / `workload-plane-cidrs` (`networks.*.cidr`), `peers:<role>`\n"
     "(the control-plane IPs of the nodes that have that role, from the Salt mine).\n"
-    "*Free* says whether preflight requires the port to be unused before installing.\n\n"
+    "*Free* says whether preflight requires the port to be unused before installing.\n"
+    "A port followed by a configuration key (`apiServer.port`) is that key's default: the\n"
+    "firewall and preflight use the configured value.\n\n"
 )
 
 
@@ -71,6 +81,7 @@ class PortEntry:
     must_be_free: bool = True
     when: str | None = None
     notes: str = ""
+    setting: str | None = None  # the configuration key that sets `port` (its default here)
 
     @property
     def port_range(self) -> tuple[int, int] | None:
@@ -97,9 +108,12 @@ class Rule:
 
 
 def _parse_port(value: Any, where: str, problems: list[str]) -> str | None:
+    if value in SETTINGS:
+        return str(default_of(value))
     if isinstance(value, bool) or not isinstance(value, int | str):
         problems.append(
-            f"{where}.port: {value!r} is not a port; use a number (6443) or a range ('30000-32767')"
+            f"{where}.port: {value!r} is not a port; use a number (6443), a range "
+            f"('30000-32767') or a configuration key ({', '.join(SETTINGS)})"
         )
         return None
     text = str(value).strip()
@@ -108,7 +122,8 @@ def _parse_port(value: Any, where: str, problems: list[str]) -> str | None:
         low, high = int(first), int(last) if sep else int(first)
     except ValueError:
         problems.append(
-            f"{where}.port: {value!r} is not a port; use a number (6443) or a range ('30000-32767')"
+            f"{where}.port: {value!r} is not a port; use a number (6443), a range "
+            f"('30000-32767') or a configuration key ({', '.join(SETTINGS)})"
         )
         return None
     if not (1 <= low <= 65535 and 1 <= high <= 65535) or low > high:
@@ -135,7 +150,7 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
             f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(ENTRY_KEYS)}"
         )
     roles = raw.get("roles")
-    allowed_roles = (*ROLES, ALL_ROLES)
+    allowed_roles = (*_roles.ROLES, ALL_ROLES)
     if not isinstance(roles, list) or not roles:
         problems.append(
             f"{where}.roles: {roles!r} is not a non-empty list; use roles from "
@@ -174,11 +189,11 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
     for source in sources:
         if not isinstance(source, str) or not (
             source in SOURCES
-            or (source.startswith(PEER_PREFIX) and source[len(PEER_PREFIX) :] in ROLES)
+            or (source.startswith(PEER_PREFIX) and source[len(PEER_PREFIX) :] in _roles.ROLES)
         ):
             problems.append(
                 f"{where}.from: {source!r} is not a source; allowed: {', '.join(SOURCES)}, "
-                f"or peers:<role> with a role from {', '.join(ROLES)}"
+                f"or peers:<role> with a role from {_roles.listing()}"
             )
     if "local" in sources and len(sources) > 1:
         problems.append(
@@ -212,14 +227,15 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
         must_be_free=must_be_free,
         when=when,
         notes=" ".join(notes.split()),
+        setting=raw["port"] if raw.get("port") in SETTINGS else None,
     )
 
 
 def _overlap(a: PortEntry, b: PortEntry) -> bool:
     if a.protocol != b.protocol:
         return False
-    roles_a = set(ROLES) if ALL_ROLES in a.roles else set(a.roles)
-    roles_b = set(ROLES) if ALL_ROLES in b.roles else set(b.roles)
+    roles_a = set(_roles.ROLES) if ALL_ROLES in a.roles else set(a.roles)
+    roles_b = set(_roles.ROLES) if ALL_ROLES in b.roles else set(b.roles)
     if not roles_a & roles_b:
         return False
     if a.port_range is None or b.port_range is None:
@@ -260,11 +276,18 @@ def validate_matrix(data: Any) -> tuple[PortEntry, ...]:
 def load_matrix(path: str | Path | None = None) -> tuple[PortEntry, ...]:
     """Load and validate the matrix (the packaged ``ports.yaml`` unless ``path`` is given)."""
     if path is None:
-        text = resources.files("kubesalt").joinpath("data/ports.yaml").read_text()
-        origin = "kubesalt/data/ports.yaml"
-    else:
-        text = Path(path).read_text()
-        origin = str(path)
+        return _packaged_matrix()
+    return _parse_matrix(Path(path).read_text(), str(path))
+
+
+@functools.cache
+def _packaged_matrix() -> tuple[PortEntry, ...]:
+    # Read once per process: the renderer asks for a port many times per node.
+    text = resources.files("kubesalt").joinpath("data/ports.yaml").read_text()
+    return _parse_matrix(text, "kubesalt/data/ports.yaml")
+
+
+def _parse_matrix(text: str, origin: str) -> tuple[PortEntry, ...]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -275,7 +298,7 @@ def load_matrix(path: str | Path | None = None) -> tuple[PortEntry, ...]:
         raise MatrixError(f"{origin}: {err}") from err
 
 
-def _switch(config: dict, path: str) -> bool:
+def _setting(config: dict, path: str) -> Any:
     node: Any = config
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
@@ -284,22 +307,98 @@ def _switch(config: dict, path: str) -> bool:
                 "(pass the normalized configuration from kubesalt.config)"
             )
         node = node[key]
-    return bool(node)
+    return node
+
+
+def _switch(config: dict, path: str) -> bool:
+    return bool(_setting(config, path))
+
+
+def setting_clashes(
+    setting: str, port: int, matrix: tuple[PortEntry, ...] | None = None
+) -> list[PortEntry]:
+    """The entries of other ports that `port`, given to `setting`, would collide with.
+
+    Roles are not compared: the bootstrap node has every role, so a configured port must
+    differ from every other port of its protocol.
+    """
+    matrix = load_matrix() if matrix is None else matrix
+    own = [entry for entry in matrix if entry.setting == setting]
+    return [
+        other
+        for entry in own
+        for other in matrix
+        if other.setting != setting
+        and other.protocol == entry.protocol
+        and other.port_range is not None
+        and other.port_range[0] <= port <= other.port_range[1]
+    ]
+
+
+def _configured(entry: PortEntry, config: dict, matrix: tuple[PortEntry, ...]) -> PortEntry:
+    """`entry` with the port the configuration gives it (unchanged without a setting)."""
+    if entry.setting is None:
+        return entry
+    value = _setting(config, entry.setting)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(
+            f"{entry.setting}: {value!r} is not a TCP port; use a port in 1-65535 "
+            f"(default {default_of(entry.setting)})"
+        )
+    clashes = setting_clashes(entry.setting, value, matrix)
+    if clashes:
+        taken = ", ".join(f"{c.name} ({c.protocol} {c.port})" for c in clashes)
+        raise ConfigError(
+            f"{entry.setting}: {value} is already the port of {taken}; choose another port "
+            f"(default {default_of(entry.setting)})"
+        )
+    return dataclasses.replace(entry, port=str(value))
+
+
+def configured_matrix(
+    config: dict, matrix: tuple[PortEntry, ...] | None = None
+) -> tuple[PortEntry, ...]:
+    """The matrix with every configured port (``apiServer.port``) taken from ``config``."""
+    matrix = load_matrix() if matrix is None else matrix
+    return tuple(_configured(entry, config, matrix) for entry in matrix)
+
+
+def port_number(name: str, config: dict | None = None) -> int:
+    """The port of the matrix entry ``name``: what the renderer writes for that listener.
+
+    An entry whose port the configuration sets needs ``config``.
+    """
+    entries = [entry for entry in load_matrix() if entry.name == name]
+    if not entries or entries[0].port_range is None:
+        raise MatrixError(
+            f"the port matrix (kubesalt/data/ports.yaml) has no entry {name!r} with a port; "
+            "restore it"
+        )
+    entry = entries[0]
+    if entry.setting is not None:
+        if config is None:
+            raise MatrixError(
+                f"port of {name}: set by {entry.setting}; pass the configuration to read it"
+            )
+        entry = _configured(entry, config, load_matrix())
+    first, last = entry.port_range
+    if first != last:
+        raise MatrixError(f"port of {name}: {entry.port} is a range, not one port")
+    return first
 
 
 def entries_for_roles(
     roles: list[str] | tuple[str, ...], config: dict, matrix: tuple[PortEntry, ...] | None = None
 ) -> list[PortEntry]:
     """The matrix entries that apply to a node with ``roles`` under ``config``."""
-    bad = [role for role in roles if role not in ROLES]
+    bad = _roles.unknown(roles)
     if bad:
         raise ConfigError(
-            f"node roles: {', '.join(map(repr, bad))} not known; allowed: {', '.join(ROLES)}"
+            f"node roles: {', '.join(map(repr, bad))} not known; allowed: {_roles.listing()}"
         )
-    matrix = load_matrix() if matrix is None else matrix
     return [
         entry
-        for entry in matrix
+        for entry in configured_matrix(config, matrix)
         if (ALL_ROLES in entry.roles or set(entry.roles) & set(roles))
         and (entry.when is None or _switch(config, entry.when))
     ]
@@ -429,8 +528,11 @@ def markdown_table(matrix: tuple[PortEntry, ...] | None = None) -> str:
         if entry.when:
             notes = f"Only when `{entry.when}` is true. {notes}".strip()
         protocol = "vrrp (IP proto 112)" if entry.protocol == "vrrp" else entry.protocol
+        port = entry.port or "–"
+        if entry.setting:
+            port = f"{port} (`{entry.setting}`)"
         cells = [
-            entry.port or "–",
+            port,
             protocol,
             ", ".join(entry.roles),
             f"{entry.listener} ({entry.bind})",

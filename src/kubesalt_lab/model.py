@@ -10,6 +10,8 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from kubesalt.kubeadm import skip
+
 NAME = "kubesalt-lab"
 STATE_DIR = "/var/lib/kubesalt-lab"
 CACHE_DIR = "/var/cache/kubesalt-lab"
@@ -80,7 +82,7 @@ SERVICES = {
 SKIP_PHASES = ("kubelet", "wait-control-plane", "addons")
 # remove_node's phases that need a Kubernetes API server.
 SKIP_REMOVE_PHASES = ("drain", "delete-node")
-SKIP_PHASES_GRAIN = ("kubelet", "containerd")
+SKIP_PHASES_GRAIN = skip.NODE_PHASES
 # The SSH key the bootstrap node's salt-ssh uses to reach the other nodes (made per lab).
 SSH_KEY = "/root/.ssh/kubesalt-lab"
 # The lab's stand-ins (src/kubesalt/lab/standins): installed here in every node, run by
@@ -113,7 +115,7 @@ def grains_file() -> str:
     """/etc/salt/grains of a lab node: the phases the states skip on this machine."""
     return (
         "# kubesalt lab: this machine cannot run containers or Kubernetes binaries.\n"
-        "kubesalt_skip_phases:\n" + "".join(f"  - {p}\n" for p in SKIP_PHASES_GRAIN)
+        f"{skip.GRAIN}:\n" + "".join(f"  - {p}\n" for p in SKIP_PHASES_GRAIN)
     )
 
 

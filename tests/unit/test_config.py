@@ -356,7 +356,7 @@ VALID_CASES = {
     "everything-set": changed(
         apiServer={
             "host": "198.51.100.100",
-            "port": 8443,
+            "port": 7443,
             "keepalived": {"enabled": True, "virtualRouterId": 255, "authPassword": "12345678"},
         },
         kubernetes={"version": "v1.33.5", "clusterName": "prod", "dnsDomain": "k8s.example"},

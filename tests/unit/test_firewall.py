@@ -361,6 +361,15 @@ def test_module_required_free_ports():
     ]  # fmt: skip
 
 
+def test_module_follows_a_configured_api_server_port():
+    kubesalt_firewall.__pillar__["kubesalt"]["apiServer"]["port"] = 7443
+    free = {entry["name"]: entry["port"] for entry in kubesalt_firewall.required_free_ports()}
+    assert free["kube-apiserver"] == "7443"
+    opened = [rule["port"] for rule in kubesalt_firewall.rules() if rule["protocol"] == "tcp"]
+    assert "7443" in opened and "6443" not in opened
+    assert '<port port="7443" protocol="tcp"/>' in kubesalt_firewall.zone_xml()
+
+
 def test_module_error_node_not_in_the_inventory():
     kubesalt_firewall.__grains__["id"] = "stranger"
     with pytest.raises(CommandExecutionError) as info:

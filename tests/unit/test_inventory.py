@@ -5,7 +5,7 @@ import stat
 import pytest
 import yaml
 
-from kubesalt import config, inventory
+from kubesalt import config, inventory, roles
 from kubesalt.config import InvalidConfig
 from kubesalt.inventory import InventoryError, Node
 from tests.unit.test_config import BASE
@@ -26,7 +26,7 @@ def problems(target, others=()):
 def test_a_valid_node_has_no_problem():
     assert problems(node()) == []
     assert problems(node("worker1", "10.1.2.3", ["node"])) == []
-    assert problems(node("bootstrap", "198.51.100.10", inventory.ROLES)) == []
+    assert problems(node("bootstrap", "198.51.100.10", roles.BOOTSTRAP_NODE_ROLES)) == []
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from kubesalt import kubectl
+from kubesalt import kubectl, names
 from kubesalt.errors import KubesaltError
 
 K = "/etc/kubernetes/admin.conf"
@@ -196,13 +196,11 @@ def test_label_command_rejects_bad_roles(roles, message):
 
 
 @pytest.mark.parametrize(
-    "node", ["CP3", "cp_3", "-cp3", "cp3.", "", "a" * 254, None, "cp3 --all", "cp3/x"]
+    "node",
+    ["CP3", "cp_3", "-cp3", "cp3.", "", "a" * 254, None, "cp3 --all", "cp3/x", "cp3\n"],
 )
 def test_node_names_are_checked_by_every_command(node):
-    message = (
-        f"node name {node!r}: not a valid Kubernetes node name (lowercase letters, digits, "
-        "'-' and '.')"
-    )
+    message = f"node name: {node!r} is not a valid node name; {names.RULE}"
     builders = [
         lambda: kubectl.label_command(K, node, ["node"]),
         lambda: kubectl.get_node_command(K, node),
@@ -210,14 +208,14 @@ def test_node_names_are_checked_by_every_command(node):
         lambda: kubectl.delete_node_command(K, node, 60),
     ]
     for build in builders:
-        with pytest.raises(kubectl.KubectlError) as error:
+        with pytest.raises(names.NodeNameError) as error:
             build()
         assert str(error.value) == message
 
 
 def test_node_name_of_253_characters_is_valid():
     name = ".".join(["a" * 63] * 4)[:253]
-    assert kubectl.check_node_name(name) == name
+    assert kubectl.get_node_command(K, name)[5] == name
 
 
 def test_get_node_command():

@@ -306,7 +306,7 @@ def test_add_learner_gives_up_after_the_timeout(fake, no_sleep):
     [
         ("cp9", "https://10.0.0.10:2380", "MembershipError: cannot add etcd member cp9: its peer"),
         ("cp1", "https://10.0.0.99:2380", "MembershipError: cannot add etcd member cp1 with"),
-        ("CP2", "https://10.0.0.11:2380", "RenderError: etcd member name: 'CP2' is not a valid"),
+        ("CP2", "https://10.0.0.11:2380", "NodeNameError: etcd member name: 'CP2' is not a valid"),
         ("cp2", "10.0.0.11:2380", "EtcdError: peer URL '10.0.0.11:2380' is not a URL"),
     ],
 )

@@ -18,6 +18,7 @@ import salt.modules.cmdmod
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
+from kubesalt import names
 from tests.unit.loader import load
 from tests.unit.test_kubectl import (
     FORBIDDEN_STDERR,
@@ -286,8 +287,7 @@ def test_label_node_refused_by_rbac(fake):
 
 def test_bad_arguments_run_nothing(fake):
     assert _error(kubesalt_kubectl.label_node, "CP2", ["node"]) == (
-        "KubectlError: node name 'CP2': not a valid Kubernetes node name (lowercase "
-        "letters, digits, '-' and '.')"
+        f"NodeNameError: node name: 'CP2' is not a valid node name; {names.RULE}"
     )
     assert _error(kubesalt_kubectl.label_node, "cp2", ["Node"]).startswith(
         "KubectlError: role 'Node': not a valid role name"
@@ -296,8 +296,7 @@ def test_bad_arguments_run_nothing(fake):
         "KubectlError: drain timeout 0: give a whole number of seconds, at least 1"
     )
     assert _error(kubesalt_kubectl.delete_node, "cp2 --all") == (
-        "KubectlError: node name 'cp2 --all': not a valid Kubernetes node name (lowercase "
-        "letters, digits, '-' and '.')"
+        f"NodeNameError: node name: 'cp2 --all' is not a valid node name; {names.RULE}"
     )
     assert fake.calls == []
 

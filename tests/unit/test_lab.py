@@ -203,7 +203,7 @@ def test_ipv4_addresses():
 
 
 def test_grains_file_and_standin_units():
-    assert model.grains_file().endswith("kubesalt_skip_phases:\n  - kubelet\n  - containerd\n")
+    assert model.grains_file().endswith("kubesalt_skip_phases:\n  - containerd\n  - kubelet\n")
     unit = model.standin_unit("kubesalt-lab-staticpods")
     assert "ExecStart=/usr/bin/python3 /usr/local/lib/kubesalt-lab/staticpods.py" in unit
     assert "kubesalt lab only" in unit

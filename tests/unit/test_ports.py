@@ -2,6 +2,7 @@
 
 import copy
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -161,8 +162,8 @@ def invalid(*entries):
         (
             {"port": "http"},
             [
-                "ports[0] (thing).port: 'http' is not a port; use a number (6443) or a range "
-                "('30000-32767')"
+                "ports[0] (thing).port: 'http' is not a port; use a number (6443), a range "
+                "('30000-32767') or a configuration key (apiServer.port)"
             ],
         ),
         (
@@ -303,4 +304,95 @@ def test_sources_are_normalised_and_sorted():
         ("10.20.0.0/16", "ipv4"),
         ("10.30.0.0/16", "ipv4"),
         ("fd00::/64", "ipv6"),
+    ]
+
+
+def test_the_api_server_port_is_the_configured_one():
+    entry = next(e for e in ports.load_matrix() if e.name == "kube-apiserver")
+    assert (entry.port, entry.setting) == ("6443", "apiServer.port")  # the default, for docs
+    cfg = copy.deepcopy(CONFIG)
+    cfg["apiServer"]["port"] = 7443
+    assert ports.port_number("kube-apiserver", cfg) == 7443
+    configured = {e.name: e.port for e in ports.entries_for_roles(["control-plane"], cfg)}
+    assert configured["kube-apiserver"] == "7443"
+    assert "| 6443 (`apiServer.port`) | tcp | control-plane |" in ports.markdown_table()
+
+
+def test_a_configured_api_server_port_reaches_the_firewall_and_preflight():
+    from kubesalt import firewall
+    from kubesalt.bootstrap import preflight
+    from kubesalt.roles import BOOTSTRAP_NODE_ROLES
+
+    cfg = copy.deepcopy(CONFIG)
+    cfg["apiServer"]["port"] = 7443
+    openings = {(r.protocol, r.port) for r in ports.node_rules(["control-plane"], cfg, {})}
+    assert ("tcp", "7443") in openings and ("tcp", "6443") not in openings
+    zone = firewall.zone_xml(cfg, ["control-plane", "etcd"], {})
+    assert '<port port="7443" protocol="tcp"/>' in zone and '"6443"' not in zone
+    listeners = [
+        preflight.Listener("tcp", "0.0.0.0", 7443, (41,)),
+        preflight.Listener("tcp", "0.0.0.0", 6443, (42,)),
+    ]
+    problems = preflight.check_ports(cfg, listeners, {}, roles=BOOTSTRAP_NODE_ROLES)
+    assert len(problems) == 1
+    assert problems[0].startswith("port tcp/7443 (kube-apiserver, for kube-apiserver) is already")
+
+
+def test_port_number_of_every_single_port_the_renderer_writes():
+    assert [
+        ports.port_number(name)
+        for name in (
+            "etcd-client",
+            "etcd-peer",
+            "etcd-metrics",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubelet-healthz",
+            "repository",
+        )
+    ] == [2379, 2380, 2381, 10257, 10259, 10248, 8443]
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "message"),
+    [
+        (
+            "nope",
+            None,
+            "the port matrix (kubesalt/data/ports.yaml) has no entry 'nope' with a port",
+        ),
+        ("vrrp", None, "has no entry 'vrrp' with a port"),
+        ("nodeport-tcp", None, "port of nodeport-tcp: 30000-32767 is a range, not one port"),
+        ("kube-apiserver", None, "port of kube-apiserver: set by apiServer.port; pass the"),
+    ],
+)
+def test_port_number_errors(name, config, message):
+    with pytest.raises(ports.MatrixError, match=re.escape(message)):
+        ports.port_number(name, config)
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        (2380, "apiServer.port: 2380 is already the port of etcd-peer (tcp 2380); choose"),
+        (31000, "apiServer.port: 31000 is already the port of nodeport-tcp (tcp 30000-32767)"),
+        (8443, "apiServer.port: 8443 is already the port of repository (tcp 8443)"),
+        (0, "apiServer.port: 0 is not a TCP port; use a port in 1-65535 (default 6443)"),
+    ],
+)
+def test_a_configured_port_never_takes_another_entrys_port(port, message):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["apiServer"]["port"] = port
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ports.entries_for_roles(["node"], cfg)
+
+
+def test_the_configuration_check_refuses_a_taken_api_server_port():
+    from kubesalt.config import validate
+    from tests.unit.test_config import BASE
+
+    _, problems = validate(dict(BASE, apiServer={"host": "198.51.100.100", "port": 10250}))
+    assert [str(p) for p in problems] == [
+        "apiServer.port = 10250: is already the port of kubelet (tcp 10250) in the port matrix "
+        "(docs/ports.md). Fix: choose a port no other kubesalt listener uses (default 6443)."
     ]

@@ -1,6 +1,7 @@
-# Undo kubesalt.containerd on this node: stop containerd (unless its phase is skipped) and remove
-# the files kubesalt wrote. The package stays (the repositories own package removal).
-{%- set skipped = 'containerd' in salt['config.get']('kubesalt_skip_phases', []) %}
+# Undo kubesalt.containerd on this node: stop containerd (unless its phase is skipped) and
+# remove the files kubesalt wrote (kubesalt_kubeadm.component_files, from the renderer).
+# The package stays (the repositories own package removal).
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('containerd') %}
 {%- if not skipped %}
 
 Stop containerd:
@@ -8,15 +9,11 @@ Stop containerd:
     - name: containerd
     - enable: false
 {%- endif %}
-{%- for name in ['/etc/containerd/config.toml',
-                 '/etc/containerd/certs.d/registry.k8s.io/hosts.toml',
-                 '/etc/containerd/certs.d/docker.io/hosts.toml',
-                 '/etc/containerd/certs.d/quay.io/hosts.toml',
-                 '/etc/containerd/certs.d/ghcr.io/hosts.toml'] %}
+{%- for path in salt['kubesalt_kubeadm.component_files']('containerd') %}
 
-Remove the containerd file {{ name }}:
+Remove the containerd file {{ path }}:
   file.absent:
-    - name: {{ salt['kubesalt_kubeadm.path'](name) | yaml_dquote }}
+    - name: {{ path | yaml_dquote }}
 {%- if not skipped %}
     - require:
       - service: Stop containerd

@@ -1,7 +1,7 @@
 # Install containerd from the bootstrap repositories, unless the containerd phase is skipped on
 # this node (kubesalt_skip_phases, a grain, pillar key or minion option: the lab, which has
 # no way to run containers inside its nodes, skips it; docs/states.md).
-{%- set skipped = 'containerd' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('containerd') %}
 {%- if skipped %}
 
 Skip installing containerd:

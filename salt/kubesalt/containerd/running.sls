@@ -4,7 +4,7 @@ include:
   - .installed
   - .configured
   - kubesalt.pki
-{%- set skipped = 'containerd' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('containerd') %}
 {%- if skipped %}
 
 Skip running containerd:

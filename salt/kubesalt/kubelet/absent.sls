@@ -1,6 +1,7 @@
-# Undo kubesalt.kubelet on this node: stop the kubelet (unless its phase is skipped) and remove
-# the files kubesalt wrote. The package stays (the repositories own package removal).
-{%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
+# Undo kubesalt.kubelet on this node: stop the kubelet (unless its phase is skipped) and
+# remove the files kubesalt wrote (kubesalt_kubeadm.component_files, from the renderer).
+# The package stays (the repositories own package removal).
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('kubelet') %}
 {%- if not skipped %}
 
 Stop the kubelet:
@@ -8,12 +9,11 @@ Stop the kubelet:
     - name: kubelet
     - enable: false
 {%- endif %}
-{%- for name in ['/var/lib/kubelet/config.yaml', '/var/lib/kubelet/kubeadm-flags.env',
-                 '/etc/systemd/system/kubelet.service.d/10-kubeadm.conf'] %}
+{%- for path in salt['kubesalt_kubeadm.component_files']('kubelet') %}
 
-Remove the the kubelet file {{ name }}:
+Remove the kubelet file {{ path }}:
   file.absent:
-    - name: {{ salt['kubesalt_kubeadm.path'](name) | yaml_dquote }}
+    - name: {{ path | yaml_dquote }}
 {%- if not skipped %}
     - require:
       - service: Stop the kubelet

@@ -2,7 +2,7 @@
 # with it on the CA node), from the bootstrap repositories, unless the kubelet phase is skipped on
 # this node (kubesalt_skip_phases, a grain, pillar key or minion option: the lab, which has
 # no Kubernetes binaries, skips it; docs/states.md).
-{%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('kubelet') %}
 {%- if skipped %}
 
 Skip installing the kubelet:

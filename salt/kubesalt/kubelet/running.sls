@@ -4,7 +4,7 @@ include:
   - .installed
   - .configured
   - kubesalt.kubeconfig
-{%- set skipped = 'kubelet' in salt['config.get']('kubesalt_skip_phases', []) %}
+{%- set skipped = salt['kubesalt_kubeadm.skipped']('kubelet') %}
 {%- if skipped %}
 
 Skip running the kubelet:

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from kubesalt import network, ports
 from kubesalt.errors import KubesaltError
+from kubesalt.roles import BOOTSTRAP_NODE_ROLES, CA_NODE_ROLES
 
-# Roles bootstrap.sh gives the bootstrap node (more come with the cluster, issue 6).
-BOOTSTRAP_ROLES = ("bootstrap", "ca")
-# The roles the bootstrap node is declared with (docs/architecture.md: the first node has all of
-# them); preflight checks only the ports of BOOTSTRAP_ROLES, the services bootstrap.sh
-# starts itself (etcd and the control plane come later, from the highstate).
-FIRST_NODE_ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
+# Preflight checks only the ports of the roles whose services bootstrap.sh starts itself
+# (etcd and the control plane come later, from the highstate).
+BOOTSTRAP_ROLES = CA_NODE_ROLES
+# The roles bootstrap.sh declares the bootstrap node with (the first node has all of them).
+FIRST_NODE_ROLES = BOOTSTRAP_NODE_ROLES
 
 # A port a kubesalt role needs may already be in use by the systemd unit kubesalt runs on
 # it (a second run of bootstrap.sh): port-matrix entry -> that unit.

@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 import netaddr
 
+from kubesalt import names, ports
 from kubesalt.config.problems import Problem
-from kubesalt.config.schema import API_VERSION, INVALID, KIND
+from kubesalt.config.schema import API_VERSION, INVALID, KIND, default_of
 
 PKI_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 # kube-apiserver refuses larger service ranges (20 host bits at most for IPv6,
@@ -24,13 +25,16 @@ MAX_NODE_CIDR_BITS = 16
 VRRP_PASSWORD_MAX = 8
 MTU_RANGE = (1280, 9216)
 
+# A DNS host name (apiServer.host): case does not matter in DNS, so it is not held to the
+# lowercase node-name rule (kubesalt.names).
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_RFC1123_NAME = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$", re.IGNORECASE)
-_K8S_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_DNS_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*", re.IGNORECASE)
+_K8S_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
-def is_rfc1123_name(name: str) -> bool:
-    return len(name) <= 253 and bool(_RFC1123_NAME.match(name))
+def is_dns_name(name: str) -> bool:
+    """Whether `name` is a DNS host name (RFC 1123, any case)."""
+    return len(name) <= 253 and _DNS_NAME.fullmatch(name) is not None
 
 
 def _valid(*values) -> bool:
@@ -238,10 +242,12 @@ def check_api_server(cfg) -> list[Problem]:
             Problem(
                 "apiServer.port",
                 "is not a TCP port",
-                "use a port in 1-65535 (default 6443)",
+                f"use a port in 1-65535 (default {default_of('apiServer.port')})",
                 api["port"],
             )
         )
+    elif _valid(api["port"]):
+        problems += _check_api_port_is_free(api["port"])
     keepalived = api["keepalived"]
     enabled = _valid(keepalived) and keepalived["enabled"] is True
     if _valid(keepalived):
@@ -250,6 +256,23 @@ def check_api_server(cfg) -> list[Problem]:
     if _valid(api["host"]) and networks is not None:
         problems += _check_api_host(api["host"], enabled, networks)
     return problems
+
+
+def _check_api_port_is_free(port: int) -> list[Problem]:
+    """apiServer.port must not be another port of the matrix: the bootstrap node has every
+    role, so kube-apiserver would fight etcd, the kubelet or nginx for it."""
+    clashes = ports.setting_clashes("apiServer.port", port)
+    if not clashes:
+        return []
+    taken = ", ".join(f"{c.name} ({c.protocol} {c.port})" for c in clashes)
+    return [
+        Problem(
+            "apiServer.port",
+            f"is already the port of {taken} in the port matrix (docs/ports.md)",
+            f"choose a port no other kubesalt listener uses (default {default_of('apiServer.port')})",
+            port,
+        )
+    ]
 
 
 def _check_keepalived(keepalived, enabled: bool) -> list[Problem]:
@@ -284,7 +307,7 @@ def _check_api_host(host: str, keepalived: bool, networks) -> list[Problem]:
     except (netaddr.AddrFormatError, ValueError):
         address = None
     if address is None:
-        if not is_rfc1123_name(host):
+        if not is_dns_name(host):
             return [
                 Problem(
                     "apiServer.host",
@@ -354,13 +377,13 @@ def check_ca_and_archives(cfg) -> list[Problem]:
     if (
         _valid(cfg["ca"])
         and _valid(cfg["ca"]["minion"])
-        and not is_rfc1123_name(cfg["ca"]["minion"])
+        and not names.is_node_name(cfg["ca"]["minion"])
     ):
         problems.append(
             Problem(
                 "ca.minion",
-                "is not a valid host name (RFC 1123: letters, digits, '-', '.')",
-                "use the Salt minion ID of the bootstrap node, e.g. bootstrap",
+                f"is not a valid node name ({names.RULE})",
+                "use the Salt minion ID of the bootstrap node, its node name, e.g. bootstrap",
                 cfg["ca"]["minion"],
             )
         )
@@ -382,7 +405,7 @@ def check_kubernetes(cfg) -> list[Problem]:
     kube = cfg["kubernetes"]
     if not _valid(kube):
         return problems
-    if _valid(kube["version"]) and not _K8S_VERSION.match(kube["version"]):
+    if _valid(kube["version"]) and not _K8S_VERSION.fullmatch(kube["version"]):
         problems.append(
             Problem(
                 "kubernetes.version",
@@ -392,7 +415,7 @@ def check_kubernetes(cfg) -> list[Problem]:
             )
         )
     for key in ("clusterName", "dnsDomain"):
-        if _valid(kube[key]) and not is_rfc1123_name(kube[key]):
+        if _valid(kube[key]) and not names.is_dns_subdomain(kube[key]):
             problems.append(
                 Problem(
                     f"kubernetes.{key}",

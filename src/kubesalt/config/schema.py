@@ -146,6 +146,14 @@ SCHEMA = Mapping(
 )
 
 
+def default_of(dotted: str):
+    """The default of the key `dotted` (`apiServer.port` -> 6443)."""
+    spec = SCHEMA
+    for key in dotted.split("."):
+        spec = spec.keys[key]
+    return spec.default
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.model import Layout, Node, is_ip
 from kubesalt.network import nth_address
@@ -25,9 +26,6 @@ SERVER_AUTH = "serverAuth"
 CLIENT_AUTH = "clientAuth"
 BACKDATE_SECONDS = 5 * 60  # kubeadm CertificateBackdate
 KEY_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
-
-# Roles that run a kubelet (and so get kubelet files, ca.crt and a kubelet client identity).
-KUBELET_ROLES = frozenset({"control-plane", "etcd", "node"})
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ def ca_specs(cfg: dict, layout: Layout | None = None) -> dict[str, CertSpec]:
             key_path=layout.pki(f"{base}.key"),
             kubeconfig_path=None,
             per_node=False,
-            roles=("ca",),
+            roles=(_roles.CA,),
         )
         for kind, (cn, base) in table.items()
     }
@@ -153,12 +151,12 @@ def ca_files_for(node: Node) -> dict[str, bool]:
     nodes get the etcd CA.
     """
     wanted: dict[str, bool] = {}
-    with_key = node.has("ca")
-    if node.roles & KUBELET_ROLES or with_key:
+    with_key = node.has(_roles.CA)
+    if node.roles & _roles.KUBELET_ROLES or with_key:
         wanted["ca"] = with_key
     if node.control_plane or with_key:
         wanted["front-proxy-ca"] = with_key
-    if node.control_plane or node.has("etcd") or with_key:
+    if node.control_plane or node.has(_roles.ETCD) or with_key:
         wanted["etcd-ca"] = with_key
     return wanted
 
@@ -219,7 +217,7 @@ def node_certificates(cfg: dict, node: Node, layout: Layout | None = None) -> tu
     """Every leaf certificate `node` gets for its roles, kubeconfig client certificates
     included, in kubeadm's order. CAs are in `ca_specs` / `ca_files_for`."""
     layout = layout or Layout()
-    if node.control_plane and not node.has("etcd"):
+    if node.control_plane and not node.has(_roles.ETCD):
         raise RenderError(
             f"node {node.name} has the control-plane role without etcd; kubesalt runs a "
             "stacked etcd on every control-plane node: add the etcd role"
@@ -229,7 +227,7 @@ def node_certificates(cfg: dict, node: Node, layout: Layout | None = None) -> tu
     specs: list[CertSpec] = []
     if node.control_plane:
         dns, ips = apiserver_alt_names(cfg, node)
-        cp = ("control-plane",)
+        cp = (_roles.CONTROL_PLANE,)
         specs += [
             _leaf(
                 "apiserver",
@@ -261,11 +259,11 @@ def node_certificates(cfg: dict, node: Node, layout: Layout | None = None) -> tu
                 **common,
             ),
         ]
-    if node.has("etcd"):
+    if node.has(_roles.ETCD):
         etcd_dns = [node.name, "localhost"]
         etcd_ips = [node.ip, "127.0.0.1", "::1"]
         both = (SERVER_AUTH, CLIENT_AUTH)
-        et = ("etcd",)
+        et = (_roles.ETCD,)
         specs += [
             _leaf(
                 "etcd-server",
@@ -301,7 +299,7 @@ def node_certificates(cfg: dict, node: Node, layout: Layout | None = None) -> tu
             ),
         ]
     if node.control_plane:
-        cp = ("control-plane",)
+        cp = (_roles.CONTROL_PLANE,)
         specs.append(
             _leaf(
                 "apiserver-etcd-client",
@@ -353,13 +351,13 @@ def node_certificates(cfg: dict, node: Node, layout: Layout | None = None) -> tu
                 **common,
             ),
         ]
-    if node.roles & KUBELET_ROLES:
+    if node.roles & _roles.KUBELET_ROLES:
         specs.append(
             _leaf(
                 "kubelet-client",
                 f"system:node:{node.name}",
                 signer="ca",
-                roles=tuple(sorted(KUBELET_ROLES)),
+                roles=tuple(sorted(_roles.KUBELET_ROLES)),
                 orgs=("system:nodes",),
                 kubeconfig="kubelet.conf",
                 per_node=True,

@@ -9,10 +9,9 @@ execution module (on each minion) both use it, so they agree on every node's ide
 
 from __future__ import annotations
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
-from kubesalt.kubeadm.model import ROLES, Node
-
-FIRST_ROLES = frozenset({"control-plane", "etcd"})
+from kubesalt.kubeadm.model import Node
 
 
 def roles_by_node(pillar_nodes: dict | None) -> dict[str, frozenset[str]]:
@@ -20,10 +19,10 @@ def roles_by_node(pillar_nodes: dict | None) -> dict[str, frozenset[str]]:
     result = {}
     for name, data in (pillar_nodes or {}).items():
         roles = (data or {}).get("roles") if isinstance(data, dict) else None
-        if not isinstance(roles, list | tuple) or not all(r in ROLES for r in roles):
+        if not isinstance(roles, list | tuple) or _roles.unknown(roles):
             raise RenderError(
                 f"pillar kubesalt:nodes:{name}:roles is {roles!r}; give a list of roles "
-                f"({', '.join(ROLES)}): declare the node again with kubesalt_inventory.declare"
+                f"({_roles.listing()}): declare the node again with kubesalt_inventory.declare"
             )
         result[name] = frozenset(roles)
     return result
@@ -33,7 +32,9 @@ def first_node(cfg: dict, roles: dict[str, frozenset[str]]) -> str | None:
     """The node that plays `kubeadm init`: the CA minion when it has control-plane and etcd
     (the bootstrap node, declared with every role), else the first such node by name;
     None when no node has both roles."""
-    candidates = sorted(name for name, node_roles in roles.items() if node_roles >= FIRST_ROLES)
+    candidates = sorted(
+        name for name, node_roles in roles.items() if node_roles >= _roles.INIT_ROLES
+    )
     ca_minion = cfg["ca"]["minion"]
     if ca_minion in candidates:
         return ca_minion
@@ -45,7 +46,7 @@ def etcd_members(
 ) -> tuple[tuple[str, str], ...]:
     """Every etcd node that published its IP, the first node first, then by name."""
     first = first_node(cfg, roles)
-    names = sorted(n for n, r in roles.items() if "etcd" in r and ips.get(n))
+    names = sorted(n for n, r in roles.items() if _roles.ETCD in r and ips.get(n))
     names.sort(key=lambda n: n != first)
     return tuple((n, ips[n]) for n in names)
 
@@ -72,7 +73,7 @@ def build_node(
         )
     first = first_node(cfg, roles) == name
     members: tuple[tuple[str, str], ...] = ()
-    if "etcd" in roles[name] and not first:
+    if _roles.ETCD in roles[name] and not first:
         members = etcd_members(cfg, roles, ips)
     return Node(
         name=name,

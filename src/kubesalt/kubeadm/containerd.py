@@ -21,10 +21,10 @@ import ipaddress
 import posixpath
 from urllib.parse import urlsplit
 
-from kubesalt import ports
+from kubesalt import ports, urls
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.images import sandbox_image
-from kubesalt.kubeadm.model import Layout, join_host_port
+from kubesalt.kubeadm.model import Layout
 
 # Upstream registries whose images the bootstrap registry serves, with their real servers.
 MIRRORED_REGISTRIES = {
@@ -53,13 +53,7 @@ def toml_string(value: str) -> str:
 
 def registry_port() -> int:
     """The port nginx fronts the bootstrap registry on, from the port matrix."""
-    for entry in ports.load_matrix():
-        if entry.name == REGISTRY_PORT_ENTRY and entry.port_range:
-            return entry.port_range[0]
-    raise RenderError(
-        f"the port matrix (kubesalt/data/ports.yaml) has no entry {REGISTRY_PORT_ENTRY!r} "
-        "with a port; restore it (nginx, tcp 8443)"
-    )
+    return ports.port_number(REGISTRY_PORT_ENTRY)
 
 
 def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
@@ -85,12 +79,17 @@ def registry_endpoint(value: str, what: str = "registry endpoint") -> str:
     host = parts.hostname
     with contextlib.suppress(ValueError):
         host = str(ipaddress.ip_address(host))
-    return f"https://{join_host_port(host, port)}" if port else f"https://{host}"
+    return urls.https(host, port, what=what) if port else f"https://{host}"
 
 
 def default_registry_endpoint(bootstrap_ip: str) -> str:
     """`https://<bootstrap control-plane IP>:<nginx port>` (8443)."""
-    return f"https://{join_host_port(bootstrap_ip, registry_port())}"
+    return urls.https(
+        bootstrap_ip,
+        registry_port(),
+        what="bootstrap registry",
+        hint="the bootstrap node needs its control-plane IP in the mine: apply kubesalt.node on it",
+    )
 
 
 def mirror_url(registry: str, endpoint: str) -> str:
@@ -155,11 +154,25 @@ def hosts_toml(registry: str, endpoint: str, ca_path: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def config_path(layout: Layout) -> str:
+    """/etc/containerd/config.toml."""
+    return posixpath.join(layout.containerd_dir, "config.toml")
+
+
+def hosts_path(layout: Layout, registry: str) -> str:
+    """/etc/containerd/certs.d/<registry>/hosts.toml."""
+    return posixpath.join(certs_dir(layout), registry, "hosts.toml")
+
+
+def paths(layout: Layout) -> tuple[str, ...]:
+    """Every file `files` writes: config.toml, then each hosts.toml."""
+    return (config_path(layout), *(hosts_path(layout, r) for r in MIRRORED_REGISTRIES))
+
+
 def files(endpoint: str, layout: Layout | None = None) -> dict[str, bytes]:
     """config.toml and every hosts.toml, by path."""
     layout = layout or Layout()
-    result = {posixpath.join(layout.containerd_dir, "config.toml"): config_toml(layout)}
+    result = {config_path(layout): config_toml(layout)}
     for registry in MIRRORED_REGISTRIES:
-        path = posixpath.join(certs_dir(layout), registry, "hosts.toml")
-        result[path] = hosts_toml(registry, endpoint, layout.pki("ca.crt"))
+        result[hosts_path(layout, registry)] = hosts_toml(registry, endpoint, layout.pki("ca.crt"))
     return result

@@ -10,8 +10,9 @@ import base64
 
 import yaml
 
+from kubesalt import ports, urls
 from kubesalt.kubeadm.certs import CertSpec
-from kubesalt.kubeadm.model import Node, join_host_port
+from kubesalt.kubeadm.model import Node
 
 # Which server each kubeconfig talks to: the API endpoint (apiServer.host, the VIP) or the
 # node's own apiserver.
@@ -19,19 +20,16 @@ ENDPOINT = "endpoint"
 LOCAL = "local"
 
 
-def server_url(host: str, port: int) -> str:
-    """`https://host:port` (IPv6 bracketed)."""
-    return f"https://{join_host_port(host, port)}"
-
-
 def endpoint_url(cfg: dict) -> str:
     """The cluster's API endpoint, `https://<apiServer.host>:<apiServer.port>`."""
-    return server_url(cfg["apiServer"]["host"], cfg["apiServer"]["port"])
+    port = ports.port_number("kube-apiserver", cfg)
+    return urls.https(cfg["apiServer"]["host"], port, what="apiServer.host")
 
 
 def local_url(cfg: dict, node: Node) -> str:
     """The node's own apiserver, `https://<node ip>:<apiServer.port>`."""
-    return server_url(node.ip, cfg["apiServer"]["port"])
+    port = ports.port_number("kube-apiserver", cfg)
+    return urls.https(node.ip, port, what=f"API server of node {node.name}")
 
 
 def server_for(cfg: dict, node: Node, spec: CertSpec) -> str:

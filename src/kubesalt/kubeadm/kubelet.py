@@ -6,6 +6,7 @@ import shlex
 
 import yaml
 
+from kubesalt import ports
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.images import sandbox_image
 from kubesalt.kubeadm.model import Layout, Node
@@ -40,7 +41,7 @@ def config(
         "clusterDNS": [nth_address(cfg["networks"]["services"], 10)],
         "clusterDomain": cfg["kubernetes"]["dnsDomain"],
         "healthzBindAddress": "127.0.0.1",
-        "healthzPort": 10248,
+        "healthzPort": ports.port_number("kubelet-healthz"),
         "readOnlyPort": 0,
         "rotateCertificates": True,
         "staticPodPath": layout.manifests_dir,

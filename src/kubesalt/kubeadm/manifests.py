@@ -11,8 +11,11 @@ Pure: which optional host CA directories exist is given as `existing_paths`.
 
 from __future__ import annotations
 
+from kubesalt import ports, urls
+from kubesalt import roles as _roles
+from kubesalt.etcd import client_url, peer_url
 from kubesalt.kubeadm import RenderError
-from kubesalt.kubeadm.model import Layout, Node, join_host_port
+from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.kubeadm.staticpod import (
     ANNOTATION_CONFIG_DIGEST,
     host_path,
@@ -22,11 +25,6 @@ from kubesalt.kubeadm.staticpod import (
     static_pod,
 )
 
-ETCD_CLIENT_PORT = 2379
-ETCD_PEER_PORT = 2380
-ETCD_METRICS_PORT = 2381
-CONTROLLER_MANAGER_PORT = 10257
-SCHEDULER_PORT = 10259
 FLEXVOLUME_DIR = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec"
 SYSTEM_CA_DIR = "/etc/ssl/certs"
 ANNOTATION_APISERVER_ENDPOINT = "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"
@@ -53,7 +51,7 @@ def apiserver_command(cfg: dict, node: Node, layout: Layout | None = None) -> li
         "etcd-cafile": pki("etcd/ca.crt"),
         "etcd-certfile": pki("apiserver-etcd-client.crt"),
         "etcd-keyfile": pki("apiserver-etcd-client.key"),
-        "etcd-servers": f"https://{join_host_port(node.loopback, ETCD_CLIENT_PORT)}",
+        "etcd-servers": client_url(node.loopback),
         "kubelet-client-certificate": pki("apiserver-kubelet-client.crt"),
         "kubelet-client-key": pki("apiserver-kubelet-client.key"),
         "kubelet-preferred-address-types": "InternalIP,ExternalIP,Hostname",
@@ -64,7 +62,7 @@ def apiserver_command(cfg: dict, node: Node, layout: Layout | None = None) -> li
         "requestheader-extra-headers-prefix": "X-Remote-Extra-",
         "requestheader-group-headers": "X-Remote-Group",
         "requestheader-username-headers": "X-Remote-User",
-        "secure-port": str(_port(cfg)),
+        "secure-port": str(ports.port_number("kube-apiserver", cfg)),
         "service-account-issuer": f"https://kubernetes.default.svc.{cfg['kubernetes']['dnsDomain']}",
         "service-account-key-file": pki("sa.pub"),
         "service-account-signing-key-file": pki("sa.key"),
@@ -75,33 +73,23 @@ def apiserver_command(cfg: dict, node: Node, layout: Layout | None = None) -> li
     return arguments_to_command("kube-apiserver", args)
 
 
-def etcd_peer_url(ip: str) -> str:
-    """`https://<ip>:2380`, bracketed for IPv6."""
-    return f"https://{join_host_port(ip, ETCD_PEER_PORT)}"
-
-
-def etcd_client_url(ip: str) -> str:
-    """`https://<ip>:2379`, bracketed for IPv6."""
-    return f"https://{join_host_port(ip, ETCD_CLIENT_PORT)}"
-
-
 def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[str]:
     """The etcd command (`getEtcdCommand`): alone on the first node, joining elsewhere."""
     del cfg  # the etcd command depends only on the node; kept for a uniform signature
     layout = layout or Layout()
     pki = layout.pki
     args = {
-        "advertise-client-urls": etcd_client_url(node.ip),
+        "advertise-client-urls": client_url(node.ip),
         "cert-file": pki("etcd/server.crt"),
         "client-cert-auth": "true",
         "data-dir": layout.etcd_data_dir,
         "experimental-initial-corrupt-check": "true",
         "experimental-watch-progress-notify-interval": "5s",
-        "initial-advertise-peer-urls": etcd_peer_url(node.ip),
+        "initial-advertise-peer-urls": peer_url(node.ip),
         "key-file": pki("etcd/server.key"),
-        "listen-client-urls": f"{etcd_client_url(node.loopback)},{etcd_client_url(node.ip)}",
-        "listen-metrics-urls": f"http://{join_host_port(node.loopback, ETCD_METRICS_PORT)}",
-        "listen-peer-urls": etcd_peer_url(node.ip),
+        "listen-client-urls": f"{client_url(node.loopback)},{client_url(node.ip)}",
+        "listen-metrics-urls": urls.url("http", node.loopback, ports.port_number("etcd-metrics")),
+        "listen-peer-urls": peer_url(node.ip),
         "name": node.name,
         "peer-cert-file": pki("etcd/peer.crt"),
         "peer-client-cert-auth": "true",
@@ -111,7 +99,7 @@ def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[st
         "trusted-ca-file": pki("etcd/ca.crt"),
     }
     if node.first:
-        args["initial-cluster"] = f"{node.name}={etcd_peer_url(node.ip)}"
+        args["initial-cluster"] = f"{node.name}={peer_url(node.ip)}"
     else:
         if len(node.etcd_members) < 2:
             raise RenderError(
@@ -119,7 +107,7 @@ def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[st
                 "but no other etcd member is given; list the current members (--peer "
                 "NAME=IP), or mark the node as the first one"
             )
-        members = [f"{name}={etcd_peer_url(ip)}" for name, ip in node.etcd_members]
+        members = [f"{name}={peer_url(ip)}" for name, ip in node.etcd_members]
         args["initial-cluster"] = ",".join(members)
         args["initial-cluster-state"] = "existing"
     return arguments_to_command("etcd", args)
@@ -136,7 +124,7 @@ def controller_manager_command(
     """
     layout = layout or Layout()
     if external_ca is None:
-        external_ca = not node.has("ca")
+        external_ca = not node.has(_roles.CA)
     pki = layout.pki
     kubeconfig = layout.kubeconfig("controller-manager.conf")
     args = {
@@ -178,13 +166,6 @@ def scheduler_command(cfg: dict, node: Node, layout: Layout | None = None) -> li
     return arguments_to_command("kube-scheduler", args)
 
 
-def _port(cfg: dict) -> int:
-    port = cfg["apiServer"]["port"]
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise RenderError(f"apiServer.port is {port!r}; give a TCP port between 1 and 65535")
-    return port
-
-
 def _annotations(base: dict[str, str], digest: str | None) -> dict[str, str]:
     result = dict(base)
     if digest:
@@ -202,7 +183,7 @@ def apiserver_pod(
 ) -> dict:
     """The kube-apiserver static pod."""
     layout = layout or Layout()
-    port = _port(cfg)
+    port = ports.port_number("kube-apiserver", cfg)
     probes = {
         "liveness": probe(node.ip, "/livez", port, "HTTPS", "liveness"),
         "readiness": probe(node.ip, "/readyz", port, "HTTPS", "readiness"),
@@ -213,7 +194,7 @@ def apiserver_pod(
         host_path("k8s-certs", layout.pki_dir, "DirectoryOrCreate", True),
         *optional_ca_volumes(existing_paths),
     ]
-    endpoint = {ANNOTATION_APISERVER_ENDPOINT: join_host_port(node.ip, port)}
+    endpoint = {ANNOTATION_APISERVER_ENDPOINT: urls.host_port(node.ip, port)}
     return static_pod(
         "kube-apiserver",
         apiserver_command(cfg, node, layout),
@@ -231,16 +212,17 @@ def etcd_pod(
     """The etcd static pod (read-write volumes, HTTP probes on the local metrics port)."""
     layout = layout or Layout()
     host = node.loopback
+    metrics = ports.port_number("etcd-metrics")
     probes = {
-        "liveness": probe(host, "/livez", ETCD_METRICS_PORT, "HTTP", "liveness"),
-        "readiness": probe(host, "/readyz", ETCD_METRICS_PORT, "HTTP", "readiness"),
-        "startup": probe(host, "/readyz", ETCD_METRICS_PORT, "HTTP", "startup"),
+        "liveness": probe(host, "/livez", metrics, "HTTP", "liveness"),
+        "readiness": probe(host, "/readyz", metrics, "HTTP", "readiness"),
+        "startup": probe(host, "/readyz", metrics, "HTTP", "startup"),
     }
     volumes = [
         host_path("etcd-certs", layout.pki("etcd"), "DirectoryOrCreate", False),
         host_path("etcd-data", layout.etcd_data_dir, "DirectoryOrCreate", False),
     ]
-    urls = {ANNOTATION_ETCD_URLS: etcd_client_url(node.ip)}
+    urls = {ANNOTATION_ETCD_URLS: client_url(node.ip)}
     return static_pod(
         "etcd",
         etcd_command(cfg, node, layout),
@@ -264,8 +246,12 @@ def controller_manager_pod(
     layout = layout or Layout()
     host = "127.0.0.1"
     probes = {
-        "liveness": probe(host, "/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", "liveness"),
-        "startup": probe(host, "/healthz", CONTROLLER_MANAGER_PORT, "HTTPS", "startup"),
+        "liveness": probe(
+            host, "/healthz", ports.port_number("kube-controller-manager"), "HTTPS", "liveness"
+        ),
+        "startup": probe(
+            host, "/healthz", ports.port_number("kube-controller-manager"), "HTTPS", "startup"
+        ),
     }
     volumes = [
         host_path("ca-certs", SYSTEM_CA_DIR, "DirectoryOrCreate", True),
@@ -292,8 +278,10 @@ def scheduler_pod(
     layout = layout or Layout()
     host = "127.0.0.1"
     probes = {
-        "liveness": probe(host, "/healthz", SCHEDULER_PORT, "HTTPS", "liveness"),
-        "startup": probe(host, "/healthz", SCHEDULER_PORT, "HTTPS", "startup"),
+        "liveness": probe(
+            host, "/healthz", ports.port_number("kube-scheduler"), "HTTPS", "liveness"
+        ),
+        "startup": probe(host, "/healthz", ports.port_number("kube-scheduler"), "HTTPS", "startup"),
     }
     volumes = [host_path("kubeconfig", layout.kubeconfig("scheduler.conf"), "FileOrCreate", True)]
     return static_pod(

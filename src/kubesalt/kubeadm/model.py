@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
-import re
 from dataclasses import dataclass
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
+from kubesalt.names import NodeNameError, check_node_name
 
-ROLES = ("bootstrap", "ca", "control-plane", "etcd", "node")
-
-# RFC 1123 subdomain, which is what Kubernetes accepts as a node name.
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def join_host_port(host: str, port: int) -> str:
-    """Return `host:port`, with an IPv6 host in brackets (Go's `net.JoinHostPort`)."""
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
+__all__ = ["Layout", "Node", "NodeNameError", "check_ip", "check_node_name", "is_ip", "is_ipv6"]
 
 
 def is_ipv6(address: str) -> bool:
@@ -44,16 +35,6 @@ def is_ip(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def check_node_name(name: str, what: str) -> str:
-    """Return `name` if it is a valid Kubernetes node name, else raise `RenderError`."""
-    if not isinstance(name, str) or len(name) > 253 or not _NODE_NAME.match(name):
-        raise RenderError(
-            f"{what}: {name!r} is not a valid node name; use lowercase letters, digits, "
-            "'-' and '.', starting and ending with a letter or digit (RFC 1123)"
-        )
-    return name
 
 
 def check_ip(value: str, what: str) -> str:
@@ -90,19 +71,22 @@ class Node:
         check_node_name(self.name, "node name")
         object.__setattr__(self, "ip", check_ip(self.ip, f"IP of node {self.name}"))
         roles = frozenset(self.roles)
-        unknown = sorted(roles - set(ROLES))
+        unknown = sorted(_roles.unknown(roles))
         if unknown:
             raise RenderError(
                 f"roles of node {self.name}: unknown role(s) {', '.join(unknown)}; "
-                f"valid roles: {', '.join(ROLES)}"
+                f"valid roles: {_roles.listing()}"
             )
         if not roles:
-            raise RenderError(f"roles of node {self.name}: empty; give at least one of {ROLES}")
+            raise RenderError(
+                f"roles of node {self.name}: empty; give at least one of {_roles.listing()}"
+            )
         object.__setattr__(self, "roles", roles)
-        if self.first and not {"control-plane", "etcd"} <= roles:
+        if self.first and not roles >= _roles.INIT_ROLES:
             raise RenderError(
                 f"node {self.name} is marked first (kubeadm init) but has roles "
-                f"{', '.join(sorted(roles))}; the first node needs control-plane and etcd"
+                f"{', '.join(sorted(roles))}; the first node needs "
+                f"{' and '.join(sorted(_roles.INIT_ROLES))}"
             )
         members = []
         for name, ip in self.etcd_members:
@@ -133,8 +117,8 @@ class Node:
 
     def has(self, role: str) -> bool:
         """Tell whether the node has `role`."""
-        if role not in ROLES:
-            raise RenderError(f"role {role!r} is unknown; valid roles: {', '.join(ROLES)}")
+        if role not in _roles.ROLES:
+            raise RenderError(f"role {role!r} is unknown; valid roles: {_roles.listing()}")
         return role in self.roles
 
     @property
@@ -150,7 +134,7 @@ class Node:
     @property
     def control_plane(self) -> bool:
         """Whether the node runs the control-plane static pods."""
-        return "control-plane" in self.roles
+        return _roles.CONTROL_PLANE in self.roles
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ import posixpath
 
 import yaml
 
+from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError, containerd, kubeconfig, kubelet, manifests, staticpod
-from kubesalt.kubeadm.certs import KUBELET_ROLES, ca_files_for, key_algorithm, node_certificates
+from kubesalt.kubeadm.certs import ca_files_for, key_algorithm, node_certificates
 from kubesalt.kubeadm.files import Rendered, RenderedDirectory, RenderedFile, write_tree
 from kubesalt.kubeadm.images import check_version
 from kubesalt.kubeadm.model import Layout, Node
@@ -53,16 +54,16 @@ def manifest_yaml(pod: dict) -> bytes:
 def directories(node: Node, layout: Layout) -> dict[str, RenderedDirectory]:
     """The directories a node gets, with kubeadm's modes."""
     dirs = {}
-    if node.roles & KUBELET_ROLES or node.has("ca"):
+    if node.roles & _roles.KUBELET_ROLES or node.has(_roles.CA):
         dirs[layout.kubernetes_dir] = RenderedDirectory(0o755)
         dirs[layout.pki_dir] = RenderedDirectory(0o755)
-    if node.control_plane or node.has("etcd") or node.has("ca"):
+    if node.control_plane or node.has(_roles.ETCD) or node.has(_roles.CA):
         dirs[layout.pki("etcd")] = RenderedDirectory(0o755)
-    if node.control_plane or node.has("etcd"):
+    if node.control_plane or node.has(_roles.ETCD):
         dirs[layout.manifests_dir] = RenderedDirectory(0o700)
-    if node.has("etcd"):
+    if node.has(_roles.ETCD):
         dirs[layout.etcd_data_dir] = RenderedDirectory(0o700)
-    if node.roles & KUBELET_ROLES:
+    if node.roles & _roles.KUBELET_ROLES:
         dirs[layout.manifests_dir] = RenderedDirectory(0o700)
         dirs[layout.kubelet_dir] = RenderedDirectory(0o700)
         dirs[layout.kubelet_dropin_dir] = RenderedDirectory(0o755)
@@ -84,7 +85,7 @@ def _pki_files(
         files[f"{base}.crt"] = RenderedFile(issued.cert_pem, CERT_MODE)
         if with_key:
             files[f"{base}.key"] = RenderedFile(issued.key_pem, KEY_MODE)
-    if node.control_plane or node.has("ca"):
+    if node.control_plane or node.has(_roles.CA):
         for path, item in authorities.files(layout.pki_dir).items():
             if posixpath.basename(path) in ("sa.key", "sa.pub"):
                 files[path] = item
@@ -104,7 +105,7 @@ def _pki_files(
 
 def static_pods(node: Node) -> tuple[str, ...]:
     """The static pods `node` runs, by name (`etcd`, `kube-apiserver`, ...)."""
-    pods = ("etcd",) if node.has("etcd") else ()
+    pods = ("etcd",) if node.has(_roles.ETCD) else ()
     if node.control_plane:
         pods += ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     return pods
@@ -141,8 +142,14 @@ def manifest_file(
     digest = staticpod.config_digest(contents, staticpod.used_files(command, layout))
     extra = {"existing_paths": existing_paths} if with_ca_dirs else {}
     pod = pod_of(cfg, node, layout=layout, digest=digest, **extra)
-    path = posixpath.join(layout.manifests_dir, f"{pod['metadata']['name']}.yaml")
-    return path, RenderedFile(manifest_yaml(pod), MANIFEST_MODE)
+    return manifest_path(layout, pod["metadata"]["name"]), RenderedFile(
+        manifest_yaml(pod), MANIFEST_MODE
+    )
+
+
+def manifest_path(layout: Layout, name: str) -> str:
+    """Where the static pod `name` lives: /etc/kubernetes/manifests/<name>.yaml."""
+    return posixpath.join(layout.manifests_dir, f"{name}.yaml")
 
 
 def manifest_files(
@@ -207,23 +214,29 @@ def kubelet_files(
     os_family: str = "Debian",
 ) -> dict[str, RenderedFile]:
     """config.yaml, kubeadm-flags.env and the kubelet drop-in (nodes that run a kubelet)."""
-    if not node.roles & KUBELET_ROLES:
+    if not node.roles & _roles.KUBELET_ROLES:
         return {}
     config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
+    config_path, flags_path, dropin_path = kubelet_paths(layout)
     return {
-        posixpath.join(layout.kubelet_dir, "config.yaml"): RenderedFile(config, KUBELET_FILE_MODE),
-        posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"): RenderedFile(
-            kubelet.flags_env(node), KUBELET_FILE_MODE
-        ),
-        posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"): RenderedFile(
-            kubelet.dropin(layout, os_family), 0o644
-        ),
+        config_path: RenderedFile(config, KUBELET_FILE_MODE),
+        flags_path: RenderedFile(kubelet.flags_env(node), KUBELET_FILE_MODE),
+        dropin_path: RenderedFile(kubelet.dropin(layout, os_family), 0o644),
     }
+
+
+def kubelet_paths(layout: Layout) -> tuple[str, str, str]:
+    """config.yaml, kubeadm-flags.env and the drop-in 10-kubeadm.conf, by path."""
+    return (
+        posixpath.join(layout.kubelet_dir, "config.yaml"),
+        posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"),
+        posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"),
+    )
 
 
 def containerd_files(node: Node, layout: Layout, registry: str | None) -> dict[str, RenderedFile]:
     """config.toml and the hosts.toml of every mirrored registry (nodes that run a kubelet)."""
-    if not node.roles & KUBELET_ROLES:
+    if not node.roles & _roles.KUBELET_ROLES:
         return {}
     if registry is None:
         raise RenderError(

@@ -13,6 +13,7 @@ from reference_vectors import (
     config,
 )
 
+from kubesalt.errors import ConfigError
 from kubesalt.kubeadm import RenderError, manifests, staticpod
 from kubesalt.kubeadm.model import Layout, Node
 
@@ -156,22 +157,25 @@ def test_ipv6_node():
 
 def test_custom_domain_cluster_name_and_port(cp1):
     cfg = config(**{"kubernetes.dnsDomain": "example.org", "kubernetes.clusterName": "prod"})
-    cfg["apiServer"]["port"] = 8443
+    cfg["apiServer"]["port"] = 7443
     api = manifests.apiserver_command(cfg, cp1)
     assert "--service-account-issuer=https://kubernetes.default.svc.example.org" in api
-    assert "--secure-port=8443" in api
+    assert "--secure-port=7443" in api
     assert "--cluster-name=prod" in manifests.controller_manager_command(cfg, cp1)
     pod = manifests.apiserver_pod(cfg, cp1)
-    assert pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] == 8443
+    assert pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] == 7443
     assert pod["metadata"]["annotations"][manifests.ANNOTATION_APISERVER_ENDPOINT] == (
-        "10.0.0.10:8443"
+        "10.0.0.10:7443"
     )
 
 
 def test_bad_port_is_named(cp1):
     cfg = config(**{"apiServer.port": 0})
-    with pytest.raises(RenderError, match=r"apiServer.port is 0"):
+    with pytest.raises(ConfigError, match=r"apiServer.port: 0 is not a TCP port"):
         manifests.apiserver_command(cfg, cp1)
+    cfg = config(**{"apiServer.port": 2379})
+    with pytest.raises(ConfigError, match=r"apiServer.port: 2379 is already the port of etcd-cl"):
+        manifests.apiserver_pod(cfg, cp1)
 
 
 def test_proxy_env_sorted_and_not_on_etcd(cp1):
