@@ -85,7 +85,7 @@ SKIP_REMOVE_PHASES = ("drain", "delete-node")
 SKIP_PHASES_GRAIN = skip.NODE_PHASES
 # The SSH key the bootstrap node's salt-ssh uses to reach the other nodes (made per lab).
 SSH_KEY = "/root/.ssh/kubesalt-lab"
-# The lab's stand-ins (src/kubesalt/lab/standins): installed here in every node, run by
+# The lab's stand-ins (src/kubesalt_lab/standins): installed here in every node, run by
 # the units below, enabled from boot; each waits for what kubesalt writes.
 STANDIN_DIR = "/usr/local/lib/kubesalt-lab"
 STANDINS = {

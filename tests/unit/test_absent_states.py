@@ -203,6 +203,6 @@ def test_skipped_refuses_unknown_names(value, phase, message):
 
 
 def test_the_lab_skips_only_declared_phases():
-    from kubesalt.lab import model
+    from kubesalt_lab import model
 
     assert skip.check(list(model.SKIP_PHASES_GRAIN)) == model.SKIP_PHASES_GRAIN

@@ -619,5 +619,7 @@ def test_absent_undoes_everything():
     assert dict(ChainMap(*high["Stop and disable keepalived"]["service.dead"])) == {
         "name": "keepalived",
         "enable": False,
+        # Only where it is installed: a dry run elsewhere must not say it would stop it.
+        "onlyif": [{"fun": "service.available", "name": "keepalived"}],
     }
     assert "pkg.removed" in high["Remove the keepalived package"]
