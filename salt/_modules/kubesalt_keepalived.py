@@ -123,5 +123,5 @@ def check_script():
 
         salt 'cp-1' kubesalt_keepalived.check_script
     """
-    port = _config().get("apiServer", {}).get("port", 6443)
+    port = _glue.call(_ports.port_number, "kube-apiserver", _config())
     return _glue.call(_keepalived.render_check_script, port)

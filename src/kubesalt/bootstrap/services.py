@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import yaml
 
+from kubesalt import ports
 from kubesalt.bootstrap.archive import PILLAR_DIR, SALT_DIR, Archive
 
 VENV = "/opt/kubesalt/salt"
@@ -25,11 +26,12 @@ MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
 MASTER_CONFIG = "/etc/salt/master.d/kubesalt.conf"
 CONFIG_PATH = "/etc/kubesalt/bootstrap.yaml"
 INVENTORY_DIR = "/etc/kubesalt/nodes"
-REGISTRY_ADDRESS = "127.0.0.1:5000"
+# The registry listens on loopback only; nginx fronts it (port-matrix entry "registry").
+REGISTRY_ADDRESS = f"127.0.0.1:{ports.port_number('registry')}"
 REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
 REGISTRY_STORAGE = "/var/lib/docker-registry"
 NGINX_CONFIG = "/etc/nginx/conf.d/kubesalt.conf"
-REPOSITORY_PORT = 8443  # port-matrix entry "repository"
+REPOSITORY_PORT = ports.port_number("repository")
 PKI_DIR = "/etc/kubesalt/pki"
 REPOSITORY_CERT = f"{PKI_DIR}/repository.crt"
 REPOSITORY_KEY = f"{PKI_DIR}/repository.key"
