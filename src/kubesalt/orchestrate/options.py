@@ -119,7 +119,7 @@ def _seconds(pillar: dict, key: str) -> int:
 
 
 def _ca_minion(pillar: dict) -> str:
-    ca = ((pillar.get("kubesalt") or {}).get("ca") or {}).get("minion")
+    ca = _given_ca(pillar)
     if not isinstance(ca, str) or not ca:
         raise OrchestrateError(
             "pillar kubesalt:ca:minion is not set: the master's pillar lacks the kubesalt "
@@ -128,10 +128,8 @@ def _ca_minion(pillar: dict) -> str:
     return ca
 
 
-def _bootstrap_minion(pillar: dict, ca_minion: str) -> list[str]:
-    """bootstrap.sh gives its minion ID (pillar kubesalt_bootstrap:minion); else the CA."""
-    given = (pillar.get("kubesalt_bootstrap") or {}).get("minion")
-    return [_one_name(given, "kubesalt_bootstrap:minion")] if given else [ca_minion]
+def _given_ca(pillar: dict):
+    return ((pillar.get("kubesalt") or {}).get("ca") or {}).get("minion")
 
 
 def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
@@ -140,10 +138,16 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
     if not isinstance(pillar, dict):
         raise OrchestrateError(f"pillar = {pillar!r}: give a dictionary with the key node")
     phases_of(orchestration)
-    ca_minion = _ca_minion(pillar)
-    if orchestration == "bootstrap":
-        nodes = _bootstrap_minion(pillar, ca_minion)
+    given = (pillar.get("kubesalt_bootstrap") or {}).get("minion")
+    if orchestration == "bootstrap" and given:
+        # bootstrap.sh names its minion, the CA minion (its pillar may not say so yet).
+        nodes = [_one_name(given, "kubesalt_bootstrap:minion")]
+        ca_minion = _given_ca(pillar) or nodes[0]
+    elif orchestration == "bootstrap":
+        ca_minion = _ca_minion(pillar)
+        nodes = [ca_minion]
     else:
+        ca_minion = _ca_minion(pillar)
         nodes = check_nodes_pillar(orchestration, pillar)
     api = (pillar.get("kubesalt") or {}).get("apiServer") or {}
     force = pillar.get("force", False)

@@ -160,3 +160,7 @@ def test_bootstrap_acts_on_the_minion_bootstrap_sh_gives_else_the_ca_minion():
     given = options.from_pillar("bootstrap", {"kubesalt_bootstrap": {"minion": "b1"}, **CA}, "s")
     assert given.nodes == ("b1",)
     assert options.from_pillar("bootstrap", CA, "s").nodes == ("bootstrap",)
+    alone = options.from_pillar("bootstrap", {"kubesalt_bootstrap": {"minion": "b1"}}, "s")
+    assert (alone.nodes, alone.ca_minion) == (("b1",), "b1")
+    with pytest.raises(OrchestrateError, match="pillar kubesalt:ca:minion is not set"):
+        options.from_pillar("bootstrap", {}, "s")
