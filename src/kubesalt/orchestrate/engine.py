@@ -329,7 +329,7 @@ def _run_phases(run: Run, phases, report: Report, progress) -> None:
         start = run.backend.clock()
         try:
             outcome = run.run_phase(phase, nodes)
-        except KubesaltError as err:
+        except (KubesaltError, OSError) as err:  # OSError: a file or socket on the master
             seconds = run.backend.clock() - start
             report.error = _failure(phase.name, err)
             report.outcomes.append(PhaseOutcome(phase.name, seconds, tuple(nodes),

@@ -497,3 +497,16 @@ def test_plan_lists_phases_their_nodes_and_why_not(converged):
     assert phases["etcd"]["why"] == "not for these nodes (worker1: node; cp9: none)"
     assert phases["addons"] == {"name": "addons", "summary": phases["addons"]["summary"],
                                 "nodes": [], "run": False, "why": "skipped (pillar skip_phases)"}  # fmt: skip
+
+
+def test_a_file_error_on_the_master_names_its_phase_and_releases_the_lock(fresh):
+    def full(path, text):
+        raise OSError(28, "No space left on device", path)
+
+    fresh.write_private = full
+    report = run(fresh, "deploy_node", node="cp2")
+    assert report.error == (
+        "phase minion: OSError: [Errno 28] No space left on device: "
+        "'/etc/kubesalt/minion-keys/cp2.pub'"
+    )
+    assert pathlib.Path(fresh.lock_path).read_text() == ""
