@@ -1,17 +1,19 @@
-"""The plan of the deploy_node and remove_node orchestrations, for their SLS files.
+"""The plan of an orchestration, before it runs: which phases act on which nodes.
 
-Runs on the master (the orchestrate renderer): which phases run for a node, which are skipped
-and why, from ``kubesalt.orchestrate`` (the phases as data) and the inventory. An invalid
-``skip_phases`` or ``node`` stops the orchestration before anything changes, with the valid
-values in the message. See ``docs/orchestrations.md``.
+Runs where the inventory is (the bootstrap node): the phases of ``bootstrap``,
+``deploy_node`` or ``remove_node`` (``kubesalt.orchestrate.tables``) for the nodes of a
+pillar, each with the nodes it acts on, or why it does not run. An invalid
+``skip_phases`` or ``node`` is the error the orchestration itself would stop with. See
+``docs/orchestrations.md``.
 """
 
 from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import inventory as _inventory
-    from kubesalt import orchestrate as _orchestrate
     from kubesalt import saltglue as _glue
+    from kubesalt.orchestrate import engine as _engine
+    from kubesalt.orchestrate import options as _options
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the master's virtualenv
@@ -30,13 +32,13 @@ def _inventory_dir():
     return __opts__.get("kubesalt_inventory", _inventory.DEFAULT_DIR)  # noqa: F821
 
 
-def plan(orchestration, pillar=None):
+def plan(orchestration, pillar=None, saltenv=None):
     """
-    Return the plan of ``orchestration`` (``deploy_node`` or ``remove_node``) for the node
-    in ``pillar`` (``node``, or for deploy_node a list ``nodes``; ``skip_phases``,
-    ``force``): the nodes, their declared roles (empty for a node that is not declared:
-    the preflight phase says so), and every phase with the ``nodes`` it acts on, ``run``
-    and ``why`` it does not run.
+    Return the plan of ``orchestration`` for the nodes in ``pillar`` (``node``, or for
+    deploy_node a list ``nodes``; ``skip_phases``; the other options are checked too):
+    the nodes, their declared roles, and every phase with the ``nodes`` it acts on,
+    ``run`` and ``why`` it does not run. ``kubesalt:ca:minion`` comes from this
+    minion's pillar when ``pillar`` does not give it.
 
     CLI Example:
 
@@ -47,16 +49,13 @@ def plan(orchestration, pillar=None):
     pillar = pillar or {}
     if not isinstance(pillar, dict):
         raise CommandExecutionError(f"pillar = {pillar!r}: give a dictionary with the key node")
-    names = _glue.call(_orchestrate.check_nodes_pillar, orchestration, pillar)
-    declared = _glue.call(_inventory.load, _inventory_dir())
-    roles = {name: list(declared[name].roles) if name in declared else [] for name in names}
-    phases = _glue.call(_orchestrate.plan, orchestration, roles, pillar.get("skip_phases"))
+    merged = {"kubesalt": (__pillar__ or {}).get("kubesalt") or {}, **pillar}  # noqa: F821
+    options = _glue.call(_options.from_pillar, orchestration, merged, saltenv or "base")
+    inventory = _glue.call(_inventory.load, _inventory_dir())
+    phases = _engine.plan(options, inventory)
     return {
-        "nodes": names,
-        # One node: its name; several: "cp2, cp3, worker1" (for state IDs and messages).
-        "label": ", ".join(names),
-        "roles": roles,
-        "force": pillar.get("force") is True,
+        "nodes": list(options.nodes),
+        "roles": {n: list(inventory[n].roles) if n in inventory else [] for n in options.nodes},
         "phases": phases,
         "skipped": [f"{p['name']}: {p['why']}" for p in phases if not p["run"]],
     }

@@ -71,13 +71,40 @@ class Report:
         return sum(o.seconds for o in self.outcomes)
 
 
+def split_names(value) -> list[str]:
+    """Phase names as given: a comma-separated string, a list, or nothing (blanks dropped).
+    Shared by bootstrap.sh's `--skip-phases` and the orchestrations' pillar `skip_phases`."""
+    if value in (None, "", [], ()):
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def unknown_names(wanted: Iterable[str], declared: Iterable[str]) -> list[str]:
+    """The names of `wanted` that are not declared phase names, in the order given."""
+    names = set(declared)
+    return [name for name in wanted if name not in names]
+
+
+def start_line(index: int, total: int, name: str, summary: str) -> str:
+    """`[3/8] name: summary ...`: a phase starts (bootstrap.sh and the orchestrations)."""
+    return f"[{index}/{total}] {name}: {summary} ..."
+
+
+def done_line(
+    name: str, seconds: float, changed: bool, detail: str = "", changed_word: str = "changed"
+) -> str:
+    """`      name done in 1.2s (changed; detail)`: a phase ended (a dry run says `would
+    change`)."""
+    state = changed_word if changed else "no changes"
+    return f"      {name} done in {seconds:.1f}s ({state}{f'; {detail}' if detail else ''})"
+
+
 def parse_skip(text: str | None, phases: Iterable[Phase]) -> set[str]:
     """Validate a comma-separated `--skip-phases` value against the declared phase names."""
     names = [p.name for p in phases]
-    if not text:
-        return set()
-    wanted = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [item for item in wanted if item not in names]
+    wanted = split_names(text)
+    unknown = unknown_names(wanted, names)
     if unknown:
         raise UsageError(
             f"--skip-phases: unknown phase {', '.join(map(repr, unknown))}; "
@@ -98,12 +125,12 @@ def run_phases(
     report = Report()
     phases = list(phases)
     for index, phase in enumerate(phases, start=1):
-        head = f"[{index}/{len(phases)}] {phase.name}: {phase.summary}"
+        head = start_line(index, len(phases), phase.name, phase.summary)
         if phase.name in skip:
-            announce(f"{head} ... skipped (--skip-phases)")
+            announce(f"{head} skipped (--skip-phases)")
             report.outcomes.append(Outcome(phase.name, 0.0, skipped=True))
             continue
-        announce(f"{head} ...")
+        announce(head)
         start = clock()
         try:
             result = phase.run(context)
@@ -115,7 +142,5 @@ def run_phases(
             raise PhaseError(phase.name, f"{type(err).__name__}: {err}") from err
         seconds = clock() - start
         report.outcomes.append(Outcome(phase.name, seconds, result=result))
-        state = "changed" if result.changed else "no changes"
-        detail = f"; {result.detail}" if result.detail else ""
-        announce(f"      {phase.name} done in {seconds:.1f}s ({state}{detail})")
+        announce(done_line(phase.name, seconds, result.changed, result.detail))
     return report

@@ -1,5 +1,6 @@
 # Applied to a new node through salt-ssh by the deploy_node orchestration (phase minion),
-# with pillar kubesalt_deploy computed on the bootstrap node (kubesalt_orchestrate states):
+# or through the node's running minion (test=True first), with pillar kubesalt_deploy
+# computed once per run on the bootstrap node (kubesalt.orchestrate.minionpillar):
 # the cluster CA trusted, the bootstrap node's apt repository over HTTPS, Salt and kubesalt
 # in their virtualenv from the bootstrap node's wheels (nothing from the internet), and
 # salt-minion configured toward the master with the same configuration code as bootstrap.sh.
@@ -85,7 +86,7 @@ Link salt-call to the Salt virtualenv:
 Write the salt-minion configuration:
   file.managed:
     - name: /etc/salt/minion.d/kubesalt.conf
-    - contents: {{ d.minion_config | yaml_dquote }}
+    - contents: {{ d.minion_configs[grains['id']] | yaml_dquote }}
     - user: root
     - group: root
     - mode: '0644'

@@ -1,0 +1,252 @@
+"""The step kinds that act on the cluster through the CA minion: etcd membership,
+Node objects (kubectl with admin.conf), the API server's readiness.
+
+Same contract as `steps`: `kind(run, step, nodes, targets) -> StepResult`; a dry run
+reads the current state (member list, Node object, readyz) and reports only what would
+change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kubesalt import kubectl as _kubectl
+from kubesalt.etcd import find
+from kubesalt.kubeadm.model import Layout
+from kubesalt.orchestrate import etcdjoin, urls
+from kubesalt.orchestrate.model import OrchestrateError, StepFailed, StepResult
+from kubesalt.orchestrate.steps import applied, wait
+
+INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
+ETCD_SLS = ("kubesalt.roles.etcd",)
+
+
+def _ca_call(run, fun, args, kwargs, timeout, what):
+    ca = run.options.ca_minion
+    return run.rpc.call([ca], fun, args, kwargs, timeout, what=what)[ca]
+
+
+# -- etcd ------------------------------------------------------------------------------
+def _members(run):
+    listing = _ca_call(run, "kubesalt_etcd.members", [], {}, 60, "list the etcd members")
+    return etcdjoin.members_from(listing)
+
+
+def etcd_joined(run, step, nodes, targets):
+    """One member list decides which nodes still join; those join one at a time, in the
+    order given (etcd admits one learner at a time). A voter only gets its etcd state,
+    when the survey left it something to change."""
+    timeout = run.timeout(step)
+    members = _members(run)
+    askable = [n for n in nodes if n not in run.no_minion]
+    ips = run.control_plane_ips(askable)
+    grains = run.kubesalt_grains(askable)
+    plans = {n: etcdjoin.plan_join(members, n, urls.etcd_peer_url(ips[n]),
+                                   bool(grains[n].get("etcd_initial_cluster")))
+             for n in askable}  # fmt: skip
+    joining = [n for n in askable if plans[n].joins]
+    stray = etcdjoin.other_learner(members, nodes) if joining else None
+    if stray is not None:
+        raise StepFailed(
+            f"etcd member {stray.label()} is a learner and etcd admits one at a time: no node "
+            "can join until it is promoted or removed (salt-run state.orchestrate "
+            "kubesalt.orchestrate.remove_node, or kubesalt_etcd.remove on the CA minion)"
+        )
+    voters = [n for n in askable if not plans[n].joins]
+    voter_step = dataclasses.replace(step, kind="applied", args={"sls": ETCD_SLS},
+                                     timeout=timeout * 3)  # fmt: skip
+    result = applied(run, voter_step, voters, voters)
+    if run.test:
+        for node in nodes:
+            if node in run.no_minion:
+                result.changes[node] = {"etcd": "would join etcd (no minion yet)"}
+            elif plans[node].joins:
+                result.changes[node] = {"etcd": f"{plans[node].state}: would "
+                                        + ", ".join(plans[node].actions)}  # fmt: skip
+        return result
+    joined = []
+    for index, node in enumerate(joining):
+        plan = plans[node]
+        if index:  # the previous join ended waiting for a healthy cluster
+            plan = dataclasses.replace(
+                plan, actions=plan.actions[plan.actions[0] == etcdjoin.WAIT_HEALTHY :]
+            )
+        try:
+            result.changes[node] = _join(run, plan, timeout)
+        except (StepFailed, OrchestrateError) as err:
+            message = err.message if isinstance(err, StepFailed) else f"{type(err).__name__}: {err}"
+            done = f" (joined before the failure: {', '.join(joined)})" if joined else ""
+            raise StepFailed(message + done, [node]) from err
+        joined.append(f"{node} ({plans[node].peer_url})")
+    if joined:
+        result.notes.append(f"joined etcd as voting members: {', '.join(joined)}")
+    return result
+
+
+def _join(run, plan, timeout) -> dict:
+    """Run a JoinPlan's actions for one node; its changes."""
+    node, changes, added = plan.node, {}, None
+    healthy = {"timeout": timeout, "cluster": True}
+    for action in plan.actions:
+        if action == etcdjoin.WAIT_HEALTHY:
+            _ca_call(run, "kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
+                     f"wait for a healthy etcd cluster ({node})")  # fmt: skip
+        elif action == etcdjoin.ADD_LEARNER:
+            added = _ca_call(run, "kubesalt_etcd.add_learner", [node, plan.peer_url], {},
+                             timeout, f"add {node} as an etcd learner")  # fmt: skip
+            if added.get("changed"):
+                changes["learner"] = (added.get("member") or {}).get("id", node)
+        elif action == etcdjoin.RECORD:
+            members = etcdjoin.parse_initial_cluster(added["initial_cluster"])
+            run.rpc.call([node], "grains.set", [INITIAL_CLUSTER_GRAIN, members],
+                         {"force": True}, 30)  # fmt: skip
+            changes["initial_cluster"] = added["initial_cluster"]
+        elif action == etcdjoin.STATIC_POD:
+            runs = run.rpc.state([node], ETCD_SLS, run.options.saltenv, timeout * 3)
+            if runs[node].changed:
+                changes["states"] = runs[node].changed
+        elif action == etcdjoin.PROMOTE:
+            promoted = _ca_call(run, "kubesalt_etcd.promote", [node], {"timeout": timeout},
+                                timeout + 30, f"promote the etcd learner {node}")  # fmt: skip
+            if promoted.get("changed"):
+                changes["promoted"] = node
+    return changes
+
+
+def etcd_left(run, step, nodes, targets):
+    """The node's etcd member removed, asked on the CA minion's member: refused for the
+    last member, and (unless pillar force) when the voters left would lose quorum."""
+    changes = {}
+    for node in nodes:
+        if run.test:
+            member = find(_members(run), node)
+            if member is not None:
+                changes[node] = {"etcd": f"would remove member {member.label()}"}
+            continue
+        try:
+            removed = _ca_call(run, "kubesalt_etcd.remove", [node],
+                               {"force": run.options.force, "timeout": run.timeout(step)},
+                               run.timeout(step) + 30, f"remove the etcd member {node}")  # fmt: skip
+        except StepFailed as err:
+            raise StepFailed(
+                f"{err.message}; nothing was changed (pillar force: true overrides the quorum "
+                "check, never the last-member check)",
+                [node],
+            ) from err
+        if removed.get("changed"):
+            changes[node] = {"removed": removed.get("member")}
+    return StepResult(changes)
+
+
+# -- Node objects ----------------------------------------------------------------------
+ADMIN_CONF = Layout().kubeconfig("admin.conf")
+
+
+def _read_node(run, node):
+    """The Node object `node` as the CA minion's kubectl sees it (None: absent)."""
+    command = _kubectl.get_node_command(ADMIN_CONF, node)
+    out = _ca_call(run, "cmd.run_all", [command], {"python_shell": False}, 60,
+                   f"read the Node object {node}")  # fmt: skip
+    if out.get("retcode"):
+        raise StepFailed(f"kubectl get node {node} on {run.options.ca_minion} failed: "
+                         f"{(out.get('stderr') or '').strip()[-300:]}", [node])  # fmt: skip
+    return _kubectl.parse_node(out.get("stdout") or "")
+
+
+def labelled(run, step, nodes, targets):
+    """Each Node object labelled with its roles (node-role.kubernetes.io/<role>=); only
+    missing labels are added. A node whose kubelet has not registered is an error."""
+    changes = {}
+    for node in nodes:
+        roles = list(run.roles(node))
+        if run.test:
+            found = _read_node(run, node) if node not in run.no_minion else None
+            labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+            missing = _kubectl.missing_role_labels(labels, roles)
+            if found is None or missing:
+                changes[node] = {"labels": missing or "would label once its kubelet registers"}
+            continue
+        result = _ca_call(run, "kubesalt_kubectl.label_node", [node, roles], {},
+                          run.timeout(step) + 30, f"label the Node object {node}")  # fmt: skip
+        if result.get("changed"):
+            changes[node] = {"labels": result.get("added") or result.get("labels")}
+    return StepResult(changes)
+
+
+def drained(run, step, nodes, targets):
+    """kubectl drain (cordon, evict; PodDisruptionBudgets honoured until the timeout). No
+    Node object: nothing to do. On failure nothing else is changed."""
+    changes = {}
+    for node in nodes:
+        if run.test:
+            found = _read_node(run, node)
+            if found is not None:
+                changes[node] = {"drain": "would cordon and evict its pods"
+                                 if not _kubectl.is_cordoned(found) else "would evict its pods"}  # fmt: skip
+            continue
+        seconds = run.timeout(step)
+        try:
+            result = _ca_call(run, "kubesalt_kubectl.drain", [node], {"timeout": seconds},
+                              seconds + 30, f"drain the Node object {node}")  # fmt: skip
+        except StepFailed as err:
+            raise StepFailed(f"{err.message}; nothing else was changed", [node]) from err
+        if result.get("changed"):
+            changes[node] = {"cordoned": result.get("cordoned"), "evicted": result.get("evicted")}
+    return StepResult(changes)
+
+
+def node_deleted(run, step, nodes, targets):
+    """The Node object deleted (after cleanup stopped the kubelet: it cannot register
+    again)."""
+    changes = {}
+    for node in nodes:
+        if run.test:
+            if _read_node(run, node) is not None:
+                changes[node] = {"deleted": "would delete the Node object"}
+            continue
+        seconds = run.timeout(step)
+        result = _ca_call(run, "kubesalt_kubectl.delete_node", [node], {"timeout": seconds},
+                          seconds + 30, f"delete the Node object {node}")  # fmt: skip
+        if result.get("changed"):
+            changes[node] = {"deleted": node}
+    return StepResult(changes)
+
+
+# -- readiness -------------------------------------------------------------------------
+def api_ready(run, step, nodes, targets):
+    """https://<node>:<apiServer.port>/readyz answers 200, asked from the master (bounded).
+    A wait changes nothing: a dry run asks once and only notes the answer."""
+    askable = [n for n in nodes if n not in run.no_minion]
+    ips = run.control_plane_ips(askable)
+    url = {n: urls.readyz_url(ips[n], run.options.api_port) for n in askable}
+    last = {}
+
+    def not_ready(pending):
+        left = []
+        for node in pending:
+            try:
+                last[node] = run.backend.http_status(url[node], 5)
+            except OSError as err:
+                last[node] = str(err)
+            if last[node] != 200:
+                left.append(node)
+        return left
+
+    if run.test:
+        left = not_ready(askable)
+        return StepResult(notes=[f"{n}: {url[n]} answers {last[n]}" for n in left])
+    left = wait(run, step, askable, not_ready)
+    if left:
+        raise StepFailed(
+            "; ".join(f"{url[n]} did not answer 200 within {run.timeout(step)}s (last: "
+                      f"{last[n]}); check kube-apiserver on {n} (crictl ps, its log)"
+                      for n in left),
+            left,
+        )  # fmt: skip
+    return StepResult()
+
+
+KINDS = {
+    "etcd_joined": etcd_joined, "etcd_left": etcd_left, "labelled": labelled,
+    "drained": drained, "node_deleted": node_deleted, "api_ready": api_ready,
+}  # fmt: skip

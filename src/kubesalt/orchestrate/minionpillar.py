@@ -1,0 +1,107 @@
+"""The pillar of the salt-ssh minion install (`kubesalt.salt.minion.remote`), built once
+per run on the bootstrap node: the files are read once, each node only adds its ID to
+the minion configuration (the same code as bootstrap.sh: kubesalt.bootstrap.services).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubesalt.bootstrap import archive as _archive
+from kubesalt.bootstrap import services as _services
+from kubesalt.bootstrap.archive import Archive
+from kubesalt.orchestrate import urls
+from kubesalt.orchestrate.model import OrchestrateError
+
+ARCHIVE_KEY = "kubesalt-archive-key.asc"
+
+
+@dataclass(frozen=True)
+class MinionPillar:
+    """What every node's install shares; `for_nodes` adds each node's configuration."""
+
+    shared: dict
+    archives: tuple[Archive, ...]
+    current: Archive
+    master_ip: str
+
+    def for_nodes(self, nodes) -> dict:
+        """One pillar for every node of the run (one Salt job can carry it): the shared
+        part, and `minion_configs` {node: its /etc/salt/minion.d/kubesalt.conf}."""
+        configs = {
+            node: _services.minion_config(node, self.master_ip, list(self.archives), self.current)
+            for node in nodes
+        }
+        return {**self.shared, "minion_configs": configs}
+
+
+def check_master_ip(master_ip) -> str:
+    if not master_ip or master_ip in ("0.0.0.0", "::"):
+        raise OrchestrateError(
+            f"the master's interface option is {master_ip!r}: kubesalt binds the master to the "
+            "bootstrap node's control-plane IP (kubesalt.salt.master); run bootstrap.sh again"
+        )
+    return master_ip
+
+
+def current_archive(archives, saltenv: str) -> Archive:
+    for archive in archives:
+        if archive.saltenv == saltenv:
+            return archive
+    raise OrchestrateError(
+        f"no archive with saltenv {saltenv} is registered on the master "
+        f"({_archive.REGISTER}); give the saltenv of a registered archive "
+        "(salt-call kubesalt_bootstrap.archives), or run bootstrap.sh with that archive"
+    )
+
+
+def build(
+    saltenv: str,
+    master_ip: str,
+    archives,
+    ca_path: str,
+    read_text: Callable[[str], str],
+) -> MinionPillar:
+    """The pillar of `saltenv`'s install; `read_text(path)` reads the CA certificate and
+    the archive's signing key (OSError names the file and says to run bootstrap.sh)."""
+    master_ip = check_master_ip(master_ip)
+    current = current_archive(archives, saltenv)
+    try:
+        ca_pem = read_text(ca_path)
+        key_asc = read_text(current.path(ARCHIVE_KEY))
+    except OSError as err:
+        raise OrchestrateError(
+            f"cannot read {err.filename}: {err.strerror}; run bootstrap.sh again"
+        ) from err
+    keyring = f"/etc/apt/keyrings/{saltenv}.asc"
+    sources = _archive.apt_sources(current, base_url=urls.apt_url(master_ip, saltenv)).replace(
+        _archive.apt_keyring_path(current), keyring
+    )
+    shared = {
+        "saltenv": saltenv,
+        "version": current.version,
+        "ca_pem": ca_pem,
+        "keyring": keyring,
+        "keyring_asc": key_asc,
+        "sources_path": _archive.apt_sources_path(current),
+        "sources": sources,
+        "apt_update": " ".join(_archive.apt_update_command(current)),
+        "wheels": urls.wheel_url(master_ip, saltenv),
+        "venv": _services.VENV,
+        "minion_unit": _services.systemd_unit(
+            "salt-minion", "The Salt Minion (kubesalt)", "process"
+        ),
+    }
+    return MinionPillar(shared, tuple(archives), current, master_ip)
+
+
+def as_pillar(data: dict) -> dict:
+    """The pillar the SLS reads: `kubesalt_deploy`."""
+    return {"kubesalt_deploy": data}
+
+
+def salt_ssh_argument(data: dict) -> str:
+    """The same pillar on salt-ssh's command line (JSON, one argument)."""
+    return "pillar=" + json.dumps(as_pillar(data), sort_keys=True)

@@ -1,0 +1,167 @@
+"""The pillar of an orchestration, checked before anything runs: the nodes, the phases to
+skip, the timeouts (docs/orchestrations.md, "Pillar options")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubesalt.bootstrap.phases import split_names, unknown_names
+from kubesalt.orchestrate.model import OrchestrateError
+from kubesalt.orchestrate.tables import MULTI_NODE, phases_of
+
+UNSKIPPABLE = ("preflight",)
+TIMEOUTS = {"timeout": 120, "state_timeout": 300, "drain_timeout": 300}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one run acts on and how. `ca_minion` is the CA (bootstrap) node's minion ID,
+    `api_port` kubesalt:apiServer:port (the readyz URL)."""
+
+    orchestration: str
+    nodes: tuple[str, ...]
+    saltenv: str
+    ca_minion: str
+    skip: frozenset[str] = frozenset()
+    timeout: int = TIMEOUTS["timeout"]
+    state_timeout: int = TIMEOUTS["state_timeout"]
+    drain_timeout: int = TIMEOUTS["drain_timeout"]
+    force: bool = False
+    api_port: int = 6443
+
+    @property
+    def label(self) -> str:
+        """`deploy_node cp2, cp3`: the run in messages and in the lock file."""
+        return f"{self.orchestration} {', '.join(self.nodes)}"
+
+
+def parse_skip(value) -> list[str]:
+    """pillar skip_phases: a list of names, or a comma-separated string, or nothing."""
+    if value is not None and not isinstance(value, str | list | tuple):
+        raise OrchestrateError(
+            f"pillar skip_phases = {value!r}: give a list of phase names, for example "
+            '["kubelet", "addons"]'
+        )
+    return split_names(value)
+
+
+def check_skip(orchestration: str, skip) -> list[str]:
+    """The validated list of phases to skip; an unknown name is an error listing valid ones."""
+    names = [p.name for p in phases_of(orchestration)]
+    wanted = parse_skip(skip)
+    unknown = unknown_names(wanted, names)
+    if unknown:
+        raise OrchestrateError(
+            f"pillar skip_phases: invalid phase name(s) {', '.join(unknown)} for "
+            f"{orchestration}; valid phases: {', '.join(names)}"
+        )
+    for name in UNSKIPPABLE:
+        if name in wanted:
+            raise OrchestrateError(
+                f"pillar skip_phases: {name} cannot be skipped ({orchestration} checks the "
+                "nodes and takes the orchestration lock before it changes anything); remove "
+                "it from the list"
+            )
+    return wanted
+
+
+def _one_name(value, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OrchestrateError(
+            f"pillar {key}: {value!r} is not a node name; each node is a minion ID, e.g. cp2"
+        )
+    if any(ch in value for ch in "*?[], "):
+        raise OrchestrateError(f"pillar {key}: {value!r}: give node names, not a target expression")
+    return value
+
+
+def check_nodes_pillar(orchestration: str, pillar: dict) -> list[str]:
+    """The nodes named by pillar `node` (one) or, for deploy_node, `nodes` (a list),
+    checked to be plain, distinct minion IDs."""
+    pillar = pillar or {}
+    if "nodes" not in pillar:
+        name = pillar.get("node")
+        if not isinstance(name, str) or not name.strip():
+            raise OrchestrateError(
+                f"pillar node = {name!r}: give the node to act on, for example salt-run "
+                f"state.orchestrate kubesalt.orchestrate.{orchestration} "
+                'pillar=\'{"node": "cp2"}\''
+            )
+        return [_one_name(name, "node")]
+    if orchestration not in MULTI_NODE:
+        raise OrchestrateError(
+            f"pillar nodes: {orchestration} acts on one node at a time (each removal checks "
+            "etcd quorum on its own); give pillar node and run it once per node"
+        )
+    if "node" in pillar:
+        raise OrchestrateError("pillar node and nodes are both given: give one of them")
+    value = pillar["nodes"]
+    if not isinstance(value, list | tuple) or not value:
+        raise OrchestrateError(
+            f"pillar nodes = {value!r}: give a list of node names, for example "
+            '["cp2", "cp3", "worker1"]'
+        )
+    names = [_one_name(item, "nodes") for item in value]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise OrchestrateError(f"pillar nodes: {', '.join(repeated)} given more than once")
+    return names
+
+
+def _seconds(pillar: dict, key: str) -> int:
+    value = pillar.get(key, TIMEOUTS[key])
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise OrchestrateError(
+            f"pillar {key} = {value!r}: give a number of seconds above 0, for example "
+            f"{TIMEOUTS[key]}"
+        )
+    return int(value)
+
+
+def _ca_minion(pillar: dict) -> str:
+    ca = _given_ca(pillar)
+    if not isinstance(ca, str) or not ca:
+        raise OrchestrateError(
+            "pillar kubesalt:ca:minion is not set: the master's pillar lacks the kubesalt "
+            "configuration; check /etc/kubesalt/bootstrap.yaml (kubesalt_config.validate)"
+        )
+    return ca
+
+
+def _given_ca(pillar: dict):
+    return ((pillar.get("kubesalt") or {}).get("ca") or {}).get("minion")
+
+
+def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
+    """Every option of a run, checked: an error names the key, the bad value and the fix."""
+    pillar = pillar or {}
+    if not isinstance(pillar, dict):
+        raise OrchestrateError(f"pillar = {pillar!r}: give a dictionary with the key node")
+    phases_of(orchestration)
+    given = (pillar.get("kubesalt_bootstrap") or {}).get("minion")
+    if orchestration == "bootstrap" and given:
+        # bootstrap.sh names its minion, the CA minion (its pillar may not say so yet).
+        nodes = [_one_name(given, "kubesalt_bootstrap:minion")]
+        ca_minion = _given_ca(pillar) or nodes[0]
+    elif orchestration == "bootstrap":
+        ca_minion = _ca_minion(pillar)
+        nodes = [ca_minion]
+    else:
+        ca_minion = _ca_minion(pillar)
+        nodes = check_nodes_pillar(orchestration, pillar)
+    api = (pillar.get("kubesalt") or {}).get("apiServer") or {}
+    force = pillar.get("force", False)
+    if not isinstance(force, bool):
+        raise OrchestrateError(f"pillar force = {force!r}: give true or false")
+    return Options(
+        orchestration=orchestration,
+        nodes=tuple(nodes),
+        saltenv=saltenv,
+        ca_minion=ca_minion,
+        skip=frozenset(check_skip(orchestration, pillar.get("skip_phases"))),
+        timeout=_seconds(pillar, "timeout"),
+        state_timeout=_seconds(pillar, "state_timeout"),
+        drain_timeout=_seconds(pillar, "drain_timeout"),
+        force=force,
+        api_port=int(api.get("port") or 6443),
+    )

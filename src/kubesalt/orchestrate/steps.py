@@ -1,0 +1,445 @@
+"""The step kinds of the orchestration tables: nodes, keys and Salt states.
+
+Each kind is `kind(run, step, nodes, targets) -> StepResult`: `nodes` are the run's nodes
+of the phase, `targets` the minions the step's target names (tables.py). With
+`run.test`, a kind changes nothing and returns what would change; a kind that finds
+nothing to do returns no changes. Cluster kinds (etcd, kubectl, readyz) are in
+`clustersteps`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import posixpath
+
+from kubesalt import hostkeys
+from kubesalt import inventory as _inventory
+from kubesalt.orchestrate import minionpillar, saltssh
+from kubesalt.orchestrate.model import StepFailed, StepResult
+from kubesalt.orchestrate.rpc import summarize_state
+
+KEYS_DIR = "/etc/kubesalt/minion-keys"  # public keys read back from new minions
+MINION_SLS = "kubesalt.salt.minion.remote"
+
+
+def wait(run, step, pending, check):
+    """Call `check(pending) -> the nodes still pending` every `step.retry` seconds until
+    none is left or the step's timeout passed; the nodes left."""
+    timeout = run.timeout(step)
+    deadline = run.backend.clock() + timeout
+    pending = list(pending)
+    while pending:
+        pending = list(check(pending))
+        if not pending or run.backend.clock() >= deadline or not step.retry:
+            break
+        run.backend.sleep(step.retry)
+    return pending
+
+
+# -- preflight -------------------------------------------------------------------------
+def not_ca(run, step, nodes, targets):
+    for node in nodes:
+        if node == run.options.ca_minion:
+            raise StepFailed(
+                f"{node} is the CA minion and the bootstrap node (ca.minion); it cannot be "
+                "removed with remove_node",
+                [node],
+            )
+    return StepResult()
+
+
+def ssh_port(run, step, nodes, targets):
+    entries = {node: run.entry(node) for node in nodes}
+    errors = {}
+
+    def closed(pending):
+        left = []
+        for node in pending:
+            try:
+                run.backend.connect(entries[node].host, entries[node].port, 3)
+            except OSError as err:
+                errors[node] = err
+                left.append(node)
+        return left
+
+    silent = wait(run, step, nodes, closed)
+    if silent:
+        raise StepFailed(
+            "; ".join(
+                f"node {n}: SSH port {entries[n].host}:{entries[n].port} did not answer within "
+                f"{run.timeout(step)}s ({errors[n]}); check that the node is up and sshd runs, "
+                "and the address declared (salt-run kubesalt_inventory.list_nodes)"
+                for n in silent
+            ),
+            silent,
+        )
+    return StepResult()
+
+
+def _read_host_keys(run, node, entry):
+    stdout, stderr = run.backend.keyscan(entry.host, entry.port)
+    keys = hostkeys.parse_keyscan(stdout)
+    if not keys:
+        raise StepFailed(
+            f"node {node}: ssh-keyscan read no host key from {entry.host}:{entry.port} "
+            f"({(stderr or '').strip()[-300:] or 'no answer'}); check sshd there, or declare "
+            "the node again with host_key='ssh-ed25519 AAAA...' (cat "
+            "/etc/ssh/ssh_host_ed25519_key.pub on the node)",
+            [node],
+        )
+    return keys
+
+
+def host_keys(run, step, nodes, targets):
+    """Record the SSH host keys of nodes that have none yet (trust on first use, unless
+    the operator gave host_key= when declaring the node)."""
+    missing = [node for node in nodes if not run.entry(node).host_keys]
+    if not missing:
+        return StepResult()
+    if run.test:
+        return StepResult({n: {"host_keys": "would read with ssh-keyscan and record"}
+                           for n in missing})  # fmt: skip
+    read = run.each(missing, lambda node: _read_host_keys(run, node, run.entry(node)))
+    directory = run.backend.inventory_dir
+    changes = {}
+    for node, keys in read.items():
+        if _inventory.record_host_keys(node, keys, directory):
+            changes[node] = {"host_keys": [hostkeys.fingerprint(key) for key in keys]}
+    _inventory.write_known_hosts(directory)
+    run._inventory = None  # read again: the entries now hold the keys
+    return StepResult(changes)
+
+
+# -- minion ----------------------------------------------------------------------------
+def _answering(run, nodes):
+    """The nodes whose key is accepted and whose minion answers test.ping (one job)."""
+    accepted = [n for n in nodes if n in run.accepted]
+    answering = run.rpc.ping(accepted) if accepted else set()
+    run.answering.update(answering)
+    return answering
+
+
+def _install(run, node, pillar, timeout):
+    """salt-ssh applies the minion install on `node`, then reads its public key back:
+    (changed state IDs, the public key)."""
+    entry = run.entry(node)
+    reply, _code = run.ssh.call(
+        node, entry,
+        ["state.sls", MINION_SLS, f"saltenv={run.options.saltenv}",
+         minionpillar.salt_ssh_argument(pillar)],
+        timeout, "install salt-minion",
+    )  # fmt: skip
+    try:
+        state = summarize_state(reply)
+    except StepFailed as err:
+        raise StepFailed(
+            f"salt-ssh state.sls {MINION_SLS} on {node} {err.message}", [node]
+        ) from None
+    if state.failed:
+        raise StepFailed(
+            f"salt-ssh state.sls {MINION_SLS} on {node}: "
+            + "; ".join(f"{i}: {c}" for i, c in state.failed),
+            [node],
+        )
+    text = run.ssh.shell(node, entry, saltssh.read_key_script(), 120, "read the minion key")
+    if not text.strip():
+        raise StepFailed(
+            f"salt-minion on {node} wrote no public key {saltssh.MINION_PUB} within 30s; see "
+            f"journalctl -u salt-minion on {node}",
+            [node],
+        )
+    return state.changed, base64.b64decode(text.strip()).decode()
+
+
+def _key_path(node):
+    return posixpath.join(KEYS_DIR, f"{node}.pub")
+
+
+def minion_installed(run, step, nodes, targets):
+    """A running minion (accepted, answering) is asked first: `state.sls` of the install
+    with test=True, one job for all. Only where something would change, or no minion
+    answers, salt-ssh installs it (the install restarts salt-minion, which a job of that
+    minion cannot survive)."""
+    pillar = run.minion_pillar()
+    answering = sorted(_answering(run, nodes), key=nodes.index)
+    would = {}
+    if answering:
+        runs = run.rpc.state(answering, [MINION_SLS], run.options.saltenv, run.timeout(step),
+                             test=True, pillar=minionpillar.as_pillar(pillar))  # fmt: skip
+        would = {node: r.changed for node, r in runs.items() if r.changed}
+    to_install = [n for n in nodes if n not in answering or n in would]
+    if run.test:
+        run.no_minion.update(n for n in nodes if n not in answering)
+        changes = {n: {"states": would[n]} for n in would}
+        for node in nodes:
+            if node not in answering:
+                changes[node] = {"salt-ssh": "would install salt-minion (no minion answers)"}
+        return StepResult(changes)
+    if not to_install:
+        return StepResult(notes=[f"minion of {', '.join(nodes)} answers, nothing to change"])
+    run.answering.difference_update(to_install)  # the install restarts their minion
+    if len(to_install) > 1:
+        run.backend.prepare_ssh()  # salt-ssh processes started together race on its key
+    installed = run.each(to_install, lambda node: _install(run, node, pillar, run.timeout(step)))
+    changes = {}
+    for node, (changed, pem) in installed.items():
+        node_changes = {"states": changed} if changed else {}
+        path = _key_path(node)
+        if run.backend.read_text_or_none(path) != pem:
+            run.backend.write_private(path, pem)
+            node_changes["public_key"] = path
+        if node_changes:
+            changes[node] = node_changes
+    return StepResult(changes)
+
+
+def minion_stopped(run, step, nodes, targets):
+    """salt-ssh: salt-minion stopped and disabled, its configuration, unit and keys
+    removed. A dry run runs the same checks without acting."""
+    changes = {}
+    for node in nodes:
+        out = run.ssh.shell(node, run.entry(node), saltssh.stop_script(run.test),
+                            run.timeout(step), "stop salt-minion")  # fmt: skip
+        if "changed=" not in out:
+            raise StepFailed(f"stopping salt-minion on {node} printed no result: {out[-300:]}",
+                             [node])  # fmt: skip
+        if "changed=1" in out:
+            verb = "would stop" if run.test else "stopped"
+            changes[node] = {"minion": f"{verb}, disabled, configuration and keys removed"}
+    return StepResult(changes)
+
+
+# -- keys ------------------------------------------------------------------------------
+def _normalize(pem):
+    return "".join((pem or "").split())
+
+
+def key_accepted(run, step, nodes, targets):
+    """Accept each node's pending key only if it equals the expected public key (read
+    back over SSH by the minion phase, or the bootstrap node's own minion.pub), waiting
+    (bounded) for the minion to submit it."""
+    keys = run.backend.keys
+    changes, refused = {}, {}
+
+    def expected(node):
+        return run.backend.read_text_or_none(step.args.get("public_key") or _key_path(node))
+
+    def not_accepted(pending):
+        left = []
+        for node in pending:
+            status, pem = keys.status(node)
+            want = expected(node)
+            if status is not None and want is not None and _normalize(pem) != _normalize(want):
+                refused[node] = (
+                    f"the {status} key of minion {node} is not the expected key: refusing it. "
+                    f"Delete it (salt-key -d {node}) and restart salt-minion on {node}"
+                )
+            elif status == "minions":
+                continue
+            elif status == "minions_pre":
+                if run.test:
+                    changes[node] = {"accepted": "would accept its pending key"}
+                    continue
+                if want is None:
+                    refused[node] = f"no expected key for minion {node}: run the minion phase"
+                    continue
+                keys.accept(node)
+                run.accepted.add(node)
+                run.answering.discard(node)
+                changes[node] = {"accepted": node}
+            elif status is not None:
+                refused[node] = (
+                    f"the key of minion {node} is in {status}; delete it (salt-key -d {node}) "
+                    f"and restart salt-minion on {node}"
+                )
+            elif run.test:
+                changes[node] = {"accepted": "would accept once its minion submits its key"}
+            else:
+                left.append(node)
+        return left
+
+    waiting = wait(run, step, nodes, not_accepted)
+    if refused:
+        raise StepFailed("; ".join(refused.values()), list(refused))
+    if waiting:
+        raise StepFailed(
+            f"waited {run.timeout(step)}s for minion(s) {', '.join(waiting)} to submit a key; "
+            "check that salt-minion runs there and reaches the master (ports 4505-4506)",
+            waiting,
+        )
+    return StepResult(changes)
+
+
+def minion_answers(run, step, nodes, targets):
+    """Wait (bounded) until every node's minion answers test.ping. A dry run asks once
+    and waits for no minion it would install."""
+    askable = [n for n in nodes if n not in run.no_minion and n not in run.answering]
+
+    def silent_of(pending):
+        answering = run.rpc.ping(pending)
+        run.answering.update(answering)
+        return [n for n in pending if n not in answering]
+
+    if run.test:
+        silent = silent_of(askable) if askable else []
+        run.no_minion.update(silent)
+        return StepResult(notes=[f"{', '.join(silent)} do not answer test.ping"] if silent else [])
+    silent = wait(run, step, askable, silent_of)
+    if silent:
+        raise StepFailed(
+            f"waited {run.timeout(step)}s for minion(s) {', '.join(silent)} to answer "
+            "test.ping; see systemctl status salt-minion and /var/log/salt/minion there",
+            silent,
+        )
+    return StepResult()
+
+
+def key_deleted(run, step, nodes, targets):
+    """The node's key deleted on the master (with its cached data and mine), and the
+    public key kept for the key phase."""
+    changes = {}
+    for node in nodes:
+        status, _pem = run.backend.keys.status(node)
+        saved = run.backend.read_text_or_none(_key_path(node)) is not None
+        if status is None and not saved:
+            continue
+        if run.test:
+            changes[node] = {"key": f"would delete ({status or 'saved copy only'})"}
+            continue
+        if status is not None:
+            run.backend.keys.delete(node)
+        if saved:
+            run.backend.remove(_key_path(node))
+        changes[node] = {"key": f"deleted ({status or 'saved copy only'})"}
+    return StepResult(changes)
+
+
+def forgotten(run, step, nodes, targets):
+    changes = {}
+    for node in nodes:
+        if node not in _inventory.load(run.backend.inventory_dir):
+            continue
+        if not run.test:
+            _inventory.forget(node, run.backend.inventory_dir)
+        changes[node] = {"inventory": "would forget" if run.test else "forgotten"}
+    return StepResult(changes)
+
+
+# -- Salt states -----------------------------------------------------------------------
+def synced(run, step, nodes, targets):
+    """saltutil.sync_all on the targets (one job). A dry run syncs too, as Salt's own
+    `state.highstate test=True` does (autoload_dynamic_modules): the dry-run state runs
+    that follow must render with the modules the real run would use."""
+    askable = [n for n in targets if n not in run.no_minion]
+    result = run.rpc.call(askable, "saltutil.sync_all", [],
+                          {"saltenv": run.options.saltenv, "refresh": True}, run.timeout(step))  # fmt: skip
+    changes = {}
+    for node, synced_now in result.items():
+        modules = {kind: names for kind, names in (synced_now or {}).items() if names}
+        if modules:
+            changes[node] = {"synced": modules}
+    return StepResult(changes)
+
+
+def pillar_refreshed(run, step, nodes, targets):
+    """The CA minion's pillar refreshed (its signing policies follow the inventory). A
+    refresh changes nothing on the node: no changes reported."""
+    run.rpc.call(targets, "saltutil.refresh_pillar", [], {"wait": True}, run.timeout(step))
+    return StepResult()
+
+
+def _sls_for(run, step):
+    """The step's SLS list; an SLS in `only_after` only when that phase ran."""
+    only_after = step.args.get("only_after") or {}
+    return [s for s in step.args["sls"] if s not in only_after or only_after[s] in run.ran_phases]
+
+
+def applied(run, step, nodes, targets):
+    """`state.sls` of the step's SLS on its targets, one job. After a survey, settled
+    nodes are left out, and the other nodes too when every node of the run is settled
+    (their firewall and keepalived depend on the run's nodes only through the inventory
+    and the mine, unchanged then). A dry run runs the same job with test=True."""
+    if step.target == "nodes":
+        targets = [n for n in targets if not run.is_settled(n)]
+    elif run.all_settled():
+        targets = []
+    if not targets:
+        return StepResult()
+    sls = _sls_for(run, step)
+    changes = {}
+    if run.test:
+        for node in [n for n in targets if n in run.no_minion]:
+            changes[node] = {"states": [f"would apply {', '.join(sls)} (no minion yet)"]}
+        targets = [n for n in targets if n not in run.no_minion]
+    runs = run.rpc.state(targets, sls, run.options.saltenv, run.timeout(step), test=run.test)
+    changes.update({node: {"states": r.changed} for node, r in runs.items() if r.changed})
+    if step.args.get("reconnect") and not run.test:
+        restarted = [n for n in runs if runs[n].changed]
+        if restarted:
+            _reconnect(run, restarted)
+    return StepResult(changes)
+
+
+def _reconnect(run, minions, wait=90):
+    """Restart salt-minion on `minions` (through salt-ssh: the master's channel to them is
+    what broke) and wait until they answer. Starting firewalld for the first time on a
+    node drops the minion's publish connection without the minion noticing for minutes."""
+    run.each(minions, lambda node: run.ssh.shell(
+        node, run.entry(node), "systemctl restart salt-minion", 120, "restart salt-minion"))  # fmt: skip
+    deadline = run.backend.clock() + wait
+    waiting = list(minions)
+    while waiting:
+        answering = run.rpc.ping(waiting)
+        waiting = [m for m in waiting if m not in answering]
+        if not waiting or run.backend.clock() >= deadline:
+            break
+        run.backend.sleep(2)
+    if waiting:
+        raise StepFailed(
+            f"salt-minion on {', '.join(waiting)} did not answer test.ping within {wait}s "
+            "after its restart; see journalctl -u salt-minion there",
+            waiting,
+        )
+
+
+def surveyed(run, step, nodes, targets):
+    """A dry-run highstate of the nodes (one job): a node with nothing left to change and
+    nothing changed earlier in this run is settled; the state phases leave it out. A node
+    that changed earlier in this run (a new minion, new addresses) is not asked: it is
+    not settled anyway."""
+    askable = [n for n in targets if n not in run.no_minion and n not in run.changed]
+    runs = run.rpc.state(askable, [], run.options.saltenv, run.timeout(step), test=True,
+                         check=False)  # fmt: skip
+    run.survey = runs
+    run.settled = {n for n, r in runs.items() if not r.changed and not r.failed}
+    settled = [n for n in nodes if run.is_settled(n)]
+    left = [f"{n} ({len(runs[n].changed)} to change, {len(runs[n].failed)} failing)"
+            if n in runs else f"{n} (changed in this run)" for n in targets if n not in settled]  # fmt: skip
+    note = f"settled: {', '.join(settled) or 'none'}"
+    return StepResult(notes=[note + (f"; left to change: {', '.join(left)}" if left else "")])
+
+
+def highstate(run, step, nodes, targets):
+    """The full highstate of the nodes not settled (all of them without a survey). A dry
+    run reports what the survey found, or runs highstate test=True without one."""
+    targets = [n for n in targets if not run.is_settled(n)]
+    survey = run.survey
+    if run.test and survey is not None:
+        changes = {n: {"states": survey[n].changed} for n in targets
+                   if n in survey and survey[n].changed}  # fmt: skip
+        changes.update({n: {"states": ["would apply the highstate (no minion yet)"]}
+                        for n in targets if n in run.no_minion})  # fmt: skip
+        return StepResult(changes)
+    return applied(run, dataclasses.replace(step, kind="applied", args={"sls": ()}), nodes,
+                   targets)  # fmt: skip
+
+
+KINDS = {
+    "not_ca": not_ca, "ssh_port": ssh_port, "host_keys": host_keys,
+    "minion_installed": minion_installed, "minion_stopped": minion_stopped,
+    "key_accepted": key_accepted, "minion_answers": minion_answers,
+    "key_deleted": key_deleted, "forgotten": forgotten, "synced": synced,
+    "pillar_refreshed": pillar_refreshed, "applied": applied, "surveyed": surveyed,
+    "highstate": highstate,
+}  # fmt: skip

@@ -1,0 +1,252 @@
+"""The orchestrations as data: one table of phases per orchestration.
+
+A new orchestration (renew, backup, upgrade) is a new table here and, where it needs
+them, new step kinds in `steps`; the executor and the SLS file stay as they are.
+"""
+
+from __future__ import annotations
+
+from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
+
+CP = frozenset({"control-plane"})
+ETCD = frozenset({"etcd"})
+MINION_PUB = "/etc/salt/pki/minion/minion.pub"  # the bootstrap node's own minion key
+REMOVE_SLS = (
+    "kubesalt.keepalived.absent",
+    "kubesalt.roles.etcd-absent",
+    "kubesalt.etcd.data-absent",  # only when the etcd phase ran: its member is gone
+    "kubesalt.roles.control-plane-absent",
+    "kubesalt.kubelet.absent",
+    "kubesalt.containerd.absent",
+    "kubesalt.kubeconfig.absent",
+    "kubesalt.pki.absent",
+    "kubesalt.firewall.absent",
+)
+
+
+def _apply(target, sls, what, timeout=600, **args):
+    return Step("applied", target, what, {"sls": tuple(sls), **args}, timeout)
+
+
+PREFLIGHT_DEPLOY = Phase(
+    "preflight",
+    "no other orchestration runs; the nodes are declared and their SSH port answers",
+    (
+        Step("ssh_port", "nodes", "SSH port answers", timeout=10, retry=1),
+        Step("host_keys", "nodes", "SSH host keys recorded", timeout=30),
+    ),
+    why="checks before any change; the host key is what salt-ssh checks from then on",
+)
+
+DEPLOY_NODE = (
+    PREFLIGHT_DEPLOY,
+    Phase(
+        "minion",
+        "salt-minion installed and configured (a running minion is asked first)",
+        (Step("minion_installed", "nodes", "install salt-minion", timeout=900),),
+        why="the node's own minion runs every later step",
+    ),
+    Phase(
+        "key",
+        "the minion's key accepted, the minion answers test.ping",
+        (
+            Step("key_accepted", "nodes", "accept the minion key", timeout=90, retry=1),
+            Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
+        ),
+        why="only the key read back over SSH is accepted",
+    ),
+    Phase(
+        "grains",
+        "modules synced, addresses in grains and mine, CA pillar refreshed, nodes surveyed",
+        (
+            Step("synced", "nodes", "saltutil.sync_all", timeout=300),
+            _apply("nodes", ["kubesalt.node"], "choose and publish the addresses", 300),
+            Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
+            Step("surveyed", "nodes", "dry-run highstate: what is left to change", timeout=600),
+        ),
+        why="the CA signs only for nodes its pillar lists; the survey tells which nodes "
+        "the state phases below still have to change",
+    ),
+    Phase(
+        "firewall",
+        "firewall sources updated on the other nodes, then the nodes' firewall",
+        (
+            _apply("others", ["kubesalt.firewall"], "firewall of the other nodes"),
+            _apply("nodes", ["kubesalt.firewall"], "firewall of the nodes", reconnect=True),
+        ),
+        why="existing etcd members accept peer traffic only from listed addresses",
+    ),
+    Phase(
+        "certs",
+        "the nodes' certificates, signed by the CA minion",
+        (_apply("nodes", ["kubesalt.pki"], "certificates", "state_timeout"),),
+    ),
+    Phase(
+        "etcd",
+        "members added as learners, static pods written, promoted, one node at a time",
+        (Step("etcd_joined", "nodes", "join etcd", timeout="timeout"),),
+        roles=ETCD,
+        why="etcd admits one learner at a time; each join waits for a healthy cluster",
+    ),
+    Phase(
+        "control-plane",
+        "the control-plane static pods and kubeconfigs",
+        (_apply("nodes", ["kubesalt.roles.control-plane"], "control-plane files"),),
+        roles=CP,
+    ),
+    Phase(
+        "keepalived",
+        "peer lists updated on the other control-plane nodes, then the nodes' keepalived",
+        (
+            Step(
+                "applied",
+                "others",
+                "keepalived of the other control-plane nodes",
+                {"sls": ("kubesalt.keepalived",)},
+                600,
+                roles=CP,
+            ),  # fmt: skip
+            _apply("nodes", ["kubesalt.keepalived"], "keepalived of the nodes"),
+        ),
+        roles=CP,
+        why="the existing VRRP peers learn the new ones before these start",
+    ),
+    Phase(
+        "kubelet",
+        "containerd, the kubelet and its configuration",
+        (_apply("nodes", ["kubesalt.roles.node"], "containerd and the kubelet"),),
+    ),
+    Phase(
+        "wait-control-plane",
+        "the nodes' kube-apiserver answers /readyz",
+        (Step("api_ready", "nodes", "kube-apiserver /readyz", timeout=300, retry=5),),
+        roles=CP,
+    ),
+    Phase(
+        "addons",
+        "the Node objects labelled with the nodes' roles",
+        (Step("labelled", "nodes", "label the Node object", timeout=60),),
+    ),
+    Phase(
+        "highstate",
+        "the full highstate of the nodes that had something to change",
+        (Step("highstate", "nodes", "state.highstate", timeout=600),),
+        why="applies what no earlier phase did (absent states of other roles, a skipped "
+        "phase's files); skipped on nodes the survey found settled",
+    ),
+)
+
+REMOVE_NODE = (
+    Phase(
+        "preflight",
+        "no other orchestration runs; the node is declared, is not the CA minion, SSH answers",
+        (
+            Step("not_ca", "nodes", "not the CA minion"),
+            Step("ssh_port", "nodes", "SSH port answers", timeout=10, retry=1),
+            Step("host_keys", "nodes", "SSH host keys recorded", timeout=30),
+        ),
+    ),
+    Phase(
+        "drain",
+        "the Node object cordoned and its pods evicted (kubectl drain)",
+        (Step("drained", "ca", "drain the Node object", timeout="drain_timeout"),),
+    ),
+    Phase(
+        "etcd",
+        "the node's etcd member removed from the cluster",
+        (Step("etcd_left", "ca", "remove the etcd member", timeout=60),),
+        roles=ETCD,
+    ),
+    Phase(
+        "cleanup",
+        "the node's kubesalt files removed (the -absent states)",
+        (
+            _apply(
+                "nodes",
+                REMOVE_SLS,
+                "the absent states",
+                only_after={"kubesalt.etcd.data-absent": "etcd"},
+            ),
+        ),  # fmt: skip
+    ),
+    Phase(
+        "delete-node",
+        "the Node object deleted, once its kubelet is stopped",
+        (Step("node_deleted", "ca", "delete the Node object", timeout=60),),
+    ),
+    Phase(
+        "minion",
+        "the node's salt-minion stopped and disabled (salt-ssh)",
+        (Step("minion_stopped", "nodes", "stop salt-minion", timeout=120),),
+    ),
+    Phase(
+        "key",
+        "the node's minion key deleted on the master",
+        (Step("key_deleted", "master", "delete the minion key"),),
+    ),
+    Phase(
+        "inventory",
+        "the node forgotten",
+        (Step("forgotten", "master", "forget the node"),),
+    ),
+    Phase(
+        "peers",
+        "CA pillar refreshed; keepalived peers and firewall sources updated on the others",
+        (
+            Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
+            Step(
+                "applied",
+                "others",
+                "keepalived of the other control-plane nodes",
+                {"sls": ("kubesalt.keepalived",)},
+                600,
+                roles=CP,
+            ),  # fmt: skip
+            _apply("others", ["kubesalt.firewall"], "firewall of the other nodes"),
+        ),
+    ),
+)
+
+BOOTSTRAP = (
+    Phase("preflight", "no other orchestration runs", ()),
+    Phase(
+        "key",
+        "the bootstrap node's minion key accepted (only its own), the minion answers",
+        (
+            Step(
+                "key_accepted",
+                "nodes",
+                "accept the minion key",
+                {"public_key": MINION_PUB},
+                timeout=90,
+                retry=1,
+            ),  # fmt: skip
+            Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
+        ),
+    ),
+    Phase(
+        "grains",
+        "kubesalt's loader modules synced to the bootstrap node",
+        (Step("synced", "nodes", "saltutil.sync_all", timeout=300),),
+    ),
+    Phase(
+        "highstate",
+        "the bootstrap node's highstate (its bootstrap role and every other role)",
+        (Step("highstate", "nodes", "state.highstate", timeout=1200),),
+        why="the top file gives the bootstrap node kubesalt.roles.bootstrap first, so the "
+        "role needs no run of its own",
+    ),
+)
+
+ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE}
+# deploy_node takes several nodes (pillar nodes); the others one.
+MULTI_NODE = ("deploy_node",)
+
+
+def phases_of(orchestration: str) -> tuple[Phase, ...]:
+    try:
+        return ORCHESTRATIONS[orchestration]
+    except KeyError:
+        raise OrchestrateError(
+            f"unknown orchestration {orchestration!r}; valid: {', '.join(ORCHESTRATIONS)}"
+        ) from None

@@ -1,0 +1,365 @@
+"""A fake cluster behind a fake backend: what the engine sees of Salt, salt-ssh, the key
+store and the nodes, with every call recorded in order (`FakeBackend.calls`).
+
+The cluster keeps, per node: its minion (installed, key status), its drift (the state
+IDs each SLS would still change), its etcd membership and its Node object. A real state
+run clears the drift of the SLS it applied; a test=True run reports it with result None.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+
+import yaml
+
+from kubesalt import inventory
+
+SILENT = object()
+THREE_NODES = ["cp2", "cp3", "worker1"]
+SALTENV = "kubesalt-0.1.0"
+IPS = {"bootstrap": "198.51.100.10", "cp2": "198.51.100.11", "cp3": "198.51.100.12",
+       "worker1": "198.51.100.21"}  # fmt: skip
+ROLES = {
+    "bootstrap": ("bootstrap", "ca", "control-plane", "etcd", "node"),
+    "cp2": ("control-plane", "etcd", "node"),
+    "cp3": ("control-plane", "etcd", "node"),
+    "worker1": ("node",),
+}
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+# What a fresh node still has to change, per SLS (the survey's highstate lists them all).
+FRESH_DRIFT = {
+    "kubesalt.node": ["Choose the addresses"],
+    "kubesalt.firewall": ["Write the firewalld zone"],
+    "kubesalt.pki": ["Issue the certificates"],
+    "kubesalt.roles.etcd": ["Write the etcd static pod"],
+    "kubesalt.roles.control-plane": ["Write the kube-apiserver static pod"],
+    "kubesalt.keepalived": ["Write keepalived.conf"],
+    "kubesalt.roles.node": ["Write the kubelet configuration"],
+}
+ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "control-plane",
+            "kubesalt.keepalived": "control-plane"}  # fmt: skip
+
+
+def pem(node):
+    return f"-----BEGIN PUBLIC KEY-----\n{node}-key\n-----END PUBLIC KEY-----\n"
+
+
+class Cluster:
+    def __init__(self, deployed=("bootstrap",), fresh=()):
+        self.minions = {}  # node -> {"running": bool, "key": status or None}
+        self.drift = {}  # node -> {sls: [ids]}
+        self.members = []  # kubesalt_etcd.members entries
+        self.node_objects = {}  # node -> labels
+        self.grains = {}  # node -> {key: value}
+        self.failures = {}  # (node, sls) -> comment
+        self.unsynced = set()  # nodes whose modules are not synced yet
+        self.installed = set()  # nodes with the minion install done
+        for node in deployed:
+            self.deploy(node)
+        for node in fresh:
+            self.drift[node] = {}
+
+    def deploy(self, node):
+        self.minions[node] = {"running": True, "key": "minions"}
+        self.installed.add(node)
+        self.drift[node] = {}
+        self.grains[node] = {"kubesalt:control_plane_ip": IPS[node]}
+        if "etcd" in ROLES[node]:
+            self.grains[node]["kubesalt:etcd_initial_cluster"] = [["bootstrap", IPS["bootstrap"]]]
+            self.members.append(self._member(node, learner=False))
+        self.node_objects[node] = {f"node-role.kubernetes.io/{r}": "" for r in ROLES[node]
+                                   if r != "bootstrap"}  # fmt: skip
+
+    def _member(self, node, learner, started=True):
+        return {"id": f"{abs(hash(node)) % 10**12:x}", "name": node if started else "",
+                "peer_urls": [f"https://{IPS[node]}:2380"],
+                "client_urls": [f"https://{IPS[node]}:2379"] if started else [],
+                "is_learner": learner}  # fmt: skip
+
+    def fresh_drift(self, node):
+        return {sls: list(ids) for sls, ids in FRESH_DRIFT.items()
+                if sls not in ROLE_SLS or ROLE_SLS[sls] in ROLES[node]}  # fmt: skip
+
+    # -- minion functions ----------------------------------------------------------
+    def answers(self, node):
+        minion = self.minions.get(node)
+        return bool(minion and minion["running"] and minion["key"] == "minions")
+
+    def respond(self, node, fun, args, kwargs):
+        if not self.answers(node):
+            return SILENT
+        handler = getattr(self, "_" + fun.replace(".", "_"))
+        return handler(node, *args, **kwargs)
+
+    def _test_ping(self, node):
+        return True
+
+    def _saltutil_sync_all(self, node, saltenv, refresh):
+        if node in self.unsynced:
+            self.unsynced.discard(node)
+            return {"modules": ["kubesalt_etcd"], "states": []}
+        return {"modules": [], "states": []}
+
+    def _saltutil_refresh_pillar(self, node, wait):
+        return True
+
+    def _grains_get(self, node, key):
+        if key == "kubesalt":
+            return {k.split(":")[1]: v for k, v in self.grains.get(node, {}).items()}
+        return self.grains.get(node, {}).get(key, "")
+
+    def _grains_set(self, node, key, value, force):
+        self.grains.setdefault(node, {})[key] = value
+        return {"changes": {key: value}}
+
+    def _state_run(self, node, sls_list, test):
+        result, drift = {}, self.drift.setdefault(node, {})
+        for index, sls in enumerate(sls_list):
+            result[f"test_|-{sls} ok_|-x_|-nop"] = {"__id__": f"{sls} is in order",
+                                                 "result": True, "changes": {},
+                                                 "comment": "ok", "__sls__": sls,
+                                                 "__run_num__": index * 10}  # fmt: skip
+            if (node, sls) in self.failures:
+                result[f"file_|-{sls} fails_|-x_|-managed"] = {
+                    "__id__": f"{sls} fails", "result": False, "changes": {},
+                    "comment": self.failures[(node, sls)], "__sls__": sls,
+                    "__run_num__": index * 10 + 1}  # fmt: skip
+            for number, ident in enumerate(drift.get(sls, [])):
+                result[f"file_|-{ident}_|-x_|-managed"] = {
+                    "__id__": ident, "result": None if test else True,
+                    "changes": {} if test else {"diff": "secret"}, "comment": "",
+                    "__sls__": sls, "__run_num__": index * 10 + 2 + number}  # fmt: skip
+            if not test and drift.pop(sls, None) and sls == "kubesalt.node":
+                self._peers_learn(node)
+        return result
+
+    def _peers_learn(self, node):
+        """A node's new address: the deployed nodes' firewall (and control-plane peers'
+        keepalived) must list it."""
+        for other in sorted(self.installed - {node}):
+            if other not in self.grains or not self.minions.get(other):
+                continue
+            drift = self.drift.setdefault(other, {})
+            drift.setdefault("kubesalt.firewall", []).append(f"Allow {node}")
+            if "control-plane" in ROLES[node] and "control-plane" in ROLES[other]:
+                drift.setdefault("kubesalt.keepalived", []).append(f"Add peer {node}")
+
+    def _state_sls(self, node, mods, saltenv, test=False, pillar=None):
+        if mods == "kubesalt.salt.minion.remote":
+            assert pillar["kubesalt_deploy"]["minion_configs"][node]
+            return self._state_run(node, [mods], test)
+        return self._state_run(node, mods.split(","), test)
+
+    def _state_highstate(self, node, saltenv, test=False):
+        return self._state_run(node, sorted(self.drift.get(node, {})), test)
+
+    # -- CA minion functions -------------------------------------------------------
+    def _kubesalt_etcd_members(self, node):
+        return [dict(m) for m in self.members]
+
+    def _kubesalt_etcd_wait_healthy(self, node, timeout, cluster):
+        return {"healthy": True}
+
+    def _kubesalt_etcd_add_learner(self, node, name, peer_url):
+        found = [m for m in self.members if peer_url in m["peer_urls"]]
+        changed = not found
+        if changed:
+            self.members.append(self._member(name, learner=True, started=False))
+        initial = ",".join(f"{m['name'] or name}={m['peer_urls'][0]}" for m in self.members)
+        return {"changed": changed, "member": {"id": "abc"}, "initial_cluster": initial}
+
+    def _kubesalt_etcd_promote(self, node, name, timeout):
+        for member in self.members:
+            if member["peer_urls"][0] == f"https://{IPS[name]}:2380":
+                changed = member["is_learner"]
+                member.update(is_learner=False, name=name,
+                              client_urls=[f"https://{IPS[name]}:2379"])  # fmt: skip
+                return {"changed": changed}
+        raise AssertionError(f"promote {name}: not a member")
+
+    def _kubesalt_etcd_remove(self, node, name, force, timeout):
+        before = len(self.members)
+        self.members = [m for m in self.members if m["name"] != name]
+        return {"changed": len(self.members) < before, "member": {"name": name}}
+
+    def _cmd_run_all(self, node, command, python_shell):
+        name = command[command.index("node") + 1]
+        if name not in self.node_objects:
+            return {"retcode": 0, "stdout": "", "stderr": ""}
+        obj = {"kind": "Node", "metadata": {"labels": self.node_objects[name]}, "spec": {}}
+        return {"retcode": 0, "stdout": json.dumps(obj), "stderr": ""}
+
+    def _kubesalt_kubectl_label_node(self, node, name, roles):
+        labels = self.node_objects[name]
+        added = [f"node-role.kubernetes.io/{r}" for r in roles
+                 if f"node-role.kubernetes.io/{r}" not in labels]  # fmt: skip
+        labels.update({label: "" for label in added})
+        return {"changed": bool(added), "added": added}
+
+    def _kubesalt_kubectl_drain(self, node, name, timeout):
+        return {"changed": name in self.node_objects, "cordoned": True, "evicted": []}
+
+    def _kubesalt_kubectl_delete_node(self, node, name, timeout):
+        return {"changed": self.node_objects.pop(name, None) is not None}
+
+    # -- salt-ssh --------------------------------------------------------------------
+    def salt_ssh(self, node, args):
+        if args[0] == "state.sls":
+            pillar = json.loads(args[3][len("pillar="):])  # fmt: skip
+            assert pillar["kubesalt_deploy"]["minion_configs"][node]
+            fresh = node not in self.installed
+            self.installed.add(node)
+            if fresh:
+                self.minions[node] = {"running": True, "key": "minions_pre"}
+                self.drift[node] = self.fresh_drift(node)
+                self.grains[node] = {"kubesalt:control_plane_ip": IPS[node]}
+                self.unsynced.add(node)
+                self.node_objects[node] = {}
+            ret = {f"file_|-{n}_|-x_|-managed": {"__id__": n, "result": True,
+                                                 "changes": {"x": 1} if fresh else {}}
+                   for n in ("Write the salt-minion configuration", "Run salt-minion")}  # fmt: skip
+            return 0, {node: ret}
+        script = args[1]
+        if "base64" in script:
+            return 0, {node: {"stdout": base64.b64encode(pem(node).encode()).decode(),
+                              "retcode": 0}}  # fmt: skip
+        if "restart salt-minion" in script:
+            return 0, {node: {"stdout": "", "retcode": 0}}
+        if "changed=" in script:
+            changed = self.minions.get(node, {}).get("running", False)
+            if "disable --now" in script:
+                self.minions[node]["running"] = False
+            return 0, {node: {"stdout": f"changed={int(changed)}\n", "retcode": 0}}
+        raise AssertionError(f"unexpected salt-ssh script {script}")
+
+
+class FakeClient:
+    def __init__(self, backend):
+        self.backend = backend
+
+    def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, tgt_type="glob", full_return=False):
+        assert tgt_type == "list" and full_return
+        args = list(arg)
+        shown = " ".join(str(a) for a in args if not isinstance(a, list | dict))
+        if fun == "cmd.run_all":
+            shown = "kubectl get node " + args[0][args[0].index("node") + 1]
+        self.backend.calls.append(f"{','.join(tgt)} {fun}{' ' + shown if shown else ''}"
+                                  + (" test=True" if (kwarg or {}).get("test") else ""))  # fmt: skip
+        answer = {}
+        for minion in tgt:
+            ret = self.backend.cluster.respond(minion, fun, args, kwarg or {})
+            if ret is not SILENT:
+                answer[minion] = {"ret": ret, "retcode": 0, "jid": "1"}
+        return answer
+
+
+class FakeKeys:
+    def __init__(self, backend):
+        self.backend = backend
+
+    def accepted(self):
+        return [n for n, m in self.backend.cluster.minions.items() if m["key"] == "minions"]
+
+    def status(self, name):
+        minion = self.backend.cluster.minions.get(name)
+        if not minion or not minion["key"]:
+            return None, None
+        return minion["key"], pem(name)
+
+    def accept(self, name):
+        self.backend.calls.append(f"keys.accept {name}")
+        self.backend.cluster.minions[name]["key"] = "minions"
+
+    def delete(self, name):
+        self.backend.calls.append(f"keys.delete {name}")
+        self.backend.cluster.minions.pop(name, None)
+
+
+class FakeBackend:
+    parallel = False
+
+    def __init__(self, cluster, tmp_path, declared=("bootstrap", "cp2", "cp3", "worker1")):
+        self.cluster = cluster
+        self.calls = []
+        self.client = FakeClient(self)
+        self.keys = FakeKeys(self)
+        self.master_ip = IPS["bootstrap"]
+        self.inventory_dir = str(tmp_path / "nodes")
+        self.lock_path = str(tmp_path / "run" / "orchestrate.lock")
+        self.log_file = str(tmp_path / "log" / "orchestrate.log")
+        self.ca_cert_path = str(tmp_path / "ca.crt")
+        self.files = {}
+        self.now = 0.0
+        self.http = {}  # url -> status
+        (tmp_path / "ca.crt").write_text("CA PEM")
+        archive_root = tmp_path / "archive"
+        archive_root.mkdir()
+        (archive_root / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
+        self._archive_root = str(archive_root)
+        for node in declared:
+            entry = inventory.Node(node, IPS[node], ROLES[node], host_keys=(HOST_KEY,))
+            path = tmp_path / "nodes" / f"{node}.yaml"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(yaml.safe_dump(entry.to_document()))
+        for node in cluster.installed:
+            self.files[f"/etc/kubesalt/minion-keys/{node}.pub"] = pem(node)
+
+    def clock(self):
+        self.now += 0.5
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def archives(self):
+        from kubesalt.bootstrap.archive import Archive
+
+        return [Archive("/srv/kubesalt.iso", self._archive_root, "iso", "kubesalt", "0.1.0")]
+
+    def read_text(self, path):
+        return open(path, encoding="utf-8").read()
+
+    def read_text_or_none(self, path):
+        if path == "/etc/salt/pki/minion/minion.pub":
+            return pem("bootstrap")
+        return self.files.get(path)
+
+    def write_private(self, path, text):
+        self.calls.append(f"write {path}")
+        self.files[path] = text
+
+    def remove(self, path):
+        self.calls.append(f"remove {path}")
+        del self.files[path]
+
+    def prepare_ssh(self):
+        self.calls.append("prepare salt-ssh")
+
+    def connect(self, host, port, timeout):
+        self.calls.append(f"connect {host}:{port}")
+
+    def keyscan(self, host, port):
+        self.calls.append(f"keyscan {host}:{port}")
+        return f"{host} {HOST_KEY}\n", ""
+
+    def http_status(self, url, timeout):
+        self.calls.append(f"GET {url}")
+        return self.http.get(url, 200)
+
+    def ssh_run(self, argv, timeout):
+        node = argv[argv.index("-1") + 1]
+        args = argv[argv.index("-1") + 2 :]
+        what = args[0] if args[0] != "-r" else "-r " + _script_name(args[1])
+        self.calls.append(f"salt-ssh {node} {what}")
+        code, reply = self.cluster.salt_ssh(node, args)
+        return subprocess.CompletedProcess(argv, code, json.dumps(reply) + "\n", "")
+
+
+def _script_name(script):
+    if "base64" in script:
+        return "read the minion key"
+    if "restart" in script:
+        return "restart salt-minion"
+    return "stop salt-minion (check)" if "disable --now" not in script else "stop salt-minion"

@@ -1,0 +1,193 @@
+"""salt-ssh's command line and replies, the minion-install pillar, the URLs and the
+progress lines."""
+
+import base64
+import io
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from kubesalt.bootstrap.archive import Archive
+from kubesalt.inventory import Node
+from kubesalt.orchestrate import OrchestrateError, minionpillar, saltssh, urls
+from kubesalt.orchestrate.model import StepFailed
+from kubesalt.orchestrate.progress import Progress, node_summary
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+ENTRY = Node("cp2", "198.51.100.11", ("node",), host_keys=(HOST_KEY,))
+
+
+def fake_run(stdout="", stderr="", code=0, raises=None):
+    calls = []
+
+    def run(argv, timeout):
+        calls.append((argv, timeout))
+        if raises:
+            raise raises
+        return subprocess.CompletedProcess(argv, code, stdout, stderr)
+
+    run.calls = calls
+    return run
+
+
+def test_the_command_line_uses_the_kubesalt_roster_and_checks_host_keys():
+    run = fake_run('{"cp2": {"stdout": "ok", "retcode": 0}}\n')
+    reply, code = saltssh.SaltSsh(run).call("cp2", ENTRY, ["-r", "true"], 120, "probe")
+    assert (reply, code) == ({"stdout": "ok", "retcode": 0}, 0)
+    assert run.calls == [([
+        "/opt/kubesalt/salt/bin/salt-ssh", "--roster", "kubesalt", "--roster-file",
+        "/etc/kubesalt/salt-ssh/roster", "--out", "json", "--out-indent", "-1", "cp2", "-r",
+        "true"], 120)]  # fmt: skip
+    assert "--ignore-host-keys" not in run.calls[0][0]
+
+
+def test_a_refused_host_key_names_the_recorded_fingerprint_and_the_fix():
+    run = fake_run(stderr="Host key verification failed.\n", code=255)
+    with pytest.raises(StepFailed) as err:
+        saltssh.SaltSsh(run).call("cp2", ENTRY, ["test.ping"], 60, "install salt-minion")
+    assert err.value.nodes == ("cp2",)
+    assert err.value.message.startswith(
+        "install salt-minion: the SSH host key of cp2 (198.51.100.11:22) is not the one "
+        "recorded (SHA256:"
+    )
+    assert "declare it again with replace=True host_key=" in err.value.message
+
+
+def test_a_timeout_says_what_to_check():
+    run = fake_run(raises=subprocess.TimeoutExpired("salt-ssh", 900))
+    with pytest.raises(StepFailed, match="salt-ssh to cp2 did not finish within 900s; check "
+                       "that sshd on cp2 has an sftp subsystem"):  # fmt: skip
+        saltssh.SaltSsh(run).call("cp2", ENTRY, ["test.ping"], 900, "install salt-minion")
+
+
+def test_no_reply_shows_both_outputs_shortened():
+    run = fake_run(stdout="x" * 2000, stderr="boom", code=1)
+    with pytest.raises(StepFailed) as err:
+        saltssh.SaltSsh(run).call("cp2", ENTRY, ["test.ping"], 60, "probe")
+    assert "gave no answer for cp2 (exit 1); stdout: " + "x" * 700 + " [...] " in err.value.message
+    assert err.value.message.endswith("stderr: boom")
+
+
+def test_the_reply_is_the_nodes_json_line_whatever_comes_before():
+    out = 'deploying thin\n{"cp3": {"x": 1}}\n{"cp2": {"stdout": "ok"}}\n'
+    assert saltssh.reply_of(out, "cp2") == {"stdout": "ok"}
+    assert saltssh.reply_of(out, "cp3") == {"x": 1}
+    assert saltssh.reply_of("{not json\n", "cp2") is None
+    raced = (
+        "/etc/salt/pki/master/ssh/salt-ssh.rsa already exists.\nOverwrite (y/n)? " + '{"cp2": 1}'
+    )
+    assert saltssh.reply_of(raced, "cp2") == 1
+    assert saltssh.reply_of("", "cp2") is None
+
+
+def test_a_failing_shell_script_is_named_with_its_stderr():
+    run = fake_run(json.dumps({"cp2": {"stdout": "", "stderr": "no such unit", "retcode": 5}}))
+    with pytest.raises(StepFailed, match="restart salt-minion on cp2 failed: no such unit"):
+        saltssh.SaltSsh(run).shell("cp2", ENTRY, "systemctl restart x", 60, "restart salt-minion")
+
+
+@pytest.mark.parametrize("check_only", [True, False])
+def test_the_stop_script_acts_only_when_asked(check_only, tmp_path):
+    script = saltssh.stop_script(check_only)
+    assert script.endswith("echo changed=$changed")
+    assert ("disable --now" in script) is not check_only
+    assert ("rm -f" in script) is not check_only
+    for path in saltssh.MINION_FILES:
+        assert path in script
+
+
+def test_read_key_script_waits_and_encodes():
+    script = saltssh.read_key_script()
+    assert "seq 60" in script and script.endswith("base64 -w0 /etc/salt/pki/minion/minion.pub")
+    assert base64.b64decode(base64.b64encode(b"k")) == b"k"
+
+
+@pytest.fixture
+def archive(tmp_path):
+    (tmp_path / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
+    return Archive("/srv/kubesalt-0.1.0.iso", str(tmp_path), "iso", "kubesalt", "0.1.0")
+
+
+def read(path):
+    return open(path, encoding="utf-8").read()
+
+
+def test_the_minion_pillar_is_built_once_for_every_node(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    built = minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive],
+                               str(tmp_path / "ca.crt"), read)  # fmt: skip
+    data = built.for_nodes(["cp2", "worker1"])
+    assert data["ca_pem"] == "CA PEM" and data["keyring_asc"] == "ARCHIVE KEY"
+    assert data["wheels"] == "https://198.51.100.10:8443/kubesalt-0.1.0/wheels/"
+    assert "URIs: https://198.51.100.10:8443/kubesalt-0.1.0/deb\n" in data["sources"]
+    assert "Signed-By: /etc/apt/keyrings/kubesalt-0.1.0.asc\n" in data["sources"]
+    assert data["keyring"] == "/etc/apt/keyrings/kubesalt-0.1.0.asc"
+    assert data["venv"] == "/opt/kubesalt/salt"
+    assert set(data["minion_configs"]) == {"cp2", "worker1"}
+    config = yaml.safe_load(data["minion_configs"]["worker1"])
+    assert (config["id"], config["master"], config["saltenv"]) == (
+        "worker1", "198.51.100.10", "kubesalt-0.1.0")  # fmt: skip
+    arg = minionpillar.salt_ssh_argument(data)
+    assert json.loads(arg[len("pillar=") :]) == {"kubesalt_deploy": data}
+
+
+@pytest.mark.parametrize(
+    ("saltenv", "master", "message"),
+    [
+        ("kubesalt-9.9", "198.51.100.10", "no archive with saltenv kubesalt-9.9 is registered"),
+        ("kubesalt-0.1.0", "0.0.0.0", "the master's interface option is '0.0.0.0'"),
+        ("kubesalt-0.1.0", None, "the master's interface option is None"),
+    ],
+)
+def test_the_minion_pillar_names_what_is_missing(archive, saltenv, master, message):
+    with pytest.raises(OrchestrateError, match=message):
+        minionpillar.build(saltenv, master, [archive], "/nonexistent", read)
+
+
+def test_an_unreadable_ca_says_to_run_bootstrap_again(archive):
+    with pytest.raises(OrchestrateError, match="cannot read /nonexistent/ca.crt: No such file"):
+        minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], "/nonexistent/ca.crt",
+                           read)  # fmt: skip
+
+
+def test_urls_bracket_ipv6():
+    assert urls.etcd_peer_url("fd00::1") == "https://[fd00::1]:2380"
+    assert urls.etcd_peer_url("198.51.100.11") == "https://198.51.100.11:2380"
+    assert (
+        urls.apt_url("fd00::10", "kubesalt-0.1.0") == "https://[fd00::10]:8443/kubesalt-0.1.0/deb"
+    )
+    assert urls.readyz_url("fd00::11", 6443) == "https://[fd00::11]:6443/readyz"
+    with pytest.raises(ValueError, match="no control-plane IP"):
+        urls.readyz_url("", 6443)
+
+
+def test_progress_counts_without_content(tmp_path):
+    stream = io.StringIO()
+    progress = Progress("deploy_node cp2", stream, str(tmp_path / "log" / "o.log"), now=lambda: 0)
+    progress.started(2, 13, "minion", "salt-minion installed", ["cp2", "cp3"])
+    progress.ended("minion", 12.34, {"cp2": {"states": ["a", "b"], "public_key": "/p"}, "cp3": {}})
+    progress.ended("certs", 1, {"cp2": {"states": ["x"]}}, test=True)
+    progress.skipped(7, 13, "etcd", "members", "not for this node (roles node)")
+    progress.failed("certs", 2.0, "phase certs on cp2: boom")
+    assert stream.getvalue().splitlines() == [
+        "[2/13] minion: salt-minion installed [cp2, cp3] ...",
+        "      minion done in 12.3s (changed; cp2: 3 changed, cp3: ok)",
+        "      certs done in 1.0s (would change; cp2: 1 would change)",
+        "[7/13] etcd: members ... not for this node (roles node)",
+        "      certs FAILED after 2.0s: phase certs on cp2: boom",
+    ]
+    logged = (tmp_path / "log" / "o.log").read_text().splitlines()
+    assert logged[0].endswith(
+        " deploy_node cp2: [2/13] minion: salt-minion installed [cp2, cp3] ..."
+    )
+    assert oct((tmp_path / "log").stat().st_mode & 0o777) == "0o700"
+    assert node_summary({"a": {}, "b": {"x": {"y": [1, 2]}}}) == "a: ok, b: 2 changed"
+
+
+def test_a_closed_terminal_does_not_stop_the_run(tmp_path):
+    stream = io.StringIO()
+    stream.close()
+    Progress("x", stream, str(tmp_path / "o.log")).line("still logged")
+    assert (tmp_path / "o.log").read_text().endswith("x: still logged\n")
