@@ -18,7 +18,7 @@ from tests.unit.orchestrate.fakes import THREE_NODES, Cluster, FakeBackend
 
 plan_module = load("_modules", "kubesalt_orchestrate")
 states = load("_states", "kubesalt_orchestrate")
-PILLAR = {"kubesalt": {"ca": {"minion": "bootstrap"}}}
+PILLAR = {"kubesalt": {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 6443}}}
 
 
 @pytest.fixture

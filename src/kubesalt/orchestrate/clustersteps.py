@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 from kubesalt import kubectl as _kubectl
-from kubesalt.etcd import find
+from kubesalt import urls as _urls
+from kubesalt.etcd import find, peer_url
 from kubesalt.kubeadm.model import Layout
-from kubesalt.orchestrate import etcdjoin, urls
+from kubesalt.orchestrate import etcdjoin
 from kubesalt.orchestrate.model import OrchestrateError, StepFailed, StepResult
 from kubesalt.orchestrate.steps import applied, wait
 
@@ -41,7 +42,7 @@ def etcd_joined(run, step, nodes, targets):
     askable = [n for n in nodes if n not in run.no_minion]
     ips = run.control_plane_ips(askable)
     grains = run.kubesalt_grains(askable)
-    plans = {n: etcdjoin.plan_join(members, n, urls.etcd_peer_url(ips[n]),
+    plans = {n: etcdjoin.plan_join(members, n, peer_url(ips[n]),
                                    bool(grains[n].get("etcd_initial_cluster")))
              for n in askable}  # fmt: skip
     joining = [n for n in askable if plans[n].joins]
@@ -218,7 +219,17 @@ def api_ready(run, step, nodes, targets):
     A wait changes nothing: a dry run asks once and only notes the answer."""
     askable = [n for n in nodes if n not in run.no_minion]
     ips = run.control_plane_ips(askable)
-    url = {n: urls.readyz_url(ips[n], run.options.api_port) for n in askable}
+    port = run.options.api_port
+    if port is None:
+        raise OrchestrateError(
+            "the pillar has no kubesalt:apiServer (no configuration): cannot tell kube-apiserver's "
+            "port; check /etc/kubesalt/bootstrap.yaml with kubesalt_config.validate"
+        )
+    url = {
+        n: _urls.https(ips[n], port, "/readyz", what=f"readyz URL of {n}",
+                       hint=f"phase grains publishes {n}'s control-plane IP; run it again")
+        for n in askable
+    }  # fmt: skip
     last = {}
 
     def not_ready(pending):

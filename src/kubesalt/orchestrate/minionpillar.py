@@ -9,10 +9,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubesalt import ports, urls
 from kubesalt.bootstrap import archive as _archive
 from kubesalt.bootstrap import services as _services
 from kubesalt.bootstrap.archive import Archive
-from kubesalt.orchestrate import urls
 from kubesalt.orchestrate.model import OrchestrateError
 
 ARCHIVE_KEY = "kubesalt-archive-key.asc"
@@ -76,9 +76,9 @@ def build(
             f"cannot read {err.filename}: {err.strerror}; run bootstrap.sh again"
         ) from err
     keyring = f"/etc/apt/keyrings/{saltenv}.asc"
-    sources = _archive.apt_sources(current, base_url=urls.apt_url(master_ip, saltenv)).replace(
-        _archive.apt_keyring_path(current), keyring
-    )
+    sources = _archive.apt_sources(
+        current, base_url=_repository(master_ip, saltenv, "/deb")
+    ).replace(_archive.apt_keyring_path(current), keyring)
     shared = {
         "saltenv": saltenv,
         "version": current.version,
@@ -88,7 +88,7 @@ def build(
         "sources_path": _archive.apt_sources_path(current),
         "sources": sources,
         "apt_update": " ".join(_archive.apt_update_command(current)),
-        "wheels": urls.wheel_url(master_ip, saltenv),
+        "wheels": _repository(master_ip, saltenv, "/wheels/"),
         "venv": _services.VENV,
         "minion_unit": _services.systemd_unit(
             "salt-minion", "The Salt Minion (kubesalt)", "process"
@@ -105,3 +105,9 @@ def as_pillar(data: dict) -> dict:
 def salt_ssh_argument(data: dict) -> str:
     """The same pillar on salt-ssh's command line (JSON, one argument)."""
     return "pillar=" + json.dumps(as_pillar(data), sort_keys=True)
+
+
+def _repository(master_ip: str, saltenv: str, path: str) -> str:
+    """`https://<bootstrap>:8443/<saltenv><path>`: the archive served by the bootstrap node."""
+    return urls.https(master_ip, ports.port_number("repository"), f"/{saltenv}{path}",
+                      what="bootstrap repository URL", hint="the master's interface option")  # fmt: skip

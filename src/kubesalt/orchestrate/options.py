@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubesalt import names, ports
 from kubesalt.bootstrap.phases import split_names, unknown_names
 from kubesalt.orchestrate.model import OrchestrateError
 from kubesalt.orchestrate.tables import MULTI_NODE, phases_of
@@ -27,7 +28,7 @@ class Options:
     state_timeout: int = TIMEOUTS["state_timeout"]
     drain_timeout: int = TIMEOUTS["drain_timeout"]
     force: bool = False
-    api_port: int = 6443
+    api_port: int | None = None
 
     @property
     def label(self) -> str:
@@ -72,7 +73,11 @@ def _one_name(value, key: str) -> str:
         )
     if any(ch in value for ch in "*?[], "):
         raise OrchestrateError(f"pillar {key}: {value!r}: give node names, not a target expression")
-    return value
+    # The name becomes paths (its saved minion key, its inventory file): the one node-name rule.
+    try:
+        return names.check_node_name(value, f"pillar {key}")
+    except names.NodeNameError as err:
+        raise OrchestrateError(str(err)) from None
 
 
 def check_nodes_pillar(orchestration: str, pillar: dict) -> list[str]:
@@ -149,7 +154,6 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
     else:
         ca_minion = _ca_minion(pillar)
         nodes = check_nodes_pillar(orchestration, pillar)
-    api = (pillar.get("kubesalt") or {}).get("apiServer") or {}
     force = pillar.get("force", False)
     if not isinstance(force, bool):
         raise OrchestrateError(f"pillar force = {force!r}: give true or false")
@@ -163,5 +167,13 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
         state_timeout=_seconds(pillar, "state_timeout"),
         drain_timeout=_seconds(pillar, "drain_timeout"),
         force=force,
-        api_port=int(api.get("port") or 6443),
+        api_port=_api_port(pillar.get("kubesalt")),
     )
+
+
+def _api_port(cfg) -> int | None:
+    """kube-apiserver's port (apiServer.port, through the port matrix); None when the pillar
+    has no configuration (bootstrap.sh's first run: its orchestration waits on no API)."""
+    if not isinstance(cfg, dict) or "apiServer" not in cfg:
+        return None
+    return ports.port_number("kube-apiserver", cfg)

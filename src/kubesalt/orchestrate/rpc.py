@@ -2,35 +2,20 @@
 
 Every call is bounded; the error names each minion that did not answer and each that
 failed. A state run is summarised as the IDs that changed (or, with test=True, would
-change) and the IDs that failed, each with the last meaningful line of its comment (a
-traceback's exception, not its first 600 characters). Tested against a fake client
-(tests/unit/orchestrate/test_rpc.py): `client` only needs LocalClient's `cmd`.
+change) and the IDs that failed, each with its comment shortened by `saltout.short_comment`
+(a traceback becomes its exception's type and message, not its first 600 characters). Tested against a fake client
+(tests/unit/orchestrate/test_orchestrate_rpc.py): `client` only needs LocalClient's `cmd`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubesalt.bootstrap.saltout import short_comment
 from kubesalt.orchestrate.model import StepFailed
 
 # Answers of a minion whose function raised, or that lacks the function.
 _ERROR_PREFIXES = ("ERROR", "The minion function caused an exception", "Passed invalid")
-LINE_LIMIT = 300
-
-
-def last_line(text, limit: int = LINE_LIMIT) -> str:
-    """The last meaningful line of a comment: for a traceback, the exception line
-    (`CommandExecutionError: ...`), not the frames nor the `^^^^` markers."""
-    lines = [line.strip() for line in str(text or "").splitlines()]
-    meaningful = [
-        line
-        for line in lines
-        if line
-        and not line.startswith(('File "', "Traceback (most recent call last)"))
-        and set(line) - set("^~-=| ")
-    ]
-    line = meaningful[-1] if meaningful else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 @dataclass
@@ -49,7 +34,7 @@ def summarize_state(result, test: bool = False) -> StateRun:
     would change) counts as changed. StepFailed when the run did not render."""
     if not isinstance(result, dict):
         errors = result if isinstance(result, list) else [result]
-        raise StepFailed("did not render: " + "; ".join(last_line(e) for e in errors[:3]))
+        raise StepFailed("did not render: " + "; ".join(short_comment(e) for e in errors[:3]))
     run = StateRun()
     ordered = sorted(
         (item for item in result.values() if isinstance(item, dict)),
@@ -59,7 +44,7 @@ def summarize_state(result, test: bool = False) -> StateRun:
         run.total += 1
         ident = item.get("__id__") or item.get("name") or "?"
         if item.get("result") is False:
-            run.failed.append((ident, last_line(item.get("comment"))))
+            run.failed.append((ident, short_comment(item.get("comment"))))
         elif item.get("changes") or (test and item.get("result") is None):
             run.changed.append(ident)
             if item.get("__sls__"):
@@ -119,7 +104,7 @@ class Rpc:
         for minion in broken:
             reply = answer[minion]
             ret = reply.get("ret") if isinstance(reply, dict) else reply
-            problems.append(f"{what} on {minion} failed: {last_line(ret)}")
+            problems.append(f"{what} on {minion} failed: {short_comment(ret)}")
         if problems:
             raise StepFailed("; ".join(problems), silent + broken)
         return {m: (answer[m].get("ret") if isinstance(answer[m], dict) else answer[m])

@@ -23,7 +23,7 @@ FINGERPRINT = hostkeys.fingerprint(HOST_KEY).split(":", 1)[-1]
 
 
 def run(backend, orchestration, test=False, **pillar):
-    pillar.setdefault("kubesalt", {"ca": {"minion": "bootstrap"}})
+    pillar.setdefault("kubesalt", {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 6443}})
     opts = options.from_pillar(orchestration, pillar, SALTENV)
     stream = io.StringIO()
     report = engine.execute(opts, backend, test=test, progress=Progress(opts.label, stream, None))
@@ -346,7 +346,8 @@ def test_a_failed_state_names_phase_node_and_the_exception_line_and_stops(conver
     report = run(converged, "deploy_node", nodes=THREE)
     assert report.error == (
         "phase certs on cp2: state.sls kubesalt.pki on cp2: 1 state(s) failed: kubesalt.pki "
-        "fails: salt.exceptions.CommandExecutionError: ca_server did not respond"
+        "fails: An exception occurred in this state: salt.exceptions.CommandExecutionError: "
+        "ca_server did not respond"
     )
     assert [o.name for o in report.outcomes][-1] == "certs"  # stopped there
     assert "      certs FAILED after 0.5s: phase certs on cp2: " in report.lines[-2]

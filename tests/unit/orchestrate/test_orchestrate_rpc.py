@@ -4,7 +4,7 @@ minions named, state runs summarised with the exception's last line."""
 import pytest
 
 from kubesalt.orchestrate.model import StepFailed
-from kubesalt.orchestrate.rpc import Rpc, last_line, summarize_state
+from kubesalt.orchestrate.rpc import Rpc, summarize_state
 
 
 class FakeLocalClient:
@@ -32,13 +32,11 @@ TRACEBACK = (
 )
 
 
-def test_last_line_is_the_exception_not_the_frames():
-    assert (
-        last_line(TRACEBACK) == "salt.exceptions.CommandExecutionError: ca_server did not respond"
-    )
-    assert last_line("one line") == "one line"
-    assert last_line("") == ""
-    assert last_line("x" * 500) == "x" * 297 + "..."
+def test_a_failed_state_that_raised_is_reported_with_its_exception_not_the_frames():
+    run = summarize_state({"x509_|-Create the key_|-/k_|-private_key_managed": {
+        "__id__": "Create the key", "result": False, "changes": {}, "comment": TRACEBACK}})  # fmt: skip
+    assert run.failed == [("Create the key", "An exception occurred in this state: "
+                           "salt.exceptions.CommandExecutionError: ca_server did not respond")]  # fmt: skip
 
 
 def test_one_job_for_every_minion_and_each_silent_one_named():
@@ -110,8 +108,8 @@ def test_state_runs_in_one_job_and_every_failure_is_named():
         rpc.state(["cp2", "cp3", "cp4"], ["kubesalt.pki", "kubesalt.firewall"], "s", 60)
     assert err.value.nodes == ("cp3", "cp4")
     assert err.value.message == (
-        "state.sls kubesalt.pki,kubesalt.firewall on cp3: 1 state(s) failed: Write b: "
-        "salt.exceptions.CommandExecutionError: ca_server did not respond | "
+        "state.sls kubesalt.pki,kubesalt.firewall on cp3: 1 state(s) failed: Write b: An exception "
+        "occurred in this state: salt.exceptions.CommandExecutionError: ca_server did not respond | "
         "state.sls kubesalt.pki,kubesalt.firewall on cp4 did not render: render error"
     )
     unchecked = rpc.state(["cp3", "cp4"], [], "s", 60, test=True, check=False)

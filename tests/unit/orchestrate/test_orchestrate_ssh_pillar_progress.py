@@ -11,7 +11,7 @@ import yaml
 
 from kubesalt.bootstrap.archive import Archive
 from kubesalt.inventory import Node
-from kubesalt.orchestrate import OrchestrateError, minionpillar, saltssh, urls
+from kubesalt.orchestrate import OrchestrateError, minionpillar, saltssh
 from kubesalt.orchestrate.model import StepFailed
 from kubesalt.orchestrate.progress import Progress, node_summary
 
@@ -152,15 +152,13 @@ def test_an_unreadable_ca_says_to_run_bootstrap_again(archive):
                            read)  # fmt: skip
 
 
-def test_urls_bracket_ipv6():
-    assert urls.etcd_peer_url("fd00::1") == "https://[fd00::1]:2380"
-    assert urls.etcd_peer_url("198.51.100.11") == "https://198.51.100.11:2380"
-    assert (
-        urls.apt_url("fd00::10", "kubesalt-0.1.0") == "https://[fd00::10]:8443/kubesalt-0.1.0/deb"
-    )
-    assert urls.readyz_url("fd00::11", 6443) == "https://[fd00::11]:6443/readyz"
-    with pytest.raises(ValueError, match="no control-plane IP"):
-        urls.readyz_url("", 6443)
+def test_the_repository_urls_of_an_ipv6_master_are_bracketed(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    built = minionpillar.build("kubesalt-0.1.0", "fd00::10", [archive], str(tmp_path / "ca.crt"),
+                               read)  # fmt: skip
+    data = built.for_nodes(["cp2"])
+    assert data["wheels"] == "https://[fd00::10]:8443/kubesalt-0.1.0/wheels/"
+    assert "URIs: https://[fd00::10]:8443/kubesalt-0.1.0/deb\n" in data["sources"]
 
 
 def test_progress_counts_without_content(tmp_path):

@@ -127,12 +127,12 @@ def test_remove_node_takes_one_node_at_a_time():
 
 def test_options_from_the_pillar():
     pillar = {"node": "cp3", "force": True, "drain_timeout": 600, "skip_phases": "drain",
-              "kubesalt": {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 8443}}}  # fmt: skip
+              "kubesalt": {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 7443}}}  # fmt: skip
     opts = options.from_pillar("remove_node", pillar, "kubesalt-0.1.0")
     assert opts == options.Options(
         orchestration="remove_node", nodes=("cp3",), saltenv="kubesalt-0.1.0",
         ca_minion="bootstrap", skip=frozenset({"drain"}), drain_timeout=600, force=True,
-        api_port=8443,
+        api_port=7443,
     )  # fmt: skip
     assert opts.label == "remove_node cp3"
     assert (opts.timeout, opts.state_timeout) == (120, 300)
@@ -164,3 +164,16 @@ def test_bootstrap_acts_on_the_minion_bootstrap_sh_gives_else_the_ca_minion():
     assert (alone.nodes, alone.ca_minion) == (("b1",), "b1")
     with pytest.raises(OrchestrateError, match="pillar kubesalt:ca:minion is not set"):
         options.from_pillar("bootstrap", {}, "s")
+
+
+@pytest.mark.parametrize("name", ["../bootstrap", "CP2", "cp2."])
+def test_a_node_name_that_breaks_the_node_name_rule_is_refused(name):
+    with pytest.raises(OrchestrateError, match=f"pillar node: {name!r} is not a valid node name"):
+        options.check_nodes_pillar("remove_node", {"node": name})
+
+
+def test_without_a_configuration_the_api_port_is_unknown():
+    assert (
+        options.from_pillar("bootstrap", {"kubesalt_bootstrap": {"minion": "b1"}}, "s").api_port
+        is None
+    )
