@@ -77,13 +77,18 @@ def state_return(name, report):
 def ran(name, orchestration, saltenv, pillar=None):
     """
     Run the orchestration ``orchestration`` (``bootstrap``, ``deploy_node``,
-    ``remove_node``) with the options of ``pillar`` (the SLS passes its whole pillar:
-    ``node``/``nodes``, ``skip_phases``, ``timeout``, ``state_timeout``,
-    ``drain_timeout``, ``force``, and ``kubesalt:ca:minion``) on ``saltenv``. Progress
-    goes to this process's stderr and /var/log/kubesalt/orchestrate.log as it happens.
+    ``remove_node``) on ``saltenv`` with the options of ``pillar``: by default this run's
+    own pillar (what ``salt-run state.orchestrate ... pillar='{...}'`` gave: ``node``/
+    ``nodes``, ``skip_phases``, ``timeout``, ``state_timeout``, ``drain_timeout``,
+    ``force``; and ``kubesalt:ca:minion``, ``kubesalt:apiServer:port`` from the
+    configuration). The SLS files do not pass it: a pillar written into the rendered SLS
+    would carry every secret of the configuration into Salt's debug log. Progress goes to
+    this process's stderr and /var/log/kubesalt/orchestrate.log as it happens.
     """
+    if pillar is None:
+        pillar = __pillar__  # noqa: F821
     try:
-        options = _options.from_pillar(orchestration, pillar or {}, saltenv)
+        options = _options.from_pillar(orchestration, dict(pillar or {}), saltenv)
     except KubesaltError as err:
         return {"name": name, "result": False, "changes": {}, "comment": str(err)}
     report = _engine.execute(options, _make_backend(), test=bool(__opts__.get("test")))  # noqa: F821

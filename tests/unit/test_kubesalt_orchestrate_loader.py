@@ -39,6 +39,14 @@ def test_a_converged_run_is_true_with_no_changes_and_lists_every_phase(fake):
     assert len(ret["comment"].splitlines()) == 14
 
 
+def test_the_options_come_from_this_runs_pillar_when_the_sls_passes_none(fake):
+    states.__pillar__ = {"node": "cp3", "skip_phases": ["addons"], **PILLAR}
+    ret = states.ran("x", "deploy_node", "kubesalt-0.1.0")
+    assert ret["result"] is True
+    assert ret["comment"].splitlines()[0] == "deploy_node cp3:"
+    assert any(line.startswith("addons: skipped") for line in ret["comment"].splitlines())
+
+
 def test_changes_are_keyed_by_phase_then_node(fake):
     fake.cluster.drift["cp3"] = {"kubesalt.pki": ["Renew apiserver.crt"]}
     ret = states.ran("x", "deploy_node", "kubesalt-0.1.0", {"node": "cp3", **PILLAR})

@@ -6,4 +6,3 @@ Run the bootstrap orchestration:
   kubesalt_orchestrate.ran:
     - orchestration: bootstrap
     - saltenv: {{ saltenv | yaml_dquote }}
-    - pillar: {{ pillar | tojson }}

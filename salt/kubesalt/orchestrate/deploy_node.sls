@@ -7,4 +7,3 @@ Run the deploy_node orchestration:
   kubesalt_orchestrate.ran:
     - orchestration: deploy_node
     - saltenv: {{ saltenv | yaml_dquote }}
-    - pillar: {{ pillar | tojson }}

@@ -6,4 +6,3 @@ Run the remove_node orchestration:
   kubesalt_orchestrate.ran:
     - orchestration: remove_node
     - saltenv: {{ saltenv | yaml_dquote }}
-    - pillar: {{ pillar | tojson }}
