@@ -128,16 +128,20 @@ def run_bootstrap(extra: list[str] | None = None) -> float:
 
 
 def salt_run(args: list[str], what: str, timeout: float = 900) -> str:
-    """salt-run on the bootstrap node (JSON out); raise LabError naming what failed."""
+    """salt-run on the bootstrap node (JSON out); raise LabError naming what failed. Its
+    stderr is not captured: an orchestration's live progress (each phase as it starts and
+    ends) goes straight to the operator's terminal."""
     node = next(n for n in model.NODES if n.bootstrap)
     cmd = ["salt-run", "--out=json", "--out-indent=-1", *args]
+    full = host.nsenter_command(leader_of(node.name), cmd)
     try:
-        result = exec_in(node.name, cmd, capture=True, timeout=timeout)
+        result = subprocess.run(full, stdout=subprocess.PIPE, text=True, check=False,
+                                timeout=timeout)  # fmt: skip
     except subprocess.TimeoutExpired as err:
         raise LabError(f"{what}: salt-run did not finish in {timeout:.0f}s") from err
     failed = model.failed_states(result.stdout)
     if result.returncode != 0 or failed:
-        detail = "\n".join(failed) or (result.stderr or result.stdout).strip()[-2000:]
+        detail = "\n".join(failed) or result.stdout.strip()[-2000:]
         raise LabError(
             f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{detail}\n"
             f"see: lab.sh exec {node.name} tail -n 100 /var/log/salt/master"
