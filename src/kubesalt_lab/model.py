@@ -300,6 +300,15 @@ def failed_states(output: str) -> list[str]:
     return failed
 
 
+def pending_states(output: str) -> list[str]:
+    """`ID: comment` of each state that changed, or would change (test=True: result None)."""
+    return [
+        f"{item.get('__id__') or item.get('name')}: {item.get('comment')}"
+        for item in _state_results(_load_json(output))
+        if item.get("result") is None or item.get("changes")
+    ]
+
+
 def summary(output: str) -> str:
     """`N states, M changed` of salt-run --out=json output."""
     items = list(_state_results(_load_json(output)))

@@ -113,6 +113,18 @@ def test_lab_up_deployed_every_node_with_salt_run(lab):
     assert answers == {n.name: True for n in model.NODES}
 
 
+def test_lab_up_showed_each_phase_live_and_the_log_file_has_it(lab):
+    """The deploy's progress reached lab.sh up's output (salt-run's stderr), one line per phase
+    start and end, and the same lines are in the bootstrap node's orchestrate.log (0600)."""
+    together = ", ".join(n.name for n in model.NODES if not n.bootstrap)
+    assert "[1/13] preflight: " in lab.up_output, lab.up_output[-3000:]
+    assert "      certs done in " in lab.up_output, lab.up_output[-3000:]
+    assert "[11/13] wait-control-plane: " in lab.up_output
+    log = lab.host("bootstrap").file("/var/log/kubesalt/orchestrate.log")
+    assert log.mode == 0o600
+    assert f"deploy_node {together}: [13/13] highstate: " in log.content_string
+
+
 def test_the_up_table_shows_vip_etcd_and_services(lab):
     table = lab.up_output[lab.up_output.index("NODE ") :]
     header = table.splitlines()[0].split()
@@ -306,6 +318,17 @@ def test_a_second_deploy_node_reports_no_changes(lab):
     assert result.returncode == 0, out[-3000:]
     assert model.failed_states(out) == []
     assert model.summary(out).endswith(" 0 changed"), out[-3000:]
+
+
+def test_a_dry_run_deploy_node_of_every_node_reports_nothing_to_change(lab):
+    """test=True of deploy_node on the converged lab: result True (not None), no change."""
+    nodes = [n.name for n in model.NODES if not n.bootstrap]
+    command = model.orchestrate_command("deploy_node", nodes, saltenv(lab))
+    result, out = salt_json(lab, "salt-run", *command, "test=True")
+    assert result.returncode == 0, out[-3000:]
+    assert model.failed_states(out) == []
+    assert model.summary(out) == "1 states, 0 changed", out[-3000:]
+    assert model.pending_states(out) == [], out[-3000:]
 
 
 def test_a_second_orchestration_is_refused_while_one_runs(lab):

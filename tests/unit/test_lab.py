@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -207,3 +208,12 @@ def test_grains_file_and_standin_units():
     unit = model.standin_unit("kubesalt-lab-staticpods")
     assert "ExecStart=/usr/bin/python3 /usr/local/lib/kubesalt-lab/staticpods.py" in unit
     assert "kubesalt lab only" in unit
+
+
+def test_pending_states_are_those_that_changed_or_would_change():
+    out = json.dumps({"bootstrap_master": {
+        "a": {"__id__": "A", "result": True, "comment": "ok", "changes": {}},
+        "b": {"__id__": "B", "result": None, "comment": "would", "changes": {}},
+        "c": {"__id__": "C", "result": True, "comment": "did", "changes": {"x": 1}},
+    }})  # fmt: skip
+    assert model.pending_states(out) == ["B: would", "C: did"]
