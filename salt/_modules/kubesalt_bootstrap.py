@@ -11,6 +11,7 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import pkicheck as _pkicheck
     from kubesalt import saltglue as _glue
     from kubesalt import signing_policies as _policies
     from kubesalt.bootstrap import archive as _archive
@@ -279,7 +280,8 @@ def ca():
 def repository_certificate():
     """
     Return nginx's certificate, signed by the cluster CA on this (the CA) node: CN the
-    node's name, SANs its control-plane IP and name, renewed 30 days before expiry.
+    node's name, SANs its control-plane IP and name, renewed 30 days before expiry;
+    ``expected`` is what it must be, for the local check of ``kubesalt_pki``.
 
     CLI Example:
 
@@ -291,12 +293,25 @@ def repository_certificate():
     days = int(cfg["pki"]["certificateValidityDays"])
     node = __grains__["id"]  # noqa: F821
     ip = _control_plane_ip()
+    expected = _glue.call(
+        _pkicheck.Expected,
+        common_name=node,
+        dns_names=(node,),
+        ip_addresses=(ip,),
+        key_usage=_certs.KEY_USAGE_LEAF,
+        extended_key_usage=(_certs.SERVER_AUTH,),
+        ca_cert=_glue.call(_certs.ca_specs, cfg)["ca"].cert_path,
+    )
     return {
         "cert": _services.REPOSITORY_CERT,
         "key": _services.REPOSITORY_KEY,
         "CN": node,
         "subjectAltName": f"DNS:{node}, IP:{ip}",
+        "basicConstraints": "critical, CA:FALSE",
+        "keyUsage": "critical, " + ", ".join(_certs.KEY_USAGE_LEAF),
+        "extendedKeyUsage": _certs.SERVER_AUTH,
         "days_valid": days,
         "days_remaining": min(30, max(days - 1, 0)),
         "key_args": _glue.call(_policies.key_args, cfg),
+        "expected": expected.as_mapping(),
     }

@@ -19,6 +19,7 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import pkicheck as _pkicheck
     from kubesalt import roles as _rolenames
     from kubesalt import saltglue as _glue
     from kubesalt import sealing as _sealing
@@ -162,7 +163,10 @@ def pki():
     Return this node's PKI as the states of ``kubesalt.pki`` need it: the CAs (created here
     on the CA minion; elsewhere, the CA certificates published in the mine), the
     service-account key files, and every certificate with its key, signing policy and CA
-    server (none on the CA minion, which signs locally under the same policies).
+    server (none on the CA minion, which signs locally under the same policies). Each CA
+    and certificate has ``expected``: what it must be once issued, for the local check of
+    the ``kubesalt_pki`` states (``kubesalt.pkicheck``; ``ca_cert`` is this node's copy of
+    the CA that signs it).
 
     CLI Example:
 
@@ -189,12 +193,15 @@ def pki():
                 "subjectAltName": spec.subject_alt_name,
                 "basicConstraints": spec.basic_constraints,
                 "keyUsage": "critical, " + ", ".join(spec.key_usage),
+                "subjectKeyIdentifier": "hash",
                 "days_valid": spec.validity_days,
+                "expected": _pkicheck.expected_from_spec(spec, None).as_mapping(),
             }
         )
     certificates = []
     for spec in _glue.call(node_certificates, cfg, this, layout):
         cert, key = _paths.cert_files(spec, layout)
+        signer = specs[spec.signer]
         certificates.append(
             {
                 "kind": spec.kind,
@@ -202,6 +209,8 @@ def pki():
                 "key": key,
                 "signing_policy": _policies.policy_name(spec, this.name),
                 "days_remaining": _policies.days_remaining(spec.validity_days),
+                "ca_CN": signer.common_name,
+                "expected": _pkicheck.expected_from_spec(spec, signer.cert_path).as_mapping(),
             }
         )
     directories = {layout.kubernetes_dir: "0755", layout.pki_dir: "0755"}

@@ -6,13 +6,17 @@ Each minion keeps its files under its own root (grain `kubesalt_root`), so three
 share this machine; phases kubelet and containerd are skipped (no packages, no services).
 The master reads the repository's salt/ and pillar/ trees, the `kubesalt` and
 `kubesalt_pki` ext_pillars, and allows x509 remote signing and the sealed
-service-account key by peer publication.
+service-account key by peer publication. It fires an event for every pillar it compiles
+(`minion_data_cache_events`), so that the tests can count them, as they count the signing
+requests published to the CA minion.
 """
 
 import base64
+import json
 import os
 import pathlib
 import stat
+import time
 
 import pytest
 import yaml
@@ -68,6 +72,7 @@ def master(salt_factories, paths):
         ],
         "peer": {".*": ["x509.sign_remote_certificate", "kubesalt_kubeadm.service_account_key"]},
         "peer_run": {CA: ["match.compound_matches"]},
+        "minion_data_cache_events": True,
     }
     factory = salt_factories.salt_master_daemon("ks-pki-master", overrides=overrides)
     with factory.started():
@@ -444,3 +449,146 @@ def test_worker_is_refused_the_service_account_key(minions, w1_applied):
     answer = ret.data[CA]
     assert answer["data"] is None
     assert "'w1' is not permitted to get the service-account key" in answer["errors"][0]
+
+
+# --- checked on the node: a converged node asks nothing of the CA ---------------------------
+# These run through the salt-minion daemons (the `salt` command), where x509_v2's states
+# compile a fresh pillar on the master for each key and certificate.
+
+SIGN = "x509.sign_remote_certificate"
+
+
+def _apply(master, name, states, **kwargs):
+    return master.salt_cli(timeout=300).run("state.apply", states, minion_tgt=name, **kwargs)
+
+
+def _activity(master, event_listener, name, since):
+    """The pillar compiles of `name` and the signing requests to the CA (certificates and
+    policies) since `since`, once the master has seen `name`'s last return."""
+    returned = event_listener.wait_for_events(
+        [(master.id, f"salt/job/*/ret/{name}")], after_time=since, timeout=60
+    )
+    assert returned.found_all_events, f"no return of {name} on the master's event bus"
+    events = event_listener.get_events(
+        [(master.id, "salt/job/*/new"), (master.id, f"minion/refresh/{name}")], after_time=since
+    )
+    compiles = [e for e in events if e.tag == f"minion/refresh/{name}"]
+    signing = [e for e in events if e.data.get("fun") == SIGN]
+    return compiles, signing
+
+
+def test_a_converged_node_asks_nothing_of_the_ca(master, event_listener, cp1_applied, w1_applied):
+    for name, states in (("cp1", CP1_STATES), ("w1", W1_STATES)):
+        for test in (False, True):
+            since = time.time()
+            ret = _apply(master, name, states, test=test)
+            _assert_ok(ret)
+            assert _changed(ret) == {}, (name, test)
+            compiles, signing = _activity(master, event_listener, name, since)
+            assert signing == [], (name, test)
+            # The state run's own pillar, and none per key or certificate.
+            assert len(compiles) == 1, (name, test, [e.tag for e in compiles])
+    # The CA minion itself: no pillar compile per CA key and certificate either.
+    since = time.time()
+    ret = _apply(master, CA, "kubesalt.pki.ca")
+    _assert_ok(ret)
+    assert _changed(ret) == {}
+    compiles, _ = _activity(master, event_listener, CA, since)
+    assert len(compiles) == 1, [e.tag for e in compiles]
+
+
+def test_the_pillar_compiles_counted_are_those_of_x509_v2(
+    master, event_listener, paths, cp1_applied
+):
+    """The control of the count above: through the daemon, x509_v2's state compiles a pillar
+    of its own for an unchanged key (its file test through state.single); the kubesalt_pki
+    state in its place compiles none."""
+    key = paths["cp1"] / "etc/kubernetes/pki/apiserver.key"
+    counts = {}
+    for state in ("x509.private_key_managed", "kubesalt_pki.private_key_managed"):
+        since = time.time()
+        ret = master.salt_cli(timeout=120).run(
+            "state.single", state, f"name={key}", "mode='0600'", minion_tgt="cp1"
+        )
+        _assert_ok(ret)
+        assert _changed(ret) == {}, state
+        compiles, _ = _activity(master, event_listener, "cp1", since)
+        counts[state] = len(compiles)
+    # One compile is state.single's own.
+    assert counts == {"x509.private_key_managed": 2, "kubesalt_pki.private_key_managed": 1}
+
+
+def _certificate_state(master, name, kind):
+    pki = master.salt_cli(timeout=120).run("kubesalt_kubeadm.pki", minion_tgt=name).data
+    return next(c for c in pki["certificates"] if c["kind"] == kind), pki["ca_server"]
+
+
+def test_a_certificate_in_its_renewal_window_is_renewed_through_the_ca(
+    master, event_listener, paths, cp1_applied
+):
+    cert, ca_server = _certificate_state(master, "cp1", "front-proxy-client")
+    before = _load(cert["cert"])
+    lifetime = (before.not_valid_after_utc - before.not_valid_before_utc).days
+    since = time.time()
+    ret = master.salt_cli(timeout=300).run(
+        "state.single",
+        "kubesalt_pki.certificate_managed",
+        f"name={cert['cert']}",
+        f"private_key={cert['key']}",
+        f"signing_policy={cert['signing_policy']}",
+        f"ca_server={ca_server}",
+        f"days_remaining={lifetime + 1}",  # beyond its whole life: due now
+        f"expected={json.dumps(cert['expected'])}",
+        "mode='0644'",
+        minion_tgt="cp1",
+    )
+    _assert_ok(ret)
+    (result,) = ret.data.values()
+    assert result["changes"].get("expiration") is True, result
+    assert "within the renewal window" in result["comment"]
+    after = _load(cert["cert"])
+    assert after.serial_number != before.serial_number
+    after.verify_directly_issued_by(_load(paths[CA] / "etc/kubernetes/pki/front-proxy-ca.crt"))
+    _, signing = _activity(master, event_listener, "cp1", since)
+    assert signing, "the renewal was not signed by the CA minion"
+    again = _apply(master, "cp1", "kubesalt.pki")
+    _assert_ok(again)
+    assert _changed(again) == {}
+
+
+def _set_api_host(paths, host):
+    document = yaml.safe_load(paths["config"].read_text())
+    document["apiServer"]["host"] = host
+    paths["config"].write_text(yaml.safe_dump(document))
+
+
+def _refresh_ca_pillar(minions):
+    ret = minions[CA].run("saltutil.refresh_pillar", wait=True)
+    assert ret.returncode == 0, ret.stderr
+
+
+def test_a_new_san_reissues_the_certificate(master, minions, paths, cp1_applied):
+    apiserver = paths["cp1"] / "etc/kubernetes/pki/apiserver.crt"
+    etcd_server = paths["cp1"] / "etc/kubernetes/pki/etcd/server.crt"
+    before, etcd_before = _load(apiserver), _load(etcd_server)
+    _set_api_host(paths, "198.51.100.101")
+    try:
+        _refresh_ca_pillar(minions)
+        dry = _apply(master, "cp1", "kubesalt.pki", test=True)
+        would = {v["__id__"] for v in dry.data.values() if v["result"] is None}
+        assert would == {"Obtain the apiserver certificate from the CA minion"}
+        ret = _apply(master, "cp1", "kubesalt.pki")
+        _assert_ok(ret)
+        assert {v["__id__"] for v in ret.data.values() if v["changes"]} == {
+            "Obtain the apiserver certificate from the CA minion"
+        }
+        after = _load(apiserver)
+        assert "198.51.100.101" in _sans(after) and "198.51.100.100" not in _sans(after)
+        assert after.serial_number != before.serial_number
+        assert _load(etcd_server).serial_number == etcd_before.serial_number
+    finally:
+        _set_api_host(paths, "198.51.100.100")
+        _refresh_ca_pillar(minions)
+    restored = _apply(master, "cp1", "kubesalt.pki")
+    _assert_ok(restored)
+    assert "198.51.100.100" in _sans(_load(apiserver))

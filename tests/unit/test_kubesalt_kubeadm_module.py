@@ -97,6 +97,20 @@ def test_worker_pki_asks_the_ca_minion(root):
             "key": f"{root}/etc/kubernetes/pki/kubeconfig/kubelet-client.key",
             "signing_policy": "kubesalt-kubelet-client-w1",
             "days_remaining": 90,
+            "ca_CN": "kubernetes",
+            "expected": {
+                "common_name": "system:node:w1",
+                "organizations": ["system:nodes"],
+                "dns_names": [],
+                "ip_addresses": [],
+                "key_usage": ["digitalSignature", "keyEncipherment"],
+                "extended_key_usage": ["clientAuth"],
+                "ca": False,
+                "ca_cert": f"{root}/etc/kubernetes/pki/ca.crt",
+                "subject_key_identifier": False,
+                "authority_key_identifier": True,
+                "digest": "sha256",
+            },
         }
     ]
     assert result["directories"][f"{root}/etc/kubernetes/pki/kubeconfig"] == "0700"

@@ -1,7 +1,8 @@
 # The cluster CAs and the service-account key, on the CA minion only (ca.minion): their
 # keys never leave it. The CA certificates and sa.pub are published through the mine
 # (mine functions from the kubesalt_pki ext_pillar). A CA is never re-issued by this state
-# (days_remaining: 0): renewing it is an explicit operation.
+# (days_remaining: 0): renewing it is an explicit operation. The kubesalt_pki states check
+# each key and certificate on this node first and call x509_v2 only when one is due.
 {%- set pki = salt['kubesalt_kubeadm.pki']() %}
 {%- if not pki.is_ca %}
 
@@ -22,7 +23,7 @@ Create the directory {{ path }} of the cluster CAs:
 {%- for ca in pki.cas %}
 
 Create the private key of the {{ ca.CN }} CA:
-  x509.private_key_managed:
+  kubesalt_pki.private_key_managed:
     - name: {{ ca.key | yaml_dquote }}
     - algo: {{ pki.key_args.algo }}
     - keysize: {{ pki.key_args.keysize }}
@@ -36,25 +37,26 @@ Create the private key of the {{ ca.CN }} CA:
 {%- endfor %}
 
 Create the certificate of the {{ ca.CN }} CA:
-  x509.certificate_managed:
+  kubesalt_pki.certificate_managed:
     - name: {{ ca.cert | yaml_dquote }}
     - signing_private_key: {{ ca.key | yaml_dquote }}
     - CN: {{ ca.CN | yaml_dquote }}
     - subjectAltName: {{ ca.subjectAltName | yaml_dquote }}
     - basicConstraints: {{ ca.basicConstraints | yaml_dquote }}
     - keyUsage: {{ ca.keyUsage | yaml_dquote }}
-    - subjectKeyIdentifier: hash
+    - subjectKeyIdentifier: {{ ca.subjectKeyIdentifier | yaml_dquote }}
     - days_valid: {{ ca.days_valid }}
     - days_remaining: 0
+    - expected: {{ ca.expected | json }}
     - user: root
     - group: root
     - mode: '0644'
     - require:
-      - x509: Create the private key of the {{ ca.CN }} CA
+      - kubesalt_pki: Create the private key of the {{ ca.CN }} CA
 {%- endfor %}
 
 Create the service-account key:
-  x509.private_key_managed:
+  kubesalt_pki.private_key_managed:
     - name: {{ pki.service_account.key | yaml_dquote }}
     - algo: {{ pki.key_args.algo }}
     - keysize: {{ pki.key_args.keysize }}
@@ -78,7 +80,7 @@ Write the service-account public key:
     - group: root
     - mode: '0600'
     - require:
-      - x509: Create the service-account key
+      - kubesalt_pki: Create the service-account key
 
 Publish the CA certificates and the service-account public key to the mine:
   module.run:
@@ -87,7 +89,7 @@ Publish the CA certificates and the service-account public key to the mine:
       - fun: kubesalt_kubeadm.published
     - require:
 {%- for ca in pki.cas %}
-      - x509: Create the certificate of the {{ ca.CN }} CA
+      - kubesalt_pki: Create the certificate of the {{ ca.CN }} CA
 {%- endfor %}
-      - x509: Create the service-account key
+      - kubesalt_pki: Create the service-account key
 {%- endif %}

@@ -3,7 +3,9 @@
 # on control-plane nodes (sealed by the CA minion for this node only), and every key
 # (generated here, 0600, never sent) and certificate (signed by the CA minion under the
 # signing policy of its kind, through x509_v2 remote signing). A certificate is renewed
-# when fewer than days_remaining days are left.
+# when fewer than days_remaining days are left. The kubesalt_pki states check each key and
+# certificate on this node against `expected` first, and ask x509_v2 (and so the CA
+# minion) only when one is due (docs/pki.md#how-a-certificate-is-checked).
 {%- set pki = salt['kubesalt_kubeadm.pki']() %}
 {%- if pki.is_ca %}
 include:
@@ -69,7 +71,7 @@ Write the service-account public key:
 {%- for cert in pki.certificates %}
 
 Create the private key of the {{ cert.kind }} certificate:
-  x509.private_key_managed:
+  kubesalt_pki.private_key_managed:
     - name: {{ cert.key | yaml_dquote }}
     - algo: {{ pki.key_args.algo }}
     - keysize: {{ pki.key_args.keysize }}
@@ -83,7 +85,7 @@ Create the private key of the {{ cert.kind }} certificate:
 {%- endfor %}
 
 Obtain the {{ cert.kind }} certificate from the CA minion:
-  x509.certificate_managed:
+  kubesalt_pki.certificate_managed:
     - name: {{ cert.cert | yaml_dquote }}
     - private_key: {{ cert.key | yaml_dquote }}
     - signing_policy: {{ cert.signing_policy | yaml_dquote }}
@@ -91,12 +93,15 @@ Obtain the {{ cert.kind }} certificate from the CA minion:
     - ca_server: {{ pki.ca_server | yaml_dquote }}
 {%- endif %}
     - days_remaining: {{ cert.days_remaining }}
+    - expected: {{ cert.expected | json }}
     - user: root
     - group: root
     - mode: '0644'
     - require:
-      - x509: Create the private key of the {{ cert.kind }} certificate
+      - kubesalt_pki: Create the private key of the {{ cert.kind }} certificate
 {%- if pki.is_ca %}
       - sls: kubesalt.pki.ca
+{%- else %}
+      - file: Write the certificate of the {{ cert.ca_CN }} CA
 {%- endif %}
 {%- endfor %}
