@@ -132,7 +132,8 @@ def salt_run(args: list[str], what: str, timeout: float = 900) -> str:
     stderr is not captured: an orchestration's live progress (each phase as it starts and
     ends) goes straight to the operator's terminal."""
     node = next(n for n in model.NODES if n.bootstrap)
-    cmd = ["salt-run", "--out=json", "--out-indent=-1", *args]
+    # --log-level=error: Salt's own warnings ("unclosed Runner ...") are noise on a terminal.
+    cmd = ["salt-run", "--out=json", "--out-indent=-1", "--log-level=error", *args]
     full = host.nsenter_command(leader_of(node.name), cmd)
     try:
         result = subprocess.run(full, stdout=subprocess.PIPE, text=True, check=False,

@@ -82,8 +82,10 @@ def minion_config(
         "module_dirs": [current.path(SALT_DIR)],
         "ext_pillar": _ext_pillar(config_path),
         # Bounded retries instead of Salt's defaults (slow restarts: docs/architecture.md).
-        "acceptance_wait_time": 5,
-        "acceptance_wait_time_max": 30,
+        # A new minion waits for deploy_node to accept its key: it asks again every 5 s at
+        # most, instead of backing off to 30 s (the key phase waited for that back-off).
+        "acceptance_wait_time": 2,
+        "acceptance_wait_time_max": 5,
         "auth_timeout": 30,
         "log_level_logfile": "info",
     }
