@@ -164,7 +164,10 @@ class Lab:
         return next(n.name for n in model.NODES if n.bootstrap)
 
     def first_bootstrap_phases(self) -> list[tuple[str, float, str]]:
-        return parse_phase_times(self.up_output)
+        """bootstrap.sh's phases in `lab.sh up`'s output (which then shows deploy_node's
+        phases, in the same format)."""
+        end = self.up_output.find("bootstrap.sh: done in")
+        return parse_phase_times(self.up_output[: end if end >= 0 else None])
 
     def rerun_bootstrap(self, count: int) -> list[tuple[subprocess.CompletedProcess, float]]:
         """The first `count` runs of bootstrap.sh after `lab.sh up`, each with its wall time:
