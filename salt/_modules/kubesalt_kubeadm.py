@@ -90,9 +90,24 @@ def _roles(cfg):
     return _glue.call(_cluster.roles_by_node, cfg.get("nodes"))
 
 
+MINE_IPS_KEY = "kubesalt_kubeadm.mine_ips"
+
+
+def _mine_ips():
+    """Every node's control-plane IP in the mine, asked of the master once per job: one
+    highstate renders dozens of files, each needing the peers (a round trip each before)."""
+    if MINE_IPS_KEY not in __context__:  # noqa: F821
+        found = __salt__["mine.get"]("*", "control_plane_ip")  # noqa: F821
+        __context__[MINE_IPS_KEY] = {  # noqa: F821
+            name: ip for name, ip in (found or {}).items() if isinstance(ip, str) and ip
+        }
+    return dict(__context__[MINE_IPS_KEY])  # noqa: F821
+
+
 def _ips():
-    found = __salt__["mine.get"]("*", "control_plane_ip")  # noqa: F821
-    ips = {name: ip for name, ip in (found or {}).items() if isinstance(ip, str) and ip}
+    ips = _mine_ips()
+    # The node's own IP from its grain, read every time: kubesalt.node may have chosen it
+    # earlier in this same job.
     own = __salt__["grains.get"]("kubesalt:control_plane_ip")  # noqa: F821
     if own:
         ips[_id()] = own

@@ -151,6 +151,16 @@ def test_containerd_content_uses_the_bootstrap_registry(root):
     assert 'server = "https://198.51.100.10:8443/v2/quay.io"' in hosts
 
 
+def test_the_mine_is_asked_once_per_job_for_every_file_rendered(root, mine_get, grains_get):
+    """A highstate renders dozens of files; the peers' IPs come from one mine.get per job
+    (the loader's __context__), the node's own IP from its grain every time."""
+    for name in ("quay.io", "docker.io", "registry.k8s.io"):
+        kubesalt_kubeadm.content(f"{root}/etc/containerd/certs.d/{name}/hosts.toml")
+    ip_calls = [c for c in mine_get.call_args_list if c.args[1] == "control_plane_ip"]
+    assert len(ip_calls) == 1
+    assert grains_get.call_count >= 3
+
+
 def test_unknown_component_and_file(root):
     with pytest.raises(CommandExecutionError, match="Unknown component 'etcdd'"):
         kubesalt_kubeadm.files("etcdd")
