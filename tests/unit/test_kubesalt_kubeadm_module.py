@@ -30,9 +30,15 @@ IPS = {"boot": "198.51.100.10", "cp1": "198.51.100.11", "w1": "198.51.100.21"}
 def mine_get():
     published = {"control_plane_ip": IPS}
 
-    def fake(tgt, fun, **_):
+    def one(tgt, fun):
         data = published.get(fun, {})
         return data if tgt == "*" else {k: v for k, v in data.items() if k == tgt}
+
+    def fake(tgt, fun, **_):
+        # As Salt's mine.get: a list of functions gives {function: {minion: data}}.
+        if isinstance(fun, list):
+            return {name: one(tgt, name) for name in fun if one(tgt, name)}
+        return one(tgt, fun)
 
     mock = Mock(spec=salt.modules.mine.get, side_effect=fake)
     mock.published = published
@@ -308,3 +314,24 @@ def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
     grains_get.side_effect = fake
     assert minion_id == "cp1"
     assert kubesalt_kubeadm.node()["etcd_members"] == recorded
+
+
+@pytest.mark.parametrize("minion_id", ["boot"])
+def test_published_asks_the_mine_once_and_compares_every_ca_and_the_sa_key(
+    root, mine_get, minion_id
+):
+    authorities = pki.create_authorities(CFG)
+    pki.save_authorities(authorities, f"{root}/etc/kubernetes/pki")
+    mine_get.reset_mock()
+    assert kubesalt_kubeadm.published() is False  # nothing in the mine yet
+    for kind, function in kubesalt_kubeadm.CA_MINE.items():
+        mine_get.published[function] = {"boot": authorities.cas[kind].cert_pem.decode()}
+    mine_get.published[kubesalt_kubeadm.SA_PUB_MINE] = {
+        "boot": pki.public_key_to_pem(authorities.sa_key).decode()
+    }
+    assert kubesalt_kubeadm.published() is True
+    assert [c.args[1] for c in mine_get.call_args_list][-1] == [
+        *kubesalt_kubeadm.CA_MINE.values(), kubesalt_kubeadm.SA_PUB_MINE]  # fmt: skip
+    mine_get.published["kubesalt_etcd_ca"] = {"boot": "stale"}
+    assert kubesalt_kubeadm.published() is False
+    assert mine_get.call_count == 3  # one call per check
