@@ -620,6 +620,6 @@ def test_absent_undoes_everything():
         "name": "keepalived",
         "enable": False,
         # Only where it is installed: a dry run elsewhere must not say it would stop it.
-        "onlyif": [{"fun": "service.available", "name": "keepalived"}],
+        "onlyif": [{"fun": "pkg.version", "args": ["keepalived"]}],
     }
     assert "pkg.removed" in high["Remove the keepalived package"]

@@ -1,15 +1,16 @@
 # Undo kubesalt.keepalived (role removed, node reset). Stopping keepalived announces
 # priority 0, so a peer takes the VIP over at once. Where keepalived was never installed
 # there is nothing to stop: without the onlyif, a dry run (test=True) says the service
-# "would have been stopped" on every node without the control-plane role.
+# "would have been stopped" on every node without the control-plane role. (pkg.version asks
+# dpkg, in milliseconds; service.available lists every systemd unit, in most of a second.)
 
 Stop and disable keepalived:
   service.dead:
     - name: keepalived
     - enable: false
     - onlyif:
-      - fun: service.available
-        name: keepalived
+      - fun: pkg.version
+        args: [keepalived]
 
 Remove the keepalived configuration for the API server virtual IP:
   file.absent:
