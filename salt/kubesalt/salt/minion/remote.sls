@@ -66,11 +66,14 @@ Create the Salt virtualenv:
     - require:
       - pkg: Install python3-venv from the bootstrap node's repository
 
+{#- --no-compile: compiling every module of Salt took most of the install's time; Python
+    compiles what it imports, once, when it first imports it. #}
+
 Install Salt and kubesalt {{ d.version }} from the bootstrap node's wheels:
   cmd.run:
     - name: >-
         {{ d.venv }}/bin/python3 -m pip install --no-index --disable-pip-version-check
-        --no-cache-dir --quiet --cert /usr/local/share/ca-certificates/kubesalt-ca.crt
+        --no-cache-dir --no-compile --quiet --cert /usr/local/share/ca-certificates/kubesalt-ca.crt
         --find-links {{ d.wheels }} salt kubesalt=={{ d.version }}
     - unless: {{ (d.venv ~ "/bin/python3 -m pip show kubesalt 2>/dev/null | grep -qx 'Version: " ~ d.version ~ "'") | yaml_dquote }}
     - require:
