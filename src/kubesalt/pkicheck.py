@@ -28,10 +28,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kubesalt.errors import KubesaltError
-from kubesalt.kubeadm.certs import CertSpec
+from kubesalt.kubeadm.certs import CertSpec, general_names, x509_name
 
 # x509_v2's names of key usages (its `keyUsage` argument) -> cryptography's KeyUsage fields.
 KEY_USAGES = {
@@ -135,16 +135,12 @@ class Expected:
     @property
     def name(self) -> x509.Name:
         """The subject: O before CN, as kubeadm (Go's pkix.Name) orders them."""
-        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in self.organizations]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name))
-        return x509.Name(attributes)
+        return x509_name(self.common_name, self.organizations)
 
     @property
     def subject_alt_names(self) -> list[x509.GeneralName]:
         """DNS names then IP addresses, in the order of the signing policy's subjectAltName."""
-        names: list[x509.GeneralName] = [x509.DNSName(d) for d in self.dns_names]
-        names += [x509.IPAddress(ipaddress.ip_address(i)) for i in self.ip_addresses]
-        return names
+        return general_names(self.dns_names, self.ip_addresses)
 
 
 def expected_from_spec(spec: CertSpec, ca_cert: str | None) -> Expected:

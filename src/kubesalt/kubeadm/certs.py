@@ -28,6 +28,20 @@ BACKDATE_SECONDS = 5 * 60  # kubeadm CertificateBackdate
 KEY_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 
 
+def x509_name(common_name: str, organizations=()) -> x509.Name:
+    """A subject as kubeadm writes it: O before CN, as Go's pkix.Name orders them."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attributes)
+
+
+def general_names(dns_names=(), ip_addresses=()) -> list[x509.GeneralName]:
+    """subjectAltName entries in the signing policy's order: DNS names, then IP addresses."""
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ip_addresses]
+    return names
+
+
 @dataclass(frozen=True)
 class CertSpec:
     """One certificate (or CA) as kubeadm would issue it.
@@ -63,9 +77,12 @@ class CertSpec:
     @property
     def name(self) -> x509.Name:
         """The subject as an X.509 name (O before CN, as Go's pkix.Name orders them)."""
-        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in self.organizations]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, self.common_name))
-        return x509.Name(attributes)
+        return x509_name(self.common_name, self.organizations)
+
+    @property
+    def general_names(self) -> list[x509.GeneralName]:
+        """The subjectAltName entries: DNS names, then IP addresses."""
+        return general_names(self.dns_names, self.ip_addresses)
 
     @property
     def subject(self) -> str:

@@ -8,7 +8,6 @@ Used by the preview command (`scripts/render-node`) and the tests. On real nodes
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -126,8 +125,7 @@ def _builder(spec: CertSpec, public_key, now: datetime.datetime) -> x509.Certifi
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([_EKU[u] for u in spec.extended_key_usage]), critical=False
         )
-    names: list[x509.GeneralName] = [x509.DNSName(d) for d in spec.dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in spec.ip_addresses]
+    names = spec.general_names
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder

@@ -28,6 +28,17 @@ def _apply(target, sls, what, timeout=600, **args):
     return Step("applied", target, what, {"sls": tuple(sls), **args}, timeout)
 
 
+# The keepalived peer lists of the other control-plane nodes (deploy and remove both
+# update them).
+OTHER_CP_KEEPALIVED = Step(
+    "applied",
+    "others",
+    "keepalived of the other control-plane nodes",
+    {"sls": ("kubesalt.keepalived",)},
+    600,
+    roles=CP,
+)
+
 PREFLIGHT_DEPLOY = Phase(
     "preflight",
     "no other orchestration runs; the nodes are declared and their SSH port answers",
@@ -98,14 +109,7 @@ DEPLOY_NODE = (
         "keepalived",
         "peer lists updated on the other control-plane nodes, then the nodes' keepalived",
         (
-            Step(
-                "applied",
-                "others",
-                "keepalived of the other control-plane nodes",
-                {"sls": ("kubesalt.keepalived",)},
-                600,
-                roles=CP,
-            ),  # fmt: skip
+            OTHER_CP_KEEPALIVED,
             _apply("nodes", ["kubesalt.keepalived"], "keepalived of the nodes"),
         ),
         roles=CP,
@@ -194,14 +198,7 @@ REMOVE_NODE = (
         "CA pillar refreshed; keepalived peers and firewall sources updated on the others",
         (
             Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
-            Step(
-                "applied",
-                "others",
-                "keepalived of the other control-plane nodes",
-                {"sls": ("kubesalt.keepalived",)},
-                600,
-                roles=CP,
-            ),  # fmt: skip
+            OTHER_CP_KEEPALIVED,
             _apply("others", ["kubesalt.firewall"], "firewall of the other nodes"),
         ),
     ),
