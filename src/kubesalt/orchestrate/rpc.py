@@ -66,19 +66,19 @@ class Rpc:
         self.client = client
         self.log = log  # called with (minions, fun) before each job: the call trace
 
-    def _job(self, minions, fun, args, kwargs, timeout):
+    def _job(self, minions, fun, args, kwargs, timeout, **options):
         minions = list(minions)
         if self.log:
             self.log(minions, fun, list(args), dict(kwargs or {}))
         answer = self.client.cmd(
             minions, fun, arg=list(args), kwarg=dict(kwargs or {}), timeout=timeout,
-            tgt_type="list", full_return=True,
+            tgt_type="list", full_return=True, **options,
         )  # fmt: skip
         return answer or {}
 
-    def answers(self, minions, fun, args=(), kwargs=None, timeout=30) -> dict:
+    def answers(self, minions, fun, args=(), kwargs=None, timeout=30, **options) -> dict:
         """{minion: return} of the minions that answered in time (no error raised)."""
-        answer = self._job(minions, fun, args, kwargs, timeout)
+        answer = self._job(minions, fun, args, kwargs, timeout, **options)
         return {
             m: (r.get("ret") if isinstance(r, dict) else r)
             for m, r in answer.items()
@@ -114,7 +114,11 @@ class Rpc:
         """The minions that answer test.ping within `timeout`."""
         if not minions:
             return set()
-        return {m for m, r in self.answers(minions, "test.ping", (), None, timeout).items() if r}
+        # A minion that missed the job (not connected yet) is asked with saltutil.find_job
+        # after `timeout`; Salt then waits gather_job_timeout (10 s) for that answer too. A
+        # ping is instant: 1 s is plenty, and the waits that ping again stay short.
+        answers = self.answers(minions, "test.ping", (), None, timeout, gather_job_timeout=1)
+        return {m for m, r in answers.items() if r}
 
     def state(self, minions, sls, saltenv, timeout, test=False, pillar=None, check=True):
         """Apply `sls` (a list; empty: the highstate) on `minions` in one job:

@@ -239,7 +239,17 @@ class FakeClient:
     def __init__(self, backend):
         self.backend = backend
 
-    def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, tgt_type="glob", full_return=False):
+    def cmd(
+        self,
+        tgt,
+        fun,
+        arg=(),
+        kwarg=None,
+        timeout=None,
+        tgt_type="glob",
+        full_return=False,
+        **options,
+    ):
         assert tgt_type == "list" and full_return
         args = list(arg)
         shown = " ".join(str(a) for a in args if not isinstance(a, list | dict))

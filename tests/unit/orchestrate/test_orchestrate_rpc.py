@@ -13,9 +13,21 @@ class FakeLocalClient:
     def __init__(self, answers):
         self.answers = answers
         self.calls = []
+        self.options = []
 
-    def cmd(self, tgt, fun, arg=(), kwarg=None, timeout=None, tgt_type="glob", full_return=False):
+    def cmd(
+        self,
+        tgt,
+        fun,
+        arg=(),
+        kwarg=None,
+        timeout=None,
+        tgt_type="glob",
+        full_return=False,
+        **options,
+    ):
         self.calls.append((tgt, fun, arg, kwarg, timeout, tgt_type, full_return))
+        self.options.append(options)
         return {m: a for m, a in self.answers.items() if m in tgt}
 
 
@@ -122,3 +134,13 @@ def test_state_names_a_silent_minion():
     with pytest.raises(StepFailed) as err:
         Rpc(FakeLocalClient({})).state(["cp2"], [], "s", 600)
     assert err.value.message.startswith("state.highstate: no answer from cp2 within 600s")
+
+
+def test_a_ping_waits_one_second_for_a_minion_that_missed_it():
+    """A minion that missed the job is asked with find_job, then waited for for
+    gather_job_timeout (Salt's 10 s): for a ping, 1 s."""
+    client = FakeLocalClient({"cp2": ok(True)})
+    assert Rpc(client).ping(["cp2", "cp3"]) == {"cp2"}
+    assert client.options == [{"gather_job_timeout": 1}]
+    Rpc(client).call(["cp2"], "grains.items")
+    assert client.options[-1] == {}
