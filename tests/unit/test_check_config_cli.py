@@ -82,3 +82,45 @@ def test_runs_from_a_checkout_without_the_package_installed(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "valid:" in result.stdout
+
+
+LAUGHS = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    + "apiVersion: *i\n"
+)  # 10**9 values once expanded, used where a string is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (LAUGHS, "(file): expands to more than 20000 values through its aliases"),
+        ("? [a, b]\n: 1\n", "every key is a plain name"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nests lists and mappings more than 32 deep"),
+        ("# padding\n" * 200_000, "(file): is 2000000 bytes, more than 1048576"),
+    ],
+    ids=["aliases", "list-key", "deep", "20mb-like"],
+)
+def test_a_hostile_file_is_refused_with_one_short_line(tmp_path, text, message):
+    """Each ran for minutes, ended in a traceback, or was read whole and accepted: now one
+    line, exit 1 (the subprocess's timeout turns a regression into a failure, not a hang)."""
+    config_file = tmp_path / "bootstrap.yaml"
+    config_file.write_text(text)
+    result = check(config_file)
+    assert result.returncode == 1, result.stderr[-2000:]
+    (line,) = result.stderr.splitlines()
+    assert message in line and len(line) < 400, line
+
+
+def test_a_file_that_uses_an_anchor_and_an_alias_is_still_valid(tmp_path):
+    document = yaml.safe_load((REPO / "bootstrap.yaml").read_text())
+    networks = document["networks"]
+    networks.setdefault("workloadPlane", {})["cidr"] = networks["controlPlane"]["cidr"]
+    text = yaml.safe_dump(document)  # the shared list becomes &id001 ... *id001
+    assert "&id001" in text and "*id001" in text
+    config_file = tmp_path / "bootstrap.yaml"
+    config_file.write_text(text)
+    result = check(config_file)
+    assert result.returncode == 0, result.stderr

@@ -7,6 +7,7 @@ The one validation used by the ext_pillar, the `kubesalt_config` execution modul
 from __future__ import annotations
 
 import copy
+import os
 
 import yaml
 
@@ -17,6 +18,11 @@ from kubesalt.config.schema import INVALID, SCHEMA, walk
 __all__ = ["InvalidConfig", "Problem", "load_file", "load_text", "summary", "validate"]
 
 DEFAULT_PATH = "/etc/kubesalt/bootstrap.yaml"
+# Limits that a real bootstrap.yaml (a few KB, a few hundred values) never reaches and a
+# hostile one would: each is checked before anything costs more than reading the text.
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 32  # nested mappings and lists
+MAX_EXPANDED_NODES = 20_000  # values once every alias is expanded ("billion laughs")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -26,6 +32,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                "found a key that is a list or a mapping; every key is a plain name",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -43,9 +56,75 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _too_big(text: str) -> list[Problem]:
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    return [_size_problem(size)] if size > MAX_BYTES else []
+
+
+def _size_problem(size: int) -> Problem:
+    return _limit(f"is {size} bytes, more than {MAX_BYTES}", "a bootstrap.yaml is a few KB")
+
+
+def _limit(what: str, why: str) -> Problem:
+    return Problem("(file)", what, f"{why}: start from the annotated bootstrap.yaml")
+
+
+def _too_deep(text: str) -> list[Problem]:
+    """Nesting deeper than MAX_DEPTH, found from the event stream (no recursion: the
+    composer recurses once per level, and thousands of brackets end in a RecursionError)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_UniqueKeyLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                return [_limit(f"nests lists and mappings more than {MAX_DEPTH} deep (line {line})",
+                               "no key of bootstrap.yaml is nested that deep")]  # fmt: skip
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return []
+
+
+def _expanded_size(root) -> int:
+    """How many values the document holds once every alias is expanded: each node counted
+    once per path that reaches it, computed once per node (the graph may share nodes)."""
+    sizes: dict[int, int] = {}
+    order, stack, seen = [], [root], set()
+    while stack:  # children before parents, without recursion
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(node)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(child for pair in node.value for child in pair)
+    for node in reversed(order):
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        sizes[id(node)] = min(1 + sum(sizes.get(id(c), 1) for c in children), 1 << 62)
+    return sizes[id(root)]
+
+
 def _parse(text: str) -> tuple[object, list[Problem]]:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader), []  # noqa: S506 (a SafeLoader)
+        problems = _too_big(text) or _too_deep(text)
+        if problems:
+            return None, problems
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        if root is not None and _expanded_size(root) > MAX_EXPANDED_NODES:
+            return None, [
+                _limit(
+                    f"expands to more than {MAX_EXPANDED_NODES} values through its aliases (*name)",
+                    "write the values out, or use fewer aliases",
+                )  # fmt: skip
+            ]
+        return _construct(root), []
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
@@ -53,6 +132,17 @@ def _parse(text: str) -> tuple[object, list[Problem]]:
         return None, [Problem("(file)", what, "correct the YAML syntax there")]
     except yaml.YAMLError as err:
         return None, [Problem("(file)", f"is not valid YAML: {err}", "correct the YAML syntax")]
+
+
+def _construct(root):
+    """The Python document of a composed node graph (None for an empty file)."""
+    if root is None:
+        return None
+    loader = _UniqueKeyLoader("")
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def validate(document) -> tuple[dict | None, list[Problem]]:
@@ -99,7 +189,10 @@ def load_file(path: str = DEFAULT_PATH) -> dict:
     """Read and validate a bootstrap.yaml file."""
     try:
         with open(path, encoding="utf-8") as stream:
-            text = stream.read()
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_BYTES:  # refused before it is read
+                raise InvalidConfig(path, [_size_problem(size)])
+            text = stream.read(MAX_BYTES + 1)
     except OSError as err:
         raise InvalidConfig(
             path,
