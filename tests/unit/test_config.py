@@ -443,3 +443,47 @@ def test_summary_is_one_line():
     line = config.summary(config.validate(BASE)[0])
     assert "\n" not in line
     assert "198.51.100.100:6443" in line
+
+
+@pytest.mark.parametrize(
+    ("change", "shown", "secret"),
+    [
+        (
+            lambda d: d["apiServer"].setdefault("keepalived", {}).update(authPassword=12345678),
+            "apiServer.keepalived.authPassword = '********': must be a string",
+            "12345678",
+        ),
+        (
+            lambda d: d.update(proxies={"https": ["http://bob:hunter2@proxy:3128"]}),
+            "proxies.https = ['http://bob:********@proxy:3128']",
+            "hunter2",
+        ),
+        (
+            lambda d: d.update(proxies={"http": "ftp://bob:hunter2@proxy:3128"}),
+            "proxies.http = 'ftp://bob:********@proxy:3128': is not an http(s) URL",
+            "hunter2",
+        ),
+        (
+            lambda d: d.update(proxies={"http": "bob:hunter2@proxy:3128"}),
+            "proxies.http = 'bob:********@proxy:3128'",
+            "hunter2",
+        ),
+        (
+            lambda d: d["apiServer"].update(keepalived=["authPassword", "hunter2"]),
+            "apiServer.keepalived = ",
+            None,
+        ),
+    ],
+    ids=["password-type", "proxy-list", "proxy-scheme", "proxy-no-scheme", "keepalived-list"],
+)
+def test_a_secret_is_never_shown_in_a_problem(change, shown, secret):
+    """A problem's text goes to the terminal, the logs and every minion's pillar `_errors`:
+    the VRRP password and a proxy URL's password are masked, whatever the problem."""
+    document = copy.deepcopy(BASE)
+    change(document)
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load_text(yaml.safe_dump(document))
+    text = str(err.value)
+    assert shown in text, text
+    if secret:
+        assert secret not in text, text

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kubesalt.errors import ConfigError
 
 _MISSING = object()
+# Keys whose value is a secret wherever they stand: never shown, whatever the problem.
+SECRET_KEYS = frozenset({"authPassword"})
+MASK = "********"
+# user:password@ in a URL, with or without its scheme (a proxy with credentials): the
+# password is masked.
+_URL_PASSWORD = re.compile(r"(?P<head>(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@:\s]*:)[^/@\s]*(?=@)")
+
+
+def masked(path: str, value):
+    """`value` as it may be shown in an error or a pillar `_errors` entry: a secret key's
+    value replaced, and the password of any URL inside it masked, however deep."""
+    if path.rsplit(".", 1)[-1] in SECRET_KEYS:
+        return MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: m["head"] + MASK, value)
+    if isinstance(value, dict):
+        return {key: masked(f"{path}.{key}", item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(masked(path, item) for item in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -19,7 +40,7 @@ class Problem:
     value: object = _MISSING
 
     def __str__(self) -> str:
-        shown = "" if self.value is _MISSING else f" = {self.value!r}"
+        shown = "" if self.value is _MISSING else f" = {masked(self.path, self.value)!r}"
         end = "" if self.fix.endswith((".", "?", "!")) else "."
         return f"{self.path}{shown}: {self.what}. Fix: {self.fix}{end}"
 
