@@ -441,6 +441,18 @@ def content(path):
     return data.decode()
 
 
+CA_MINE_KEY = "kubesalt_kubeadm.ca_mine"
+
+
+def _published_by(ca_minion):
+    """{mine function: data} of what the CA minion published (its CA certificates and the
+    service-account public key), in one round trip to the master (a list of functions
+    gives {function: {minion: data}})."""
+    functions = [*CA_MINE.values(), SA_PUB_MINE]
+    found = __salt__["mine.get"](ca_minion, functions) or {}  # noqa: F821
+    return {function: (found.get(function) or {}).get(ca_minion) for function in functions}
+
+
 def ca_certificate(kind):
     """
     Return the PEM certificate of a CA (``ca``, ``etcd-ca``, ``front-proxy-ca``) as the CA
@@ -455,7 +467,10 @@ def ca_certificate(kind):
     if kind not in CA_MINE:
         raise CommandExecutionError(f"Unknown CA {kind!r}: use one of {', '.join(CA_MINE)}")
     ca_minion = _config()["ca"]["minion"]
-    pem = (__salt__["mine.get"](ca_minion, CA_MINE[kind]) or {}).get(ca_minion)  # noqa: F821
+    # The SLS asks for each CA in turn while it renders: one mine request serves them all.
+    if CA_MINE_KEY not in __context__:  # noqa: F821
+        __context__[CA_MINE_KEY] = _published_by(ca_minion)  # noqa: F821
+    pem = __context__[CA_MINE_KEY].get(CA_MINE[kind])  # noqa: F821
     if not pem:
         raise CommandExecutionError(
             f"The CA minion {ca_minion} has not published the {kind} certificate (mine "
@@ -530,15 +545,14 @@ def published():
     layout = _layout()
     ca_minion = cfg["ca"]["minion"]
     expected = {mine: layout.pki(f"{_pki.CA_FILES[kind]}.crt") for kind, mine in CA_MINE.items()}
-    # One round trip to the master for every function (a list gives {function: {minion: ...}}).
-    mine = __salt__["mine.get"](ca_minion, [*expected, SA_PUB_MINE]) or {}  # noqa: F821
+    mine = _published_by(ca_minion)  # asked now: the mine.update this check guards follows
     for function, file_path in expected.items():
-        current = (mine.get(function) or {}).get(ca_minion)
+        current = mine.get(function)
         if not current or not os.path.isfile(file_path):
             return False
         if current.strip() != _read(file_path, "the CA certificate").decode().strip():
             return False
-    sa_pub = (mine.get(SA_PUB_MINE) or {}).get(ca_minion)
+    sa_pub = mine.get(SA_PUB_MINE)
     sa_key = layout.pki("sa.key")
     if not sa_pub or not os.path.isfile(sa_key):
         return False

@@ -335,3 +335,13 @@ def test_published_asks_the_mine_once_and_compares_every_ca_and_the_sa_key(
     mine_get.published["kubesalt_etcd_ca"] = {"boot": "stale"}
     assert kubesalt_kubeadm.published() is False
     assert mine_get.call_count == 3  # one call per check
+
+
+def test_every_ca_certificate_comes_from_one_mine_request_per_job(mine_get):
+    for kind, function in kubesalt_kubeadm.CA_MINE.items():
+        mine_get.published[function] = {"boot": f"PEM of {kind}"}
+    mine_get.reset_mock()
+    assert [kubesalt_kubeadm.ca_certificate(k) for k in kubesalt_kubeadm.CA_MINE] == [
+        f"PEM of {k}" for k in kubesalt_kubeadm.CA_MINE
+    ]
+    assert mine_get.call_count == 1

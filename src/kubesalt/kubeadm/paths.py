@@ -25,8 +25,9 @@ COMPONENTS = (MANIFESTS, KUBECONFIG, PKI, KUBELET, CONTAINERD)
 # Client certificates embedded in kubeconfigs are also kept here (x509_v2 renews them from
 # these files); kubeadm has no such files.
 KUBECONFIG_CERT_DIR = "kubeconfig"
-# Stands in for a node's IP when only paths are wanted (RFC 5737 documentation range).
-PATHS_ONLY_IP = "192.0.2.1"
+# Stands in for a node's IP when only paths are wanted (RFC 5737 documentation range; not
+# 192.0.2.0/24, which is the lab host's own network).
+PATHS_ONLY_IP = "203.0.113.1"
 
 
 def cert_files(spec: CertSpec, layout: Layout) -> tuple[str, str]:
