@@ -26,14 +26,18 @@ MINION_SLS = "kubesalt.salt.minion.remote"
 def wait(run, step, pending, check):
     """Call `check(pending) -> the nodes still pending` every `step.retry` seconds until
     none is left or the step's timeout passed; the nodes left."""
-    timeout = run.timeout(step)
+    return wait_for(run, pending, check, run.timeout(step), step.retry)
+
+
+def wait_for(run, pending, check, timeout, interval):
+    """`wait` with its bound and interval given (0: ask once)."""
     deadline = run.backend.clock() + timeout
     pending = list(pending)
     while pending:
         pending = list(check(pending))
-        if not pending or run.backend.clock() >= deadline or not step.retry:
+        if not pending or run.backend.clock() >= deadline or not interval:
             break
-        run.backend.sleep(step.retry)
+        run.backend.sleep(interval)
     return pending
 
 
@@ -387,14 +391,12 @@ def _reconnect(run, minions, wait=90):
     node drops the minion's publish connection without the minion noticing for minutes."""
     run.each(minions, lambda node: run.ssh.shell(
         node, run.entry(node), "systemctl restart salt-minion", 120, "restart salt-minion"))  # fmt: skip
-    deadline = run.backend.clock() + wait
-    waiting = list(minions)
-    while waiting:
-        answering = run.rpc.ping(waiting)
-        waiting = [m for m in waiting if m not in answering]
-        if not waiting or run.backend.clock() >= deadline:
-            break
-        run.backend.sleep(2)
+
+    def silent_of(pending):
+        answering = run.rpc.ping(pending)
+        return [m for m in pending if m not in answering]
+
+    waiting = wait_for(run, minions, silent_of, wait, 2)
     if waiting:
         raise StepFailed(
             f"salt-minion on {', '.join(waiting)} did not answer test.ping within {wait}s "
