@@ -10,7 +10,8 @@ The zone:
   ICMP is accepted so path-MTU discovery keeps working;
 - ports open to anyone become ``<port>`` elements (both address families);
 - ports open to some sources become rich rules, one per source address or CIDR;
-- VRRP (IP protocol 112) becomes a rich rule per control-plane peer;
+- VRRP (IP protocol 112) becomes a rich rule per control-plane peer, the CNI's IP-in-IP
+  tunnels (protocol 4, or 41 over IPv6) a rich rule per workload-plane CIDR;
 - the pod and service CIDRs are trusted: a rich rule accepts everything from them.
 """
 
@@ -28,6 +29,13 @@ ZONE = "kubesalt"
 ZONE_PATH = f"/etc/firewalld/zones/{ZONE}.xml"
 FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
 ZONE_TARGET = "default"
+# firewalld's protocol values of the matrix's port-less protocols, per source family (None:
+# no source, both families). IP-in-IP is written as numbers: "ipip" in /etc/protocols is
+# protocol 94, not the 4 Linux ipip tunnels use.
+PROTOCOL_VALUES = {
+    "vrrp": {"ipv4": ("vrrp",), "ipv6": ("vrrp",), None: ("vrrp",)},
+    "ipip": {"ipv4": ("4",), "ipv6": ("41",), None: ("4", "41")},
+}
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,19 @@ def desired_zone(
     """The kubesalt zone of a node with ``roles``; ``peers`` maps role -> control-plane IPs."""
     rules = node_rules(roles, config, peers, matrix)
     ports = tuple((rule.port, rule.protocol) for rule in rules if rule.source is None and rule.port)
-    protocols = tuple(rule.protocol for rule in rules if rule.source is None and not rule.port)
+    protocols = tuple(
+        value
+        for rule in rules
+        if rule.source is None and not rule.port
+        for value in protocol_values(rule.protocol, None)
+    )
     restricted = tuple(rule for rule in rules if rule.source is not None)
     return Zone(ZONE_TARGET, ports, protocols, restricted, tuple(trusted_cidrs(config)))
+
+
+def protocol_values(protocol: str, family: str | None) -> tuple[str, ...]:
+    """The firewalld `<protocol value>`s of a port-less matrix protocol for `family`."""
+    return PROTOCOL_VALUES[protocol][family]
 
 
 def _rich_rule(family: str, source: str, body: str, comment: str) -> list[str]:
@@ -122,7 +140,8 @@ def render_zone_xml(zone: Zone) -> str:
         if rule.port:
             body = f"<port port={quoteattr(rule.port)} protocol={quoteattr(rule.protocol)}/>"
         else:
-            body = f"<protocol value={quoteattr(rule.protocol)}/>"
+            (value,) = protocol_values(rule.protocol, rule.family)
+            body = f"<protocol value={quoteattr(value)}/>"
         lines += _rich_rule(rule.family, rule.source, body, ", ".join(rule.entries))
     lines.append("</zone>")
     return "\n".join(lines) + "\n"

@@ -27,7 +27,10 @@ from kubesalt.config.schema import default_of
 from kubesalt.errors import ConfigError, KubesaltError
 
 ALL_ROLES = "all"
-PROTOCOLS = ("tcp", "udp", "vrrp")
+PROTOCOLS = ("tcp", "udp", "vrrp", "ipip")
+# Protocols without ports, as the docs table names them. `ipip` is the IP-in-IP tunnel of
+# the node's family: IP protocol 4 between IPv4 nodes, 41 (IPv6 in IPv6) between IPv6 ones.
+PORTLESS = {"vrrp": "vrrp (IP proto 112)", "ipip": "ipip (IP proto 4; 41 over IPv6)"}
 SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs")
 PEER_PREFIX = "peers:"
 SWITCHES = ("apiServer.keepalived.enabled",)
@@ -74,7 +77,7 @@ class PortEntry:
     name: str
     roles: tuple[str, ...]
     protocol: str
-    port: str | None  # "6443" or "30000-32767"; None for vrrp
+    port: str | None  # "6443" or "30000-32767"; None for a protocol without ports
     listener: str
     bind: str
     sources: tuple[str, ...]
@@ -168,11 +171,11 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
             f"{where}.protocol: {protocol!r} is not supported; allowed: {', '.join(PROTOCOLS)}"
         )
     port = None
-    if protocol == "vrrp":
+    if protocol in PORTLESS:
         if raw.get("port") is not None:
             problems.append(
-                f"{where}.port: {raw.get('port')!r} given for protocol vrrp, which has no "
-                "ports; remove it"
+                f"{where}.port: {raw.get('port')!r} given for protocol {protocol}, which has "
+                "no ports; remove it"
             )
     elif protocol in PROTOCOLS:
         if raw.get("port") is None:
@@ -422,7 +425,9 @@ def _cidrs(config: dict, plane: str) -> list[str]:
 def _sort_key(rule: Rule) -> tuple:
     first = rule.port.partition("-")[0] if rule.port else "0"
     source = netaddr.IPNetwork(rule.source) if rule.source else None
+    # Port-less protocols (VRRP, IP-in-IP) after every port.
     return (
+        rule.port is None,
         rule.protocol,
         int(first),
         rule.port or "",
@@ -527,7 +532,7 @@ def markdown_table(matrix: tuple[PortEntry, ...] | None = None) -> str:
         notes = entry.notes
         if entry.when:
             notes = f"Only when `{entry.when}` is true. {notes}".strip()
-        protocol = "vrrp (IP proto 112)" if entry.protocol == "vrrp" else entry.protocol
+        protocol = PORTLESS.get(entry.protocol, entry.protocol)
         port = entry.port or "–"
         if entry.setting:
             port = f"{port} (`{entry.setting}`)"

@@ -67,6 +67,9 @@ TRUSTED_V4 = """\
 """
 
 
+IPIP_V4 = '<protocol value="4"/>'  # IP-in-IP between IPv4 nodes (IP protocol 4)
+
+
 def rich(family, source, body, comment):
     return (
         f"  <!-- {comment} -->\n"
@@ -79,41 +82,18 @@ def rich(family, source, body, comment):
 
 
 def test_worker_in_a_three_control_plane_cluster():
+    tcp = '<port port="{}" protocol="tcp"/>'.format
+    workload = ["10.20.0.0/16", "10.30.0.0/16"]
     assert firewall.zone_xml(CONFIG, ["node"], inventory(3)) == (
         HEADER + '  <port port="22" protocol="tcp"/>\n'
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
-        '  <port port="30000-32767" protocol="udp"/>\n' + TRUSTED_V4 + "  <!-- kubelet -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="198.51.100.130"/>\n'
-        '    <port port="10250" protocol="tcp"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- kubelet -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="198.51.100.131"/>\n'
-        '    <port port="10250" protocol="tcp"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- kubelet -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="198.51.100.132"/>\n'
-        '    <port port="10250" protocol="tcp"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- cni-vxlan -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="10.20.0.0/16"/>\n'
-        '    <port port="4789" protocol="udp"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- cni-vxlan -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="10.30.0.0/16"/>\n'
-        '    <port port="4789" protocol="udp"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "</zone>\n"
+        '  <port port="30000-32767" protocol="udp"/>\n'
+        + TRUSTED_V4
+        + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in workload)
+        + "".join(rich("ipv4", f"198.51.100.{130 + i}", tcp(10250), "kubelet") for i in range(3))
+        + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in workload)
+        + "</zone>\n"
     )
 
 
@@ -129,14 +109,14 @@ def test_single_node_cluster_first_node_has_every_role():
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
         + TRUSTED_V4
+        + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in cidrs[:2])
         + rich("ipv4", cp, tcp(2379), "etcd-client")
         + rich("ipv4", cp, tcp(2380), "etcd-peer")
         + "".join(rich("ipv4", c, tcp(4505), "salt-publish") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(4506), "salt-request") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(8443), "repository") for c in cidrs)
         + rich("ipv4", cp, tcp(10250), "kubelet")
-        + rich("ipv4", "10.20.0.0/16", '<port port="4789" protocol="udp"/>', "cni-vxlan")
-        + rich("ipv4", "10.30.0.0/16", '<port port="4789" protocol="udp"/>', "cni-vxlan")
+        + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in cidrs[:2])
         + rich("ipv4", cp, '<protocol value="vrrp"/>', "vrrp")
         + "</zone>\n"
     )
@@ -154,19 +134,21 @@ def test_second_control_plane_node(count):
     peers = inventory(count)
     cps = [f"198.51.100.{130 + i}" for i in range(count)]
     rules = ports.node_rules(["control-plane", "etcd"], CONFIG, peers)
+    workload = ["10.20.0.0/16", "10.30.0.0/16"]
     assert openings(rules) == (
         [("tcp", "22", None)]
+        + [("tcp", "179", cidr) for cidr in workload]
         + [("tcp", "2379", ip) for ip in cps]
         + [("tcp", "2380", ip) for ip in cps]
         + [("tcp", "6443", None)]
         + [("tcp", "10250", ip) for ip in cps]
         + [("tcp", "10256", None), ("tcp", "30000-32767", None)]
-        + [("udp", "4789", "10.20.0.0/16"), ("udp", "4789", "10.30.0.0/16")]
         + [("udp", "30000-32767", None)]
+        + [("ipip", None, cidr) for cidr in workload]
         + [("vrrp", None, ip) for ip in cps]
     )
     assert {r.family for r in rules if r.source} == {"ipv4"}
-    assert rules[1].entries == ("etcd-client",)
+    assert rules[3].entries == ("etcd-client",)
 
 
 def test_ipv6_control_plane_with_dual_stack_pods():
@@ -200,12 +182,13 @@ def test_ipv6_control_plane_with_dual_stack_pods():
         '    <source address="fd00:96::/112"/>\n'
         "    <accept/>\n"
         "  </rule>\n"
+        + rich("ipv6", "fd00:20::/64", tcp(179), "kube-router-bgp")
         + rich("ipv6", "fd00:10::a", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2380), "etcd-peer")
         + rich("ipv6", "fd00:10::a", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:10::b", tcp(10250), "kubelet")
-        + rich("ipv6", "fd00:20::/64", '<port port="4789" protocol="udp"/>', "cni-vxlan")
+        + rich("ipv6", "fd00:20::/64", '<protocol value="41"/>', "kube-router-ipip")
         + rich("ipv6", "fd00:10::a", '<protocol value="vrrp"/>', "vrrp")
         + rich("ipv6", "fd00:10::b", '<protocol value="vrrp"/>', "vrrp")
         + "</zone>\n"
@@ -351,7 +334,9 @@ def test_module_required_free_ports():
         {"name": "kubelet-healthz", "protocol": "tcp", "port": "10248", "listener": "kubelet healthz"},
         {"name": "kube-proxy-healthz", "protocol": "tcp", "port": "10256", "listener": "kube-proxy healthz"},
         {"name": "kube-proxy-metrics", "protocol": "tcp", "port": "10249", "listener": "kube-proxy metrics"},
-        {"name": "cni-vxlan", "protocol": "udp", "port": "4789", "listener": "CNI VXLAN overlay (kernel)"},
+        {"name": "kube-router-bgp", "protocol": "tcp", "port": "179", "listener": "kube-router (GoBGP, the nodes' iBGP full mesh)"},
+        {"name": "kube-router-health", "protocol": "tcp", "port": "20244", "listener": "kube-router healthz"},
+        {"name": "kube-router-gobgp-api", "protocol": "tcp", "port": "50051", "listener": "kube-router GoBGP gRPC API"},
         {"name": "kube-apiserver", "protocol": "tcp", "port": "6443", "listener": "kube-apiserver"},
         {"name": "kube-controller-manager", "protocol": "tcp", "port": "10257", "listener": "kube-controller-manager"},
         {"name": "kube-scheduler", "protocol": "tcp", "port": "10259", "listener": "kube-scheduler"},

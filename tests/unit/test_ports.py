@@ -89,14 +89,16 @@ def test_ports_to_free_for_a_worker_and_a_bootstrap_node():
         ("tcp", "10248"),
         ("tcp", "10256"),
         ("tcp", "10249"),
-        ("udp", "4789"),
+        ("tcp", "179"),
+        ("tcp", "20244"),
+        ("tcp", "50051"),
     ]
     first = [
         e.port
         for e in ports.ports_to_free(["bootstrap", "ca", "control-plane", "etcd", "node"], CONFIG)
     ]
     assert first == [
-        "10250", "10248", "10256", "10249", "4789", "6443", "10257", "10259",
+        "10250", "10248", "10256", "10249", "179", "20244", "50051", "6443", "10257", "10259",
         "2379", "2380", "2381", "4505", "4506", "8443", "5000",
     ]  # fmt: skip
 
@@ -157,7 +159,7 @@ def invalid(*entries):
         ),
         (
             {"protocol": "sctp"},
-            ["ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp"],
+            ["ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp, ipip"],
         ),
         (
             {"port": "http"},
@@ -228,7 +230,7 @@ def invalid(*entries):
             {"name": "", "protocol": "icmp", "from": []},
             [
                 "ports[0].name: '' is missing or empty; give each entry a name",
-                "ports[0].protocol: 'icmp' is not supported; allowed: tcp, udp, vrrp",
+                "ports[0].protocol: 'icmp' is not supported; allowed: tcp, udp, vrrp, ipip",
                 "ports[0].from: [] is not a non-empty list; use sources from anyone, local, "
                 "control-plane-cidrs, workload-plane-cidrs or peers:<role>",
             ],
@@ -241,7 +243,7 @@ def test_entry_errors_name_the_entry_the_value_and_the_fix(change, problems):
 
 def test_every_problem_is_reported_at_once():
     assert invalid(dict(GOOD, protocol="sctp"), "not a mapping", dict(GOOD, roles="node")) == [
-        "ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp",
+        "ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp, ipip",
         "ports[1]: 'not a mapping' is not a mapping; each entry is a mapping",
         "ports[2] (thing).roles: 'node' is not a non-empty list; use roles from bootstrap, "
         "ca, control-plane, etcd, node, all",
@@ -277,7 +279,7 @@ def test_load_names_the_file(tmp_path):
         ports.load_matrix(path)
     assert str(info.value) == (
         f"{path}: port matrix is invalid:\n"
-        "- ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp"
+        "- ports[0] (thing).protocol: 'sctp' is not supported; allowed: tcp, udp, vrrp, ipip"
     )
     path.write_text("ports: [unclosed")
     with pytest.raises(ports.MatrixError) as info:
