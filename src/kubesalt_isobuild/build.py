@@ -19,7 +19,12 @@ import yaml
 from kubesalt.bootstrap import archive
 from kubesalt_isobuild import debs, images, oci, pywheel, repos, rpms, tree, wheels
 from kubesalt_isobuild.cache import Store
-from kubesalt_isobuild.errors import IsoBuildError, UnknownFlavourError, UnpinnedArtifactError
+from kubesalt_isobuild.errors import (
+    IsoBuildError,
+    ManifestError,
+    UnknownFlavourError,
+    UnpinnedArtifactError,
+)
 from kubesalt_isobuild.manifest import Flavour, Manifest, load_manifest
 from kubesalt_isobuild.signing import Signer
 from kubesalt_isobuild.util import Steps, sha256_file
@@ -68,6 +73,9 @@ def selected_flavour(manifest: Manifest, name: str) -> Flavour:
         listed = {i.ref for i in flavour.images}
         extra = tuple(i for i in images.kubernetes_images() if i.ref not in listed)
         flavour = replace(flavour, images=flavour.images + extra)
+    unsourced = images.unsourced_images(flavour.images, manifest)
+    if unsourced:
+        raise ManifestError(unsourced, str(manifest.path))
     return flavour
 
 

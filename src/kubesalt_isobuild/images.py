@@ -54,6 +54,20 @@ def kubernetes_version() -> str | None:
         return None
 
 
+def unsourced_images(imgs: tuple[Image, ...] | list[Image], manifest: Manifest) -> list[str]:
+    """A problem per pulled image whose registry no `type: registry` source declares.
+
+    Every upstream the ISO copies from is declared once (and served by the nodes' containerd
+    mirror under the same host), so an image never comes from a registry nobody chose.
+    """
+    return [
+        f"{img.label}: its registry {img.registry} is not a source; add a source with "
+        f"type: registry and host: {img.registry} (see registry-k8s-io)"
+        for img in imgs
+        if not img.build and manifest.registry_for(img.registry) is None
+    ]
+
+
 def pull_reference(img: Image, manifest: Manifest) -> tuple[str, bool, str | None]:
     """``(docker:// reference, tls verify, cert dir)`` to pull ``img`` from its upstream."""
     src = manifest.registry_for(img.registry)

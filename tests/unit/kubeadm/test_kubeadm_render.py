@@ -380,6 +380,7 @@ def test_pinned_images():
         "etcd": "registry.k8s.io/etcd:3.5.21-0",
         "pause": "registry.k8s.io/pause:3.10",
         "coredns": "registry.k8s.io/coredns/coredns:v1.12.0",
+        "kube-router": "docker.io/cloudnativelabs/kube-router:v2.11.1",
     }
 
 
