@@ -153,7 +153,9 @@ def _label(obj, index: int) -> str:
         return f"object #{index}"
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     where = f"{meta['namespace']}/" if isinstance(meta.get("namespace"), str) else ""
-    return f"object #{index} ({obj.get('kind')} {where}{meta.get('name')})"
+    if not meta.get("name"):
+        return f"object #{index} ({obj.get('kind')}, no name)"
+    return f"object #{index} ({obj.get('kind')} {where}{meta['name']})"
 
 
 def _ref_problems(obj, index: int) -> tuple[Ref | None, list[str]]:
@@ -264,7 +266,9 @@ def _transport_error(ref: Ref, verb: str, server: str, err: Exception) -> ApplyE
             "TLS failed: the kubeconfig's certificate-authority-data must be the cluster CA "
             "that signed the API server's certificate (kubesalt.pki)"
         )
-    elif isinstance(said, urllib3.exceptions.TimeoutError) or "timed out" in text:
+    elif isinstance(said, urllib3.exceptions.TimeoutError) and not isinstance(
+        said, urllib3.exceptions.NewConnectionError  # a subclass of the connect timeout
+    ):
         hint = (
             f"the API server at {server} did not answer within {REQUEST_TIMEOUT[1]}s: check "
             "kube-apiserver and etcd on the control-plane nodes (crictl ps, crictl logs)"
