@@ -182,7 +182,9 @@ def _ref_problems(obj, index: int) -> tuple[Ref | None, list[str]]:
     name, namespace = meta.get("name"), meta.get("namespace")
     # The name becomes part of the URL: it must be one path segment.
     if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        problems.append(f"{label}: metadata.name {name!r} is not a name (a non-empty string, no '/')")
+        problems.append(
+            f"{label}: metadata.name {name!r} is not a name (a non-empty string, no '/')"
+        )
     if kind.namespaced and (not isinstance(namespace, str) or not namespace or "/" in namespace):
         problems.append(f"{label}: a {kind.kind} needs metadata.namespace (got {namespace!r})")
     if not kind.namespaced and namespace is not None:
@@ -267,7 +269,8 @@ def _transport_error(ref: Ref, verb: str, server: str, err: Exception) -> ApplyE
             "that signed the API server's certificate (kubesalt.pki)"
         )
     elif isinstance(said, urllib3.exceptions.TimeoutError) and not isinstance(
-        said, urllib3.exceptions.NewConnectionError  # a subclass of the connect timeout
+        said,
+        urllib3.exceptions.NewConnectionError,  # a subclass of the connect timeout
     ):
         hint = (
             f"the API server at {server} did not answer within {REQUEST_TIMEOUT[1]}s: check "
@@ -404,7 +407,9 @@ def apply_object(client: ApiClient, ref: Ref, obj: dict, dry_run: bool = False) 
     return Applied(ref, _outcome(before, after, dry_run), dry_run)
 
 
-def apply_objects(client: ApiClient, objects: Sequence[dict], dry_run: bool = False) -> list[Applied]:
+def apply_objects(
+    client: ApiClient, objects: Sequence[dict], dry_run: bool = False
+) -> list[Applied]:
     """Server-side apply `objects` in the order given, with field manager FIELD_MANAGER and
     force; with `dry_run`, the API server checks and answers but stores nothing. Every
     object is checked before the first request. On the first refusal it stops: the error

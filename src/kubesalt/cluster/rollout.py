@@ -38,7 +38,10 @@ def deployment_pending(obj: dict) -> str | None:
     if not observed:
         return "waiting for the controller to observe the latest spec"
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == PROGRESS_DEADLINE_EXCEEDED:
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == PROGRESS_DEADLINE_EXCEEDED
+        ):
             name = (obj.get("metadata") or {}).get("name")
             raise RolloutError(
                 f"Deployment {name} exceeded its progress deadline ({condition.get('message')}); "

@@ -210,7 +210,9 @@ class FakeAPI:
         handler = type("Handler", (_Handler,), {"api": self})
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
         self._thread.start()
         return self
 
@@ -270,10 +272,16 @@ class FakeAPI:
     def _collection(obj: dict) -> str:
         group_version = obj["apiVersion"]
         kind = obj["kind"]
-        plural = next(p for (gv, p), (k, _) in RESOURCES.items() if gv == group_version and k == kind)
+        plural = next(
+            p for (gv, p), (k, _) in RESOURCES.items() if gv == group_version and k == kind
+        )
         base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         namespace = (obj.get("metadata") or {}).get("namespace")
-        scope = f"/namespaces/{namespace}" if namespace and RESOURCES[(group_version, plural)][1] else ""
+        scope = (
+            f"/namespaces/{namespace}"
+            if namespace and RESOURCES[(group_version, plural)][1]
+            else ""
+        )
         return f"{base}{scope}/{plural}"
 
     @staticmethod
@@ -305,7 +313,11 @@ class FakeAPI:
     def _authorize(self, user: str, verb: str, target: Target, name: str | None) -> None:
         if user not in self.forbidden:
             return
-        where = f' in the namespace "{target.namespace}"' if target.namespace else " at the cluster scope"
+        where = (
+            f' in the namespace "{target.namespace}"'
+            if target.namespace
+            else " at the cluster scope"
+        )
         what = f'{target.plural} "{name}"' if name else target.plural
         raise Refusal(
             403,
@@ -413,9 +425,7 @@ class FakeAPI:
 
     @staticmethod
     def _managed_fields(stored: Stored, target: Target, old_meta: dict) -> list[dict]:
-        old = {
-            (e["manager"], e["operation"]): e for e in old_meta.get("managedFields") or []
-        }
+        old = {(e["manager"], e["operation"]): e for e in old_meta.get("managedFields") or []}
         owners = [(stored.base_manager, "Update", stored.base)] if stored.base_manager else []
         owners += [(manager, "Apply", applied) for manager, applied in stored.applied.items()]
         entries = []
@@ -458,7 +468,9 @@ class FakeAPI:
     def _apply(self, target: Target, body: dict, query: dict) -> tuple[int, dict]:
         manager = (query.get("fieldManager") or [None])[0]
         if not manager:
-            raise Refusal(400, "BadRequest", "PATCH, application/apply-patch+yaml: fieldManager is required")
+            raise Refusal(
+                400, "BadRequest", "PATCH, application/apply-patch+yaml: fieldManager is required"
+            )
         force = (query.get("force") or ["false"])[0] == "true"
         dry_run = (query.get("dryRun") or [None])[0] == "All"
         self._check_namespace(target)
@@ -466,7 +478,11 @@ class FakeAPI:
         existing = self._stored.get(target.key)
         stored = copy.deepcopy(existing) if existing else Stored(base={}, base_manager=None)
         wanted_version = (body.get("metadata") or {}).get("resourceVersion")
-        if existing and wanted_version and wanted_version != existing.object["metadata"]["resourceVersion"]:
+        if (
+            existing
+            and wanted_version
+            and wanted_version != existing.object["metadata"]["resourceVersion"]
+        ):
             raise Refusal(
                 409,
                 "Conflict",

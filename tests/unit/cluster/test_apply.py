@@ -34,8 +34,18 @@ def objects():
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
             "metadata": {"name": "kubeadm:cluster-admins"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubeadm:cluster-admins"}],
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Group",
+                    "name": "kubeadm:cluster-admins",
+                }
+            ],
         },
         {
             "apiVersion": "v1",
@@ -45,13 +55,21 @@ def objects():
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "coredns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+            "metadata": {
+                "name": "coredns",
+                "namespace": "kube-system",
+                "labels": {"k8s-app": "kube-dns"},
+            },
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": {"k8s-app": "kube-dns"}},
                 "template": {
                     "metadata": {"labels": {"k8s-app": "kube-dns"}},
-                    "spec": {"containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.12.0"}]},
+                    "spec": {
+                        "containers": [
+                            {"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.12.0"}
+                        ]
+                    },
                 },
             },
         },
@@ -63,7 +81,9 @@ def node_patch(name="cp1"):
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {"node-role.kubernetes.io/control-plane": ""}},
-        "spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
+        "spec": {
+            "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+        },
     }
 
 
@@ -275,7 +295,9 @@ def test_a_stale_resource_version_is_a_409_conflict(api, client):
     stale["metadata"]["resourceVersion"] = "1"
     err = error_of(client, [stale])
     assert err.status == 409 and err.reason == "Conflict"
-    assert str(err).startswith("apply ConfigMap kube-system/kubeadm-config failed: HTTP 409 Conflict: ")
+    assert str(err).startswith(
+        "apply ConfigMap kube-system/kubeadm-config failed: HTTP 409 Conflict: "
+    )
     assert "the object has been modified" in str(err) and "apply again" in str(err)
 
 
@@ -306,7 +328,9 @@ def test_nothing_listening_names_the_object_and_the_vip(api, tmp_path):
         err = error_of(c, [configmap()])
     text = str(err)
     assert err.status is None
-    assert text.startswith(f"read ConfigMap kube-system/kubeadm-config failed: no answer from http://127.0.0.1:{port}")
+    assert text.startswith(
+        f"read ConfigMap kube-system/kubeadm-config failed: no answer from http://127.0.0.1:{port}"
+    )
     assert "keepalived holds the API VIP 127.0.0.1" in text
 
 
@@ -314,23 +338,37 @@ def test_nothing_listening_names_the_object_and_the_vip(api, tmp_path):
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda o: o[0].update(kind="Widget"),
-         "object #1 (Widget kube-system/kubeadm-config): kind 'Widget' is not one kubesalt applies"),
-        (lambda o: o[3].update(apiVersion="extensions/v1beta1"),
-         "object #4 (Deployment kube-system/coredns): apiVersion 'extensions/v1beta1', but "
-         "kubesalt applies Deployment as apps/v1"),
-        (lambda o: o[2]["metadata"].pop("namespace"),
-         "object #3 (ServiceAccount coredns): a ServiceAccount needs metadata.namespace (got None)"),
-        (lambda o: o[1]["metadata"].update(namespace="default"),
-         "object #2 (ClusterRoleBinding default/kubeadm:cluster-admins): a ClusterRoleBinding has "
-         "no namespace (got 'default')"),
-        (lambda o: o[0]["metadata"].update(name="a/b"),
-         "object #1 (ConfigMap kube-system/a/b): metadata.name 'a/b' is not a name"),
-        (lambda o: o.append(copy.deepcopy(o[0])),
-         "object #5: ConfigMap kube-system/kubeadm-config is listed twice (also object #1)"),
+        (
+            lambda o: o[0].update(kind="Widget"),
+            "object #1 (Widget kube-system/kubeadm-config): kind 'Widget' is not one kubesalt applies",
+        ),
+        (
+            lambda o: o[3].update(apiVersion="extensions/v1beta1"),
+            "object #4 (Deployment kube-system/coredns): apiVersion 'extensions/v1beta1', but "
+            "kubesalt applies Deployment as apps/v1",
+        ),
+        (
+            lambda o: o[2]["metadata"].pop("namespace"),
+            "object #3 (ServiceAccount coredns): a ServiceAccount needs metadata.namespace (got None)",
+        ),
+        (
+            lambda o: o[1]["metadata"].update(namespace="default"),
+            "object #2 (ClusterRoleBinding default/kubeadm:cluster-admins): a ClusterRoleBinding has "
+            "no namespace (got 'default')",
+        ),
+        (
+            lambda o: o[0]["metadata"].update(name="a/b"),
+            "object #1 (ConfigMap kube-system/a/b): metadata.name 'a/b' is not a name",
+        ),
+        (
+            lambda o: o.append(copy.deepcopy(o[0])),
+            "object #5: ConfigMap kube-system/kubeadm-config is listed twice (also object #1)",
+        ),
         (lambda o: o.append(["not", "a", "mapping"]), "object #5: not a mapping but list"),
-        (lambda o: o[0].pop("metadata"),
-         "object #1 (ConfigMap, no name): metadata is missing or not a mapping"),
+        (
+            lambda o: o[0].pop("metadata"),
+            "object #1 (ConfigMap, no name): metadata is missing or not a mapping",
+        ),
     ],
 )
 def test_a_bad_object_is_named_and_nothing_is_sent(api, client, edit, expected):
