@@ -286,7 +286,7 @@ def _transport_error(ref: Ref, verb: str, server: str, err: Exception) -> ApplyE
     return ApplyError(f"{verb} {ref} failed: no answer from {server} ({text}). Hint: {hint}")
 
 
-def _hint(ref: Ref, status: int, reason: str, details: dict) -> str | None:
+def _hint(ref: Ref, status: int, details: dict) -> str | None:
     """What to do about the API's refusal, for the common ones."""
     if status == 401:
         return (
@@ -334,7 +334,7 @@ def api_error(ref: Ref, verb: str, status: int, answer) -> ApplyError:
     message = answer.get("message") or "no message"
     details = answer.get("details") if isinstance(answer.get("details"), dict) else {}
     said = f"HTTP {status}{' ' + reason if reason else ''}: {message}"
-    hint = _hint(ref, status, reason, details)
+    hint = _hint(ref, status, details)
     text = f"{verb} {ref} failed: {said}" + (f". Hint: {hint}" if hint else "")
     return ApplyError(text, status=status, reason=reason or None)
 
@@ -365,9 +365,10 @@ def _server_apply(client: ApiClient, ref: Ref, obj: dict, dry_run: bool) -> dict
     query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
     if dry_run:
         query.append(("dryRun", "All"))
-    status, answer = _call(client, ref, "apply", "PATCH", query, obj, APPLY_CONTENT_TYPE)
+    verb = "dry-run apply" if dry_run else "apply"
+    status, answer = _call(client, ref, verb, "PATCH", query, obj, APPLY_CONTENT_TYPE)
     if status not in (200, 201):
-        raise api_error(ref, "apply", status, answer)
+        raise api_error(ref, verb, status, answer)
     return answer or {}
 
 

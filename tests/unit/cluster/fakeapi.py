@@ -33,6 +33,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,7 @@ class FakeAPI:
         self.forbidden = set(forbidden)
         self.namespaces = set(namespaces)
         self.requests: list[Request] = []
+        self.delay = 0.0  # seconds every answer waits: a server too slow to answer
         self._stored: dict[tuple, Stored] = {}
         self._versions = itertools.count(100)
         self._lock = threading.Lock()
@@ -595,6 +597,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        time.sleep(self.api.delay)
         status, answer = self.api.handle(self.command, self.path, self.headers, body)
         data = json.dumps(answer).encode()
         self.send_response(status)

@@ -8,6 +8,7 @@ import copy
 import socket
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from kubesalt.cluster import apply
 from kubesalt.cluster.model import FIELD_MANAGER
@@ -426,3 +427,30 @@ def test_outcomes_are_json_able():
         "comment": "Node cp2 pending: its kubelet has not registered (its Node object appears "
         "when the kubelet on cp2 starts; apply again then)",
     }
+
+
+def test_a_server_too_slow_to_answer_is_named(api, client, monkeypatch):
+    monkeypatch.setattr(apply, "REQUEST_TIMEOUT", (1, 0.2))
+    api.delay = 0.5
+    text = str(error_of(client, [configmap()]))
+    assert text.startswith(
+        f"read ConfigMap kube-system/kubeadm-config failed: no answer from {api.url}"
+    )
+    assert f"the API server at {api.url} did not answer within 0.2s" in text
+
+
+def test_a_tls_failure_says_which_ca_to_trust():
+    ref = apply.Ref(apply.KINDS["ConfigMap"], "kube-system", "x")
+    failure = ApiException(status=0, reason="SSLError\n[SSL: CERTIFICATE_VERIFY_FAILED] unable")
+    text = str(apply._transport_error(ref, "read", "https://10.0.0.100:6443", failure))
+    assert text.startswith(
+        "read ConfigMap kube-system/x failed: no answer from https://10.0.0.100:6443"
+    )
+    assert "certificate-authority-data must be the cluster CA" in text
+
+
+def test_a_dry_run_refusal_says_it_was_a_dry_run(client):
+    err = error_of(client, [configmap("Bad_Name")], dry_run=True)
+    assert str(err).startswith(
+        "dry-run apply ConfigMap kube-system/Bad_Name failed: HTTP 422 Invalid"
+    )
