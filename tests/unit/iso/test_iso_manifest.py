@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
+from kubesalt_isobuild import wheels
 from kubesalt_isobuild.errors import ManifestError, UnknownFlavourError
 from kubesalt_isobuild.manifest import load_manifest, parse_manifest
 
@@ -179,3 +182,44 @@ def test_anchor_keys_are_ignored(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(data))
     assert load_manifest(path).flavours["f"].wheels[0].name == "salt"
+
+
+# The nodes' interpreter (docs/iso.md): CPython 3.11 on x86-64 Linux, for dependency markers.
+NODE_PYTHON = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "extra": "",
+}
+
+
+def installed_closure(root: str) -> dict[str, str]:
+    """{normalized name: version} of `root` and everything it requires on the nodes'
+    Python, read from this virtualenv (installed with constraints.txt, the manifest's pins)."""
+    found, todo = {}, [root]
+    while todo:
+        dist = importlib.metadata.distribution(todo.pop())
+        key = wheels.normalize(dist.metadata["Name"])
+        if key in found:
+            continue
+        found[key] = dist.version
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(NODE_PYTHON):
+                todo.append(requirement.name)
+    return found
+
+
+def test_every_flavour_carries_the_kubernetes_client_and_its_dependencies():
+    closure = installed_closure("kubernetes")
+    assert {"kubernetes", "urllib3", "pydantic", "websocket-client"} <= set(closure)
+    manifest = load_manifest(ROOT / "iso" / "manifest.yaml")
+    for name, flavour in manifest.flavours.items():
+        listed = {wheels.normalize(w.name): w.version for w in flavour.wheels}
+        missing = {dist: v for dist, v in closure.items() if listed.get(dist) != v}
+        assert missing == {}, f"flavour {name} lacks these wheels (or pins another version)"
