@@ -56,9 +56,7 @@ def parse_timestamp(text: str, what: str) -> datetime.datetime:
     try:
         return datetime.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=datetime.UTC)
     except (TypeError, ValueError):
-        raise RenewalError(
-            f"{what} = {text!r}: give a UTC time as YYYY-MM-DDTHH:MM:SSZ"
-        ) from None
+        raise RenewalError(f"{what} = {text!r}: give a UTC time as YYYY-MM-DDTHH:MM:SSZ") from None
 
 
 @dataclass(frozen=True)

@@ -247,20 +247,41 @@ STATIC_POD_SLS = {_roles.ETCD: "kubesalt.roles.etcd",
 RENEW_CERTS = Phase(
     "certs",
     "the node's certificates renewed where due (kubesalt.pki with the run's window)",
-    (Step("renewed", "nodes", "renew the certificates", {"sls": ("kubesalt.pki",)},
-          "state_timeout"),),  # fmt: skip
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "renew the certificates",
+            {"sls": ("kubesalt.pki",)},
+            "state_timeout",
+        ),
+    ),  # fmt: skip
 )
 RENEW_KUBECONFIGS = Phase(
     "kubeconfigs",
     "the kubeconfigs embed the renewed client certificates",
-    (Step("renewed", "nodes", "rewrite the kubeconfigs",
-          {"sls": ("kubesalt.kubeconfig",), "after_renewal": True}, 300),),  # fmt: skip
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "rewrite the kubeconfigs",
+            {"sls": ("kubesalt.kubeconfig",), "after_renewal": True},
+            300,
+        ),
+    ),  # fmt: skip
 )
 RENEW_KUBELET = Phase(
     "kubelet",
     "the kubelet's state applied (its kubelet.conf renewed)",
-    (Step("renewed", "nodes", "the kubelet", {"sls": ("kubesalt.kubelet",),
-                                             "after_renewal": True}, 600),),  # fmt: skip
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "the kubelet",
+            {"sls": ("kubesalt.kubelet",), "after_renewal": True},
+            600,
+        ),
+    ),  # fmt: skip
     roles=KUBELET,
 )
 RENEW_MEMBER_PHASES = (
@@ -268,10 +289,16 @@ RENEW_MEMBER_PHASES = (
     RENEW_KUBECONFIGS,
     Phase(
         "static-pods",
-        "the node's static pods rewritten: their config digest changes, the kubelet "
-        "restarts them",
-        (Step("renewed", "nodes", "rewrite the static pods",
-              {"role_sls": STATIC_POD_SLS, "after_renewal": True}, 600),),  # fmt: skip
+        "the node's static pods rewritten: their config digest changes, the kubelet restarts them",
+        (
+            Step(
+                "renewed",
+                "nodes",
+                "rewrite the static pods",
+                {"role_sls": STATIC_POD_SLS, "after_renewal": True},
+                600,
+            ),
+        ),  # fmt: skip
         roles=MEMBERS,
     ),
     RENEW_KUBELET,
@@ -294,8 +321,7 @@ RENEW_WORKER_PHASES = (RENEW_CERTS, RENEW_KUBECONFIGS, RENEW_KUBELET)
 RENEW_CERTIFICATES = (
     Phase(
         "preflight",
-        "no other orchestration runs; the nodes' minions answer; the CA minion's pillar "
-        "refreshed",
+        "no other orchestration runs; the nodes' minions answer; the CA minion's pillar refreshed",
         (
             Step("minion_answers", "nodes", "minion answers test.ping", timeout=60, retry=2),
             Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
@@ -307,8 +333,14 @@ RENEW_CERTIFICATES = (
         "members",
         "control-plane and etcd nodes, one at a time: certs, kubeconfigs, static-pods, "
         "kubelet, etcd-health, wait-control-plane",
-        (Step("in_turn", "nodes", "renew one node after the other",
-              {"phases": RENEW_MEMBER_PHASES}),),  # fmt: skip
+        (
+            Step(
+                "in_turn",
+                "nodes",
+                "renew one node after the other",
+                {"phases": RENEW_MEMBER_PHASES},
+            ),
+        ),  # fmt: skip
         roles=MEMBERS,
         why="a member's static pods restart when their certificates change: one member "
         "at a time keeps etcd's quorum and the API up",
@@ -316,8 +348,14 @@ RENEW_CERTIFICATES = (
     Phase(
         "workers",
         "the other nodes together: certs, kubeconfigs, kubelet",
-        (Step("together", "nodes", "renew the workers together",
-              {"phases": RENEW_WORKER_PHASES, "without_roles": MEMBERS}),),  # fmt: skip
+        (
+            Step(
+                "together",
+                "nodes",
+                "renew the workers together",
+                {"phases": RENEW_WORKER_PHASES, "without_roles": MEMBERS},
+            ),
+        ),  # fmt: skip
         why="a worker restarts no static pod: all of them at once",
     ),
 )
