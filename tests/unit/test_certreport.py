@@ -125,7 +125,8 @@ def test_the_json_is_the_same_data(report):
 
 def test_without_a_recorded_run_the_report_says_how_to_trigger_one():
     assert certreport.last_run_line(None).endswith(
-        "salt <bootstrap node> schedule.run_job kubesalt-renew-certificates")
+        "salt <bootstrap node> schedule.run_job kubesalt-renew-certificates"
+    )
 
 
 # -- the scheduled renewal's record ------------------------------------------------------
@@ -168,7 +169,8 @@ def test_what_a_run_renewed_comes_from_its_certs_phases():
 def test_a_run_with_nothing_due_and_a_failed_run():
     assert certreport.orchestrate_outcome(orchestrate_ret(True, {}))["outcome"] == "nothing due"
     failed = certreport.orchestrate_outcome(
-        orchestrate_ret(False, {}, "phase members on cp2: etcd-health: ...\nmore"))
+        orchestrate_ret(False, {}, "phase members on cp2: etcd-health: ...\nmore")
+    )
     assert failed == {"outcome": "failed", "message": "phase members on cp2: etcd-health: ...",
                       "renewed": {}}  # fmt: skip
     assert certreport.orchestrate_outcome(["SLS not found"])["outcome"] == "failed"

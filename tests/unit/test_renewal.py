@@ -1,5 +1,5 @@
-"""The renewal window (pki.renewBeforeDays), a run's override, the window arithmetic, and
-the kubesalt_pki certificate state under a renew_certificates run."""
+"""The renewal window (pki.renewBeforeDays), a run's override, the window arithmetic
+(the certificate state under a renewal run: test_kubesalt_pki_states.py)."""
 
 import datetime
 
@@ -8,34 +8,22 @@ import pytest
 from kubesalt import config, renewal
 from kubesalt.renewal import Override
 from tests.unit.test_config import changed
-from tests.unit.test_kubesalt_pki_states import (  # noqa: F401 (fixtures)
-    cert_args,
-    configure_loader_modules,
-    expected,
-    files,
-    keys,
-    kubesalt_pki,
-    opts,
-    x509_cert,
-    x509_key,
-)
-from tests.unit.test_pkicheck import NOW
 
 DAY = datetime.timedelta(days=1)
 START = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)
 
 
-def pki(**keys):
-    return {"pki": {"certificateValidityDays": 365, "renewBeforeDays": None, **keys}}
+def pki(**given):
+    return {"pki": {"certificateValidityDays": 365, "renewBeforeDays": None, **given}}
 
 
 @pytest.mark.parametrize(
-    ("keys", "days"),
+    ("given", "days"),
     [({}, 90), ({"renewBeforeDays": 30}, 30), ({"certificateValidityDays": 60}, 15),
      ({"certificateValidityDays": 60, "renewBeforeDays": 59}, 59)],
 )  # fmt: skip
-def test_the_window_is_the_configured_one_else_90_days_or_a_quarter(keys, days):
-    assert renewal.renew_before_days(pki(**keys)) == days
+def test_the_window_is_the_configured_one_else_90_days_or_a_quarter(given, days):
+    assert renewal.renew_before_days(pki(**given)) == days
 
 
 def test_the_configured_window_reaches_the_validated_configuration():
@@ -101,40 +89,3 @@ def test_the_override_travels_as_pillar_and_back():
 def test_a_bad_override_names_its_key(value, message):
     with pytest.raises(renewal.RenewalError, match=message):
         Override.from_pillar(value)
-
-
-# -- the certificate state under a renew_certificates run -------------------------------
-def renewal_arg(window=None, force=False, started=NOW + DAY):
-    return Override(window, force, renewal.timestamp(started)).as_pillar()
-
-
-def test_a_run_window_beyond_the_validity_renews_through_x509_with_that_window(files, x509_cert):
-    args = cert_args(files)
-    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal=renewal_arg(400),
-                                           **args)  # fmt: skip
-    x509_cert.assert_called_once_with(**{**args, "days_remaining": 400})
-    assert "within the renewal window of 400 days" in ret["comment"]
-
-
-def test_force_makes_x509_renew_too(files, x509_cert):
-    args = cert_args(files)
-    kubesalt_pki.certificate_managed(expected=expected(files), renewal=renewal_arg(force=True),
-                                     **args)  # fmt: skip
-    x509_cert.assert_called_once_with(**{**args, "days_remaining": renewal.FORCE_DAYS})
-
-
-def test_a_certificate_issued_by_this_run_is_left_alone(files, x509_cert):
-    # The test leaf was issued a day before NOW: a run started two days before issued it.
-    run = renewal_arg(400, True, started=NOW - 2 * DAY)
-    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal=run,
-                                           **cert_args(files))  # fmt: skip
-    x509_cert.assert_not_called()
-    assert ret["result"] is True and ret["comment"].endswith("renewed 0 days before)")
-
-
-def test_a_bad_renewal_argument_fails_the_state_naming_it(files, x509_cert):
-    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal={"force": 1},
-                                           **cert_args(files))  # fmt: skip
-    assert ret["result"] is False
-    assert ret["comment"].startswith(f"The argument renewal of {files['cert']} is invalid: ")
-    x509_cert.assert_not_called()

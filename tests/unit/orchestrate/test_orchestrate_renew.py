@@ -124,9 +124,7 @@ def test_a_second_run_changes_nothing(backend, cluster):
     assert "members: no changes" in again.comment()
 
 
-def test_the_dry_run_reports_the_certificates_it_would_renew_and_changes_nothing(
-    backend, cluster
-):
+def test_the_dry_run_reports_the_certificates_it_would_renew_and_changes_nothing(backend, cluster):
     cluster.drift["cp2"] = {"kubesalt.pki": [OBTAIN.format("apiserver")]}
     report = run(backend, test=True)
     assert report.ok
