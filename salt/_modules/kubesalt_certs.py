@@ -107,7 +107,8 @@ def wait_serving(port, certificate, timeout=120, interval=2):
 
 
 def _log(line):
-    _progress.Progress("renew_certificates (schedule)").line(line)
+    """One line to stderr (the minion's journal) and to the orchestrations' log file."""
+    _progress.Progress("renew_certificates (schedule)", log_file=_progress.LOG_FILE).line(line)
 
 
 def renew_scheduled(saltenv, record_file=None):
