@@ -40,11 +40,13 @@ def _ask(nodes, timeout):
                         tgt_type="list", full_return=True)  # fmt: skip
     result = {}
     for node in nodes:
-        reply = answer.get(node)
-        if reply is None:
+        reply = answer.get(node) or {}
+        ret = reply.get("ret")
+        # Salt gives a minion that did not answer this text instead of a return.
+        if not reply or (isinstance(ret, str) and ret.startswith("Minion did not return")):
             result[node] = f"did not answer within {timeout}s (salt {node} test.ping)"
-        elif not isinstance(reply.get("ret"), list) or reply.get("retcode"):
-            result[node] = f"kubesalt_certs.certificates failed: {str(reply.get('ret'))[:300]}"
+        elif not isinstance(ret, list) or reply.get("retcode"):
+            result[node] = f"kubesalt_certs.certificates failed: {str(ret)[:300]}"
         else:
             result[node] = reply["ret"]
     return result
