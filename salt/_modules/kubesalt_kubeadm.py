@@ -20,6 +20,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import pkicheck as _pkicheck
+    from kubesalt import renewal as _renewal
     from kubesalt import roles as _rolenames
     from kubesalt import saltglue as _glue
     from kubesalt import sealing as _sealing
@@ -181,7 +182,8 @@ def pki():
     server (none on the CA minion, which signs locally under the same policies). Each CA
     and certificate has ``expected``: what it must be once issued, for the local check of
     the ``kubesalt_pki`` states (``kubesalt.pkicheck``; ``ca_cert`` is this node's copy of
-    the CA that signs it).
+    the CA that signs it). ``days_remaining`` is ``pki.renewBeforeDays``; ``renewal`` the
+    override of a renew_certificates run (pillar ``kubesalt_renew``), else None.
 
     CLI Example:
 
@@ -214,6 +216,8 @@ def pki():
             }
         )
     certificates = []
+    window = _glue.call(_renewal.renew_before_days, cfg)
+    override = _glue.call(_renewal.Override.from_pillar, __pillar__.get(_renewal.PILLAR_KEY))  # noqa: F821
     for spec in _glue.call(node_certificates, cfg, this, layout):
         cert, key = _paths.cert_files(spec, layout)
         signer = specs[spec.signer]
@@ -223,7 +227,7 @@ def pki():
                 "cert": cert,
                 "key": key,
                 "signing_policy": _policies.policy_name(spec, this.name),
-                "days_remaining": _policies.days_remaining(spec.validity_days),
+                "days_remaining": window,
                 "ca_CN": signer.common_name,
                 "expected": _pkicheck.expected_from_spec(spec, signer.cert_path).as_mapping(),
             }
@@ -244,6 +248,7 @@ def pki():
         "cas": cas,
         "certificates": certificates,
         "service_account": service_account,
+        "renewal": override.as_pillar() if override else None,
     }
 
 

@@ -50,8 +50,8 @@ def plan(orchestration, pillar=None, saltenv=None):
     if not isinstance(pillar, dict):
         raise CommandExecutionError(f"pillar = {pillar!r}: give a dictionary with the key node")
     merged = {"kubesalt": (__pillar__ or {}).get("kubesalt") or {}, **pillar}  # noqa: F821
-    options = _glue.call(_options.from_pillar, orchestration, merged, saltenv or "base")
     inventory = _glue.call(_inventory.load, _inventory_dir())
+    options = _glue.call(_options.from_pillar, orchestration, merged, saltenv or "base", inventory)
     phases = _engine.plan(options, inventory)
     return {
         "nodes": list(options.nodes),

@@ -49,6 +49,10 @@ def _prepare_ssh():
     )
 
 
+def _inventory_dir():
+    return __opts__.get("kubesalt_inventory", _inventory.DEFAULT_DIR)  # noqa: F821
+
+
 def _make_backend():
     opts = __opts__  # noqa: F821
     return _backend.Backend(
@@ -56,7 +60,7 @@ def _make_backend():
         keys=_backend.KeyStore(salt.key.Key(opts)),
         prepare_ssh=_prepare_ssh,
         master_ip=opts.get("interface"),
-        inventory_dir=opts.get("kubesalt_inventory", _inventory.DEFAULT_DIR),
+        inventory_dir=_inventory_dir(),
     )
 
 
@@ -77,18 +81,19 @@ def state_return(name, report):
 def ran(name, orchestration, saltenv, pillar=None):
     """
     Run the orchestration ``orchestration`` (``bootstrap``, ``deploy_node``,
-    ``remove_node``) on ``saltenv`` with the options of ``pillar``: by default this run's
-    own pillar (what ``salt-run state.orchestrate ... pillar='{...}'`` gave: ``node``/
-    ``nodes``, ``skip_phases``, ``timeout``, ``state_timeout``, ``drain_timeout``,
-    ``force``; and ``kubesalt:ca:minion``, ``kubesalt:apiServer:port`` from the
-    configuration). The SLS files do not pass it: a pillar written into the rendered SLS
+    ``remove_node``, ``renew_certificates``) on ``saltenv`` with the options of
+    ``pillar``: by default this run's own pillar (what ``salt-run state.orchestrate ...
+    pillar='{...}'`` gave: ``node``/``nodes``, ``skip_phases``, ``timeout``,
+    ``state_timeout``, ``drain_timeout``, ``force``, ``renew_before_days``; and
+    ``kubesalt:ca:minion``, ``kubesalt:apiServer:port`` from the configuration). The SLS files do not pass it: a pillar written into the rendered SLS
     would carry every secret of the configuration into Salt's debug log. Progress goes to
     this process's stderr and /var/log/kubesalt/orchestrate.log as it happens.
     """
     if pillar is None:
         pillar = __pillar__  # noqa: F821
     try:
-        options = _options.from_pillar(orchestration, dict(pillar or {}), saltenv)
+        declared = _inventory.load(_inventory_dir())
+        options = _options.from_pillar(orchestration, dict(pillar or {}), saltenv, declared)
     except KubesaltError as err:
         return {"name": name, "result": False, "changes": {}, "comment": str(err)}
     report = _engine.execute(options, _make_backend(), test=bool(__opts__.get("test")))  # noqa: F821

@@ -19,6 +19,7 @@ import logging
 
 try:
     from kubesalt import pkicheck as _pkicheck
+    from kubesalt import renewal as _renewal
     from kubesalt.errors import KubesaltError
 
     HAS_KUBESALT = True
@@ -174,13 +175,20 @@ def private_key_managed(name, algo="rsa", keysize=None, **kwargs):
     return _delegate("x509.private_key_managed", reasons, args)
 
 
-def certificate_managed(name, expected=None, days_remaining=None, **kwargs):
+def certificate_managed(name, expected=None, days_remaining=None, renewal=None, **kwargs):
     """
     Make ``name`` the certificate ``expected`` describes, checked on this node first.
 
     Takes the arguments of ``x509.certificate_managed`` and passes them through (without
     ``expected``) when the certificate is not current, or when owner, group or mode
     differ. ``days_remaining`` is required: the check renews when x509_v2 would.
+
+    renewal
+        The override of a renew_certificates run (``kubesalt_kubeadm.pki`` passes pillar
+        ``kubesalt_renew``): ``window_days`` replaces ``days_remaining``, ``force: true``
+        renews now, and a certificate issued at or after ``issued_before`` (this run's
+        start) is not due again. x509_v2 gets the same ``days_remaining``, so both renew
+        together (``kubesalt.renewal.effective_days``).
 
     expected
         What the certificate must be once issued (``kubesalt_kubeadm.pki`` gives it for
@@ -202,13 +210,20 @@ def certificate_managed(name, expected=None, days_remaining=None, **kwargs):
             - days_remaining: 90
             - expected: {common_name: kube-apiserver, ca_cert: /etc/kubernetes/pki/ca.crt, ...}
     """
-    args = {"name": name, "days_remaining": days_remaining, **kwargs}
     if days_remaining is None:
         return _failed(
             name,
             "kubesalt_pki.certificate_managed needs days_remaining (the renewal window in "
             "days) to check the certificate as x509_v2 would; give it in the state",
         )
+    try:
+        override = _renewal.Override.from_pillar(renewal)
+        days_remaining = _renewal.effective_days(
+            int(days_remaining), override, _renewal.issued_at(name) if override else None
+        )
+    except KubesaltError as err:
+        return _failed(name, f"The argument renewal of {name} is invalid: {err}")
+    args = {"name": name, "days_remaining": days_remaining, **kwargs}
     try:
         wanted = _pkicheck.Expected.from_mapping(expected)
     except KubesaltError as err:

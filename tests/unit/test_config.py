@@ -240,6 +240,18 @@ RULE_CASES = [
         "at least 1",
     ),
     (
+        "pki-renew-before-zero",
+        changed(pki={"renewBeforeDays": 0}),
+        "pki.renewBeforeDays",
+        "at least 1",
+    ),
+    (
+        "pki-renew-before-the-whole-validity",
+        changed(pki={"renewBeforeDays": 365}),
+        "pki.renewBeforeDays",
+        "is not below pki.certificateValidityDays (365): every certificate would be renewed",
+    ),
+    (
         "pki-leaf-outlives-ca",
         changed(pki={"certificateValidityDays": 4000}),
         "pki.certificateValidityDays",
@@ -406,6 +418,7 @@ def test_defaults_are_applied():
         "algorithm": "RSA-2048",
         "certificateValidityDays": 365,
         "caCertificateValidityDays": 3650,
+        "renewBeforeDays": None,
     }
 
 

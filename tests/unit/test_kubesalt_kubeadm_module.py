@@ -1,7 +1,7 @@
 """The kubesalt_kubeadm execution module and the kubesalt_pki ext_pillar, with Salt's loader
 mocked (salt-factories' configure_loader_modules)."""
 
-from unittest.mock import Mock
+from unittest.mock import Mock, patch
 
 import pytest
 import salt.modules.grains
@@ -345,3 +345,12 @@ def test_every_ca_certificate_comes_from_one_mine_request_per_job(mine_get):
         f"PEM of {k}" for k in kubesalt_kubeadm.CA_MINE
     ]
     assert mine_get.call_count == 1
+
+
+def test_a_renew_run_hands_its_override_to_the_certificate_states():
+    override = {"window_days": 400, "force": False, "issued_before": "2026-06-01T12:00:00Z"}
+    assert kubesalt_kubeadm.pki()["renewal"] is None
+    with patch.dict(kubesalt_kubeadm.__pillar__, {"kubesalt_renew": override}):
+        result = kubesalt_kubeadm.pki()
+    assert result["renewal"] == override
+    assert {c["days_remaining"] for c in result["certificates"]} == {90}  # the configured one

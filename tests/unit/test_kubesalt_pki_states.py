@@ -1,14 +1,17 @@
 """The kubesalt_pki states, with Salt's loader mocked: a current key or certificate returns at
 once without calling x509_v2; anything due runs the x509_v2 state with the same arguments."""
 
+import datetime
 import os
 from unittest.mock import Mock
 
 import pytest
 import salt.states.x509_v2
 
+from kubesalt import renewal
+from kubesalt.renewal import Override
 from tests.unit.loader import load
-from tests.unit.test_pkicheck import make_ca, make_leaf, new_key, write_cert, write_key
+from tests.unit.test_pkicheck import NOW, make_ca, make_leaf, new_key, write_cert, write_key
 
 kubesalt_pki = load("_states", "kubesalt_pki")
 
@@ -309,4 +312,44 @@ def test_an_invalid_expected_argument_fails_and_names_it(files, x509_cert):
         "sans; valid: authority_key_identifier, ca, ca_cert, common_name, digest, dns_names, "
         "extended_key_usage, ip_addresses, key_usage, organizations, subject_key_identifier"
     )
+    x509_cert.assert_not_called()
+
+
+# --- a renew_certificates run (pillar kubesalt_renew) -------------------------------------
+DAY = datetime.timedelta(days=1)
+
+
+def renewal_arg(window=None, force=False, started=NOW + DAY):
+    return Override(window, force, renewal.timestamp(started)).as_pillar()
+
+
+def test_a_run_window_beyond_the_validity_renews_through_x509_with_that_window(files, x509_cert):
+    args = cert_args(files)
+    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal=renewal_arg(400),
+                                           **args)  # fmt: skip
+    x509_cert.assert_called_once_with(**{**args, "days_remaining": 400})
+    assert "within the renewal window of 400 days" in ret["comment"]
+
+
+def test_force_makes_x509_renew_too(files, x509_cert):
+    args = cert_args(files)
+    kubesalt_pki.certificate_managed(expected=expected(files), renewal=renewal_arg(force=True),
+                                     **args)  # fmt: skip
+    x509_cert.assert_called_once_with(**{**args, "days_remaining": renewal.FORCE_DAYS})
+
+
+def test_a_certificate_issued_by_this_run_is_left_alone(files, x509_cert):
+    # The test leaf was issued a day before NOW: a run started two days before issued it.
+    run = renewal_arg(400, True, started=NOW - 2 * DAY)
+    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal=run,
+                                           **cert_args(files))  # fmt: skip
+    x509_cert.assert_not_called()
+    assert ret["result"] is True and ret["comment"].endswith("renewed 0 days before)")
+
+
+def test_a_bad_renewal_argument_fails_the_state_naming_it(files, x509_cert):
+    ret = kubesalt_pki.certificate_managed(expected=expected(files), renewal={"force": 1},
+                                           **cert_args(files))  # fmt: skip
+    assert ret["result"] is False
+    assert ret["comment"].startswith(f"The argument renewal of {files['cert']} is invalid: ")
     x509_cert.assert_not_called()

@@ -18,7 +18,9 @@ Run the kubelet:
     - enable: true
     - require:
       - sls: kubesalt.kubelet.installed
-      - sls: kubesalt.kubeconfig
     - watch:
       - sls: kubesalt.kubelet.configured
+      # kubelet.conf embeds the kubelet's client certificate, read only at start: a renewed
+      # one needs a restart (docs/pki.md#renewal).
+      - sls: kubesalt.kubeconfig
 {%- endif %}

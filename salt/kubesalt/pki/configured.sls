@@ -3,9 +3,11 @@
 # on control-plane nodes (sealed by the CA minion for this node only), and every key
 # (generated here, 0600, never sent) and certificate (signed by the CA minion under the
 # signing policy of its kind, through x509_v2 remote signing). A certificate is renewed
-# when fewer than days_remaining days are left. The kubesalt_pki states check each key and
-# certificate on this node against `expected` first, and ask x509_v2 (and so the CA
-# minion) only when one is due (docs/pki.md#how-a-certificate-is-checked).
+# when fewer than days_remaining days are left (pki.renewBeforeDays); a renew_certificates
+# run hands its own window or force in `renewal` (pillar kubesalt_renew, docs/pki.md).
+# The kubesalt_pki states check each key and certificate on this node against `expected`
+# first, and ask x509_v2 (and so the CA minion) only when one is due
+# (docs/pki.md#how-a-certificate-is-checked).
 {%- set pki = salt['kubesalt_kubeadm.pki']() %}
 {%- if pki.is_ca %}
 include:
@@ -93,6 +95,9 @@ Obtain the {{ cert.kind }} certificate from the CA minion:
     - ca_server: {{ pki.ca_server | yaml_dquote }}
 {%- endif %}
     - days_remaining: {{ cert.days_remaining }}
+{%- if pki.renewal %}
+    - renewal: {{ pki.renewal | json }}
+{%- endif %}
     - expected: {{ cert.expected | json }}
     - user: root
     - group: root

@@ -1,7 +1,8 @@
 # The bootstrap role (docs/bootstrap.md): repositories, the cluster CA (kubesalt.pki.ca, on the
-# CA minion, which is this node), registry, nginx, salt-master and
-# its minion, firewall. Order matters once: the firewall opens the master's ports before
-# the master runs, so no minion ever connects through a closed port.
+# CA minion, which is this node), registry, nginx, salt-master and its minion with the
+# daily certificate renewal (kubesalt.pki.scheduled), firewall. Order matters once: the
+# firewall opens the master's ports before the master runs, so no minion ever connects
+# through a closed port.
 include:
   - kubesalt.node
   - kubesalt.repo
@@ -11,6 +12,7 @@ include:
   - kubesalt.nginx
   - kubesalt.salt.master
   - kubesalt.salt.minion
+  - kubesalt.pki.scheduled
 
 Bring up the bootstrap role:
   test.nop:
@@ -22,3 +24,4 @@ Bring up the bootstrap role:
       - sls: kubesalt.nginx
       - sls: kubesalt.salt.master
       - sls: kubesalt.salt.minion
+      - sls: kubesalt.pki.scheduled

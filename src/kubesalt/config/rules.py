@@ -478,7 +478,32 @@ def check_pki(cfg) -> list[Problem]:
                 leaf,
             )
         )
+    problems += _renew_before_problems(pki)
     return problems
+
+
+def _renew_before_problems(pki) -> list[Problem]:
+    """pki.renewBeforeDays: at least 1 day, and below the leaf validity (else every
+    certificate is due as soon as it is issued, and every run issues it again)."""
+    window, leaf = pki["renewBeforeDays"], pki["certificateValidityDays"]
+    if not _valid(window):
+        return []
+    if window < 1:
+        return [Problem("pki.renewBeforeDays", "must be at least 1", "give a number of days",
+                        window)]  # fmt: skip
+    if _valid(leaf) and window >= leaf:
+        return [
+            Problem(
+                "pki.renewBeforeDays",
+                f"is not below pki.certificateValidityDays ({leaf}): every certificate would "
+                "be renewed on every run",
+                "give fewer days, or leave it out (default: 90, or a quarter of the validity "
+                "when that is shorter); to renew everything once, run renew_certificates "
+                "with pillar force: true",
+                window,
+            )
+        ]
+    return []
 
 
 RULES = (

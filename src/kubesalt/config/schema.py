@@ -140,6 +140,9 @@ SCHEMA = Mapping(
                 "algorithm": Scalar((str,), default="RSA-2048"),
                 "certificateValidityDays": Scalar((int,), default=365),
                 "caCertificateValidityDays": Scalar((int,), default=3650),
+                # None: 90 days, or a quarter of certificateValidityDays when shorter
+                # (kubesalt.renewal.renew_before_days).
+                "renewBeforeDays": Scalar((int,)),
             }
         ),
     },

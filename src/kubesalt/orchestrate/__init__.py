@@ -1,4 +1,5 @@
-"""The orchestration engine: bootstrap, deploy_node, remove_node (docs/orchestrations.md).
+"""The orchestration engine: bootstrap, deploy_node, remove_node, renew_certificates
+(docs/orchestrations.md).
 
 - `tables`: each orchestration as data, an ordered list of phases and their steps;
 - `options`: the pillar checked (nodes, skip_phases, timeouts) before anything runs;

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from kubesalt import kubectl as _kubectl
+from kubesalt import ports as _ports
+from kubesalt import renewal as _renewal
 from kubesalt import urls as _urls
 from kubesalt.etcd import find, peer_url
 from kubesalt.kubeadm.model import Layout
@@ -257,7 +259,138 @@ def api_ready(run, step, nodes, targets):
     return StepResult()
 
 
+# -- certificate renewal (renew_certificates) -------------------------------------------
+ETCD_SERVER_CERT = Layout().pki("etcd/server.crt")
+
+
+def _renewal_pillar(run) -> dict:
+    if run.options.renewal is None:
+        raise OrchestrateError(
+            f"{run.options.orchestration} has no renewal options: the renewed step belongs to "
+            "renew_certificates"
+        )
+    return {_renewal.PILLAR_KEY: run.options.renewal.as_pillar()}
+
+
+def _sls_groups(run, step, nodes) -> dict[tuple[str, ...], list[str]]:
+    """{SLS list: nodes}: the step's `sls`, or per node the `role_sls` of its roles."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for node in nodes:
+        if "role_sls" in step.args:
+            roles = set(run.roles(node))
+            sls = tuple(s for role, s in step.args["role_sls"].items() if role in roles)
+        else:
+            sls = tuple(step.args["sls"])
+        if sls:
+            groups.setdefault(sls, []).append(node)
+    return groups
+
+
+def renewed(run, step, nodes, targets):
+    """`state.sls` of the step's SLS on the nodes with the run's renewal override (pillar
+    kubesalt_renew: window, force, the run's start), one job per SLS list. A dry run runs
+    the same job with test=True: the certificates that would be renewed."""
+    pillar = _renewal_pillar(run)
+    changes = {}
+    for sls, group in _sls_groups(run, step, nodes).items():
+        runs = run.rpc.state(group, list(sls), run.options.saltenv, run.timeout(step),
+                             test=run.test, pillar=pillar)  # fmt: skip
+        changes.update({node: {"states": r.changed} for node, r in runs.items() if r.changed})
+    return StepResult(changes)
+
+
+def _step_kinds():
+    from kubesalt.orchestrate import steps  # steps imports nothing of this module's kinds
+
+    return {**steps.KINDS, **KINDS}
+
+
+def _renew_phases(run, phases, nodes, result: StepResult) -> None:
+    """Run the nested `phases` on `nodes` (each phase on the nodes of its roles), adding
+    {node: {phase: changes}} to `result`. Skipped phases (pillar skip_phases) are left
+    out. A dry run does not run the steps that follow a renewal (kubeconfigs, static
+    pods, kubelet): it says they follow on the nodes with certificates to renew."""
+    kinds = _step_kinds()
+    for phase in phases:
+        if phase.name in run.options.skip:
+            continue
+        acting = [n for n in nodes if not phase.roles or phase.roles & set(run.roles(n))]
+        for step in phase.steps if acting else ():
+            if run.test and step.args.get("after_renewal"):
+                for node in acting:
+                    if node in result.changes:
+                        result.changes[node][phase.name] = "would follow the renewal"
+                continue
+            try:
+                got = kinds[step.kind](run, step, acting, run.targets(step, acting))
+            except (StepFailed, OrchestrateError) as err:
+                message = err.message if isinstance(err, StepFailed) else str(err)
+                failed = err.nodes if isinstance(err, StepFailed) and err.nodes else acting
+                raise StepFailed(f"{phase.name}: {message}", failed) from err
+            for node, changes in got.changes.items():
+                if changes:
+                    result.changes.setdefault(node, {})[phase.name] = changes
+            result.notes.extend(got.notes)
+
+
+def in_turn(run, step, nodes, targets):
+    """The nested phases (args `phases`) node after node, in the run's order: each node
+    renewed, restarted and healthy before the next one starts."""
+    result = StepResult()
+    done = []
+    for node in nodes:
+        start = run.backend.clock()
+        try:
+            _renew_phases(run, step.args["phases"], [node], result)
+        except StepFailed as err:
+            before = f" (done before the failure: {', '.join(done)})" if done else ""
+            raise StepFailed(err.message + before, err.nodes) from err
+        done.append(node)
+        result.notes.append(f"{node} done in {run.backend.clock() - start:.1f}s")
+    return result
+
+
+def together(run, step, nodes, targets):
+    """The nested phases (args `phases`) once for all the nodes without any of the roles
+    `without_roles` (renew_certificates: the workers, after the members)."""
+    without = step.args.get("without_roles", frozenset())
+    acting = [n for n in nodes if not without & set(run.roles(n))]
+    result = StepResult()
+    if not acting:
+        result.notes.append(f"no node without the role(s) {', '.join(sorted(without))}")
+        return result
+    _renew_phases(run, step.args["phases"], acting, result)
+    return result
+
+
+def etcd_renewed(run, step, nodes, targets):
+    """The node's etcd serves the etcd/server.crt now on disk (the kubelet restarted it
+    from its new manifest; asked on the node, bounded), then every voting member answers
+    healthy. A dry run asks the cluster's health once and notes it."""
+    notes = []
+    port = _ports.port_number("etcd-client")
+    for node in nodes:
+        if run.test:
+            health = run.rpc.call([node], "kubesalt_etcd.health", [], {"cluster": True}, 60,
+                                  what=f"etcd health through {node}")[node]  # fmt: skip
+            bad = sorted(url for url, state in (health or {}).items() if not state.get("health"))
+            if bad:
+                notes.append(f"{node}: etcd unhealthy at {', '.join(bad)}")
+            continue
+        seconds = run.timeout(step)
+        served = run.rpc.call([node], "kubesalt_certs.wait_serving", [port, ETCD_SERVER_CERT],
+                              {"timeout": seconds}, seconds + 30,
+                              what=f"etcd on {node} serving its renewed certificate")[node]  # fmt: skip
+        run.rpc.call([node], "kubesalt_etcd.wait_healthy", [], {"cluster": True,
+                     "timeout": seconds}, seconds + 30,
+                     what=f"wait for a healthy etcd cluster ({node})")  # fmt: skip
+        notes.append(f"{node}: etcd serves serial {served.get('serial')}, every member healthy")
+    return StepResult(notes=notes)
+
+
 KINDS = {
     "etcd_joined": etcd_joined, "etcd_left": etcd_left, "labelled": labelled,
     "drained": drained, "node_deleted": node_deleted, "api_ready": api_ready,
+    "renewed": renewed, "in_turn": in_turn, "together": together,
+    "etcd_renewed": etcd_renewed,
 }  # fmt: skip

@@ -3,12 +3,13 @@ skip, the timeouts (docs/orchestrations.md, "Pillar options")."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
-from kubesalt import names, ports
+from kubesalt import names, ports, renewal
 from kubesalt.bootstrap.phases import split_names, unknown_names
 from kubesalt.orchestrate.model import OrchestrateError
-from kubesalt.orchestrate.tables import MULTI_NODE, phases_of
+from kubesalt.orchestrate.tables import EVERY_NODE_BY_DEFAULT, MULTI_NODE, phase_names, phases_of
 
 UNSKIPPABLE = ("preflight",)
 TIMEOUTS = {"timeout": 120, "state_timeout": 300, "drain_timeout": 300}
@@ -29,6 +30,7 @@ class Options:
     drain_timeout: int = TIMEOUTS["drain_timeout"]
     force: bool = False
     api_port: int | None = None
+    renewal: renewal.Override | None = None
 
     @property
     def label(self) -> str:
@@ -48,7 +50,7 @@ def parse_skip(value) -> list[str]:
 
 def check_skip(orchestration: str, skip) -> list[str]:
     """The validated list of phases to skip; an unknown name is an error listing valid ones."""
-    names = [p.name for p in phases_of(orchestration)]
+    names = phase_names(orchestration)
     wanted = parse_skip(skip)
     unknown = unknown_names(wanted, names)
     if unknown:
@@ -137,8 +139,37 @@ def _given_ca(pillar: dict):
     return ((pillar.get("kubesalt") or {}).get("ca") or {}).get("minion")
 
 
-def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
-    """Every option of a run, checked: an error names the key, the bad value and the fix."""
+def _renew_nodes(pillar: dict, declared, ca_minion: str) -> list[str]:
+    """renew_certificates' nodes: those given (`node` or `nodes`), else every declared
+    node, the CA minion first (the first etcd member), then by name."""
+    if "node" in pillar or "nodes" in pillar:
+        return check_nodes_pillar("renew_certificates", pillar)
+    if declared is None:
+        raise OrchestrateError(
+            "renew_certificates without pillar nodes acts on every declared node, and the "
+            "inventory was not given; give pillar nodes"
+        )
+    return sorted(declared, key=lambda name: (name != ca_minion, name))
+
+
+def _renewal(pillar: dict, now) -> renewal.Override:
+    """The run's override for the certificate states: window, force, and the run's start
+    (what this run issues is not due again within it)."""
+    window = pillar.get("renew_before_days")
+    if window is not None:
+        try:
+            window = renewal.check_window(window, "pillar renew_before_days")
+        except renewal.RenewalError as err:
+            raise OrchestrateError(str(err)) from None
+    started = now or datetime.datetime.now(tz=datetime.UTC)
+    return renewal.Override(window, pillar.get("force", False), renewal.timestamp(started))
+
+
+def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
+                now: datetime.datetime | None = None) -> Options:  # fmt: skip
+    """Every option of a run, checked: an error names the key, the bad value and the fix.
+    `declared`: the inventory's node names (renew_certificates acts on all of them by
+    default); `now`: the run's start (renew_certificates' issued_before)."""
     pillar = pillar or {}
     if not isinstance(pillar, dict):
         raise OrchestrateError(f"pillar = {pillar!r}: give a dictionary with the key node")
@@ -151,12 +182,20 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
     elif orchestration == "bootstrap":
         ca_minion = _ca_minion(pillar)
         nodes = [ca_minion]
+    elif orchestration in EVERY_NODE_BY_DEFAULT:
+        ca_minion = _ca_minion(pillar)
+        nodes = _renew_nodes(pillar, declared, ca_minion)
     else:
         ca_minion = _ca_minion(pillar)
         nodes = check_nodes_pillar(orchestration, pillar)
     force = pillar.get("force", False)
     if not isinstance(force, bool):
         raise OrchestrateError(f"pillar force = {force!r}: give true or false")
+    if "renew_before_days" in pillar and orchestration not in EVERY_NODE_BY_DEFAULT:
+        raise OrchestrateError(
+            f"pillar renew_before_days: {orchestration} renews nothing; give it to "
+            "renew_certificates"
+        )
     return Options(
         orchestration=orchestration,
         nodes=tuple(nodes),
@@ -168,6 +207,7 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str) -> Options:
         drain_timeout=_seconds(pillar, "drain_timeout"),
         force=force,
         api_port=_api_port(pillar.get("kubesalt")),
+        renewal=_renewal(pillar, now) if orchestration in EVERY_NODE_BY_DEFAULT else None,
     )
 
 

@@ -6,6 +6,7 @@ them, new step kinds in `steps`; the executor and the SLS file stay as they are.
 
 from __future__ import annotations
 
+from kubesalt import roles as _roles
 from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
 
 CP = frozenset({"control-plane"})
@@ -235,9 +236,151 @@ BOOTSTRAP = (
     ),
 )
 
-ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE}
-# deploy_node takes several nodes (pillar nodes); the others one.
-MULTI_NODE = ("deploy_node",)
+# -- renew_certificates ----------------------------------------------------------------
+# The phases each node goes through, in order; `members` runs them node after node on
+# the control-plane and etcd nodes, `workers` once for all the other nodes. Their names
+# are skippable like top-level phases (the lab skips kubelet and wait-control-plane).
+MEMBERS = CP | ETCD
+KUBELET = CP | frozenset({_roles.NODE})  # the role states that include kubesalt.kubelet
+STATIC_POD_SLS = {_roles.ETCD: "kubesalt.roles.etcd",
+                  _roles.CONTROL_PLANE: "kubesalt.roles.control-plane"}  # fmt: skip
+RENEW_CERTS = Phase(
+    "certs",
+    "the node's certificates renewed where due (kubesalt.pki with the run's window)",
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "renew the certificates",
+            {"sls": ("kubesalt.pki",)},
+            "state_timeout",
+        ),
+    ),  # fmt: skip
+)
+RENEW_KUBECONFIGS = Phase(
+    "kubeconfigs",
+    "the kubeconfigs embed the renewed client certificates",
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "rewrite the kubeconfigs",
+            {"sls": ("kubesalt.kubeconfig",), "after_renewal": True},
+            300,
+        ),
+    ),  # fmt: skip
+)
+RENEW_KUBELET = Phase(
+    "kubelet",
+    "the kubelet's state applied (its kubelet.conf renewed)",
+    (
+        Step(
+            "renewed",
+            "nodes",
+            "the kubelet",
+            {"sls": ("kubesalt.kubelet",), "after_renewal": True},
+            600,
+        ),
+    ),  # fmt: skip
+    roles=KUBELET,
+)
+RENEW_MEMBER_PHASES = (
+    RENEW_CERTS,
+    RENEW_KUBECONFIGS,
+    Phase(
+        "static-pods",
+        "the node's static pods rewritten: their config digest changes, the kubelet restarts them",
+        (
+            Step(
+                "renewed",
+                "nodes",
+                "rewrite the static pods",
+                {"role_sls": STATIC_POD_SLS, "after_renewal": True},
+                600,
+            ),
+        ),  # fmt: skip
+        roles=MEMBERS,
+    ),
+    RENEW_KUBELET,
+    Phase(
+        "etcd-health",
+        "the node's etcd member serves its renewed certificate; every member healthy",
+        (Step("etcd_renewed", "nodes", "etcd serves the renewed certificate", timeout="timeout"),),
+        roles=ETCD,
+        why="the next member restarts only once this one is back: quorum holds",
+    ),
+    Phase(
+        "wait-control-plane",
+        "the node's kube-apiserver answers /readyz",
+        (Step("api_ready", "nodes", "kube-apiserver /readyz", timeout=300, retry=5),),
+        roles=CP,
+    ),
+)
+RENEW_WORKER_PHASES = (RENEW_CERTS, RENEW_KUBECONFIGS, RENEW_KUBELET)
+
+RENEW_CERTIFICATES = (
+    Phase(
+        "preflight",
+        "no other orchestration runs; the nodes' minions answer; the CA minion's pillar refreshed",
+        (
+            Step("minion_answers", "nodes", "minion answers test.ping", timeout=60, retry=2),
+            Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
+        ),
+        why="a silent node is named before anything is renewed; the CA signs under the "
+        "policies of the current inventory",
+    ),
+    Phase(
+        "members",
+        "control-plane and etcd nodes, one at a time: certs, kubeconfigs, static-pods, "
+        "kubelet, etcd-health, wait-control-plane",
+        (
+            Step(
+                "in_turn",
+                "nodes",
+                "renew one node after the other",
+                {"phases": RENEW_MEMBER_PHASES},
+            ),
+        ),  # fmt: skip
+        roles=MEMBERS,
+        why="a member's static pods restart when their certificates change: one member "
+        "at a time keeps etcd's quorum and the API up",
+    ),
+    Phase(
+        "workers",
+        "the other nodes together: certs, kubeconfigs, kubelet",
+        (
+            Step(
+                "together",
+                "nodes",
+                "renew the workers together",
+                {"phases": RENEW_WORKER_PHASES, "without_roles": MEMBERS},
+            ),
+        ),  # fmt: skip
+        why="a worker restarts no static pod: all of them at once",
+    ),
+)
+
+ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE,
+                  "renew_certificates": RENEW_CERTIFICATES}  # fmt: skip
+# deploy_node and renew_certificates take several nodes (pillar nodes); the others one.
+MULTI_NODE = ("deploy_node", "renew_certificates")
+# Orchestrations that act on every declared node when the pillar names none.
+EVERY_NODE_BY_DEFAULT = ("renew_certificates",)
+
+
+def _nested(phase: Phase) -> tuple[Phase, ...]:
+    """The phases a step of `phase` runs for each node (renew_certificates)."""
+    return tuple(p for step in phase.steps for p in step.args.get("phases", ()))
+
+
+def phase_names(orchestration: str) -> list[str]:
+    """Every phase name `skip_phases` may give: the table's, then the nested ones."""
+    names = []
+    for phase in phases_of(orchestration):
+        for name in [phase.name, *(p.name for p in _nested(phase))]:
+            if name not in names:
+                names.append(name)
+    return names
 
 
 def phases_of(orchestration: str) -> tuple[Phase, ...]:
