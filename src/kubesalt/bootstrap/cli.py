@@ -267,9 +267,7 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
         [*pip, "salt", f"kubesalt=={ctx.current.version}"],
         what="install Salt and kubesalt from the wheelhouse",
     )
-    ctx.system.run(
-        [*pip, "--no-deps", "--force-reinstall", own], what="install the kubesalt wheel"
-    )
+    ctx.system.run([*pip, "--no-deps", "--force-reinstall", own], what="install the kubesalt wheel")
     ctx.system.run(
         [python, "-c", "import salt.version, kubesalt"], what="check the Salt virtualenv"
     )
