@@ -55,6 +55,7 @@ class Result:
     timings: list[tuple[str, float]]
     artifact_bytes: int
     image_stats: oci.CopyStats
+    fingerprint: str  # of the key that signed the repositories and SHA256SUMS
 
 
 def unpinned(flavour: Flavour) -> list[str]:
@@ -144,7 +145,6 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
             signer.export_public(root / archive.KEYRING, armor=False)
             signer.export_public(root / "kubesalt-archive-key.asc", armor=True)
             steps.info(f"key {signer.fingerprint}")
-            lock["signing_key"] = signer.fingerprint
         total += _packages(flavour, manifest, store, work, root, opts, signer, lock, steps)
         total += _images(
             flavour, manifest, store, work, root, lock, steps, stats := oci.CopyStats()
@@ -174,7 +174,7 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
     finally:
         signer.close()
         shutil.rmtree(work, ignore_errors=True)
-    return Result(root, iso, lock, steps.timings, total, stats)
+    return Result(root, iso, lock, steps.timings, total, stats, signer.fingerprint)
 
 
 def _packages(flavour, manifest, store, work, root, opts, signer, lock, steps) -> int:
@@ -368,4 +368,8 @@ def main(argv: list[str] | None = None, project: Path | None = None) -> int:
         return 1
     total = sum(t for _, t in result.timings)
     print(f"Built {result.iso or result.tree} in {total:.1f}s")
+    print(
+        f"Archive key fingerprint: {result.fingerprint} (give it to the operators, apart from "
+        "the ISO: bootstrap.sh --archive-fingerprint, docs/bootstrap.md)"
+    )
     return 0

@@ -178,9 +178,9 @@ def verify_signature(root: str, fingerprint: str | None = None) -> str:
     )  # fmt: skip
     signers = valid_signers(result.stdout)
     if result.returncode != 0 or not signers:
-        said = (result.stderr.strip() or result.stdout.strip())[-600:]
+        said = "; ".join((result.stderr.strip() or result.stdout.strip()).splitlines())[-600:]
         raise BootstrapError(
-            f"{paths[SUMS_SIGNATURE]}: not a good signature of {SUMS} by the key in {KEYRING} "
+            f"{paths[SUMS_SIGNATURE]} is not a good signature of {SUMS} by the key in {KEYRING} "
             f"(gpgv said: {said}); the archive is damaged or was changed: copy or extract "
             "the ISO again"
         )
