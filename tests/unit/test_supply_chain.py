@@ -7,7 +7,10 @@ and test_registry_readonly.py."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,6 +209,18 @@ def test_nginx_proxies_only_reads_to_the_registry():
     block = text[text.index("location /v2/") :]
     assert "proxy_pass http://127.0.0.1:5000;" in block
     assert re.search(r"limit_except GET HEAD \{\s*deny all;", block)
+
+
+def test_the_venv_writes_bytecode_outside_the_archives(tmp_path):
+    """An extracted archive is writable by root: a __pycache__ left there by Salt (which
+    imports the archive's modules) would be an unlisted file at the next check."""
+    (tmp_path / services.PYCACHE_PTH).write_text(services.pycache_pth())
+    code = f"import site, sys; site.addsitedir({str(tmp_path)!r}); print(sys.pycache_prefix)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == services.PYCACHE_PREFIX
 
 
 # -- digests: the ISO build records them, static pods pin them --------------------------------

@@ -241,6 +241,17 @@ def wheel_stamp(root: str) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def _keep_bytecode_out_of_archives(ctx: Context, python: str) -> bool:
+    """Every Python of the venv writes its bytecode under services.PYCACHE_PREFIX: Salt
+    imports modules from the archive (module_dirs), and a __pycache__ written into a
+    directory archive would be an unlisted file at the next check."""
+    purelib = ctx.system.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        what="find the Salt virtualenv's site-packages",
+    ).stdout.strip()
+    return ctx.system.write(os.path.join(purelib, services.PYCACHE_PTH), services.pycache_pth())
+
+
 def phase_salt_install(ctx: Context) -> PhaseResult:
     wheels = ctx.current.path(karchive.WHEELS_DIR)
     own = karchive.kubesalt_wheel(ctx.current)
@@ -254,7 +265,8 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
     except OSError:
         installed = ""
     if os.path.exists(python) and installed == stamp:
-        return PhaseResult(False, f"{services.VENV} holds the archive's wheels")
+        changed = _keep_bytecode_out_of_archives(ctx, python)
+        return PhaseResult(changed, f"{services.VENV} holds the archive's wheels")
     if not os.path.exists(python):
         ctx.system.run(
             ["/usr/bin/python3", "-m", "venv", services.VENV], what="create the Salt virtualenv"
@@ -272,6 +284,7 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
         [python, "-c", "import salt.version, kubesalt"], what="check the Salt virtualenv"
     )
     ctx.system.write(WHEEL_STAMP, stamp + "\n")
+    _keep_bytecode_out_of_archives(ctx, python)
     return PhaseResult(True, f"{os.path.basename(salt_wheels[-1])}, {os.path.basename(own)}")
 
 

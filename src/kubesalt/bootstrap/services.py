@@ -22,6 +22,10 @@ SALT_COMMANDS = (
     "salt-minion",
     "salt-run",
 )
+# Bytecode of every Python process of the venv goes here, never beside the sources
+# (kubesalt-pycache.pth, in the venv's site-packages, sets it when Python starts).
+PYCACHE_PREFIX = "/var/cache/kubesalt/pycache"
+PYCACHE_PTH = "kubesalt-pycache.pth"
 MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
 MASTER_CONFIG = "/etc/salt/master.d/kubesalt.conf"
 CONFIG_PATH = "/etc/kubesalt/bootstrap.yaml"
@@ -43,6 +47,15 @@ PKI_DIR = "/etc/kubesalt/pki"
 REPOSITORY_CERT = f"{PKI_DIR}/repository.crt"
 REPOSITORY_KEY = f"{PKI_DIR}/repository.key"
 MANAGED = "# Managed by kubesalt ({what}); changes here are overwritten.\n"
+
+
+def pycache_pth() -> str:
+    """The .pth file that sets `sys.pycache_prefix` (unless PYTHONPYCACHEPREFIX did) in
+    every Python of the venv: salt-call, salt-run, the daemons."""
+    return (
+        f"# Managed by bootstrap.sh: bytecode goes to {PYCACHE_PREFIX}, not into archives.\n"
+        f"import sys; sys.pycache_prefix = sys.pycache_prefix or {PYCACHE_PREFIX!r}\n"
+    )
 
 
 def _roots(archives: list[Archive]) -> tuple[dict, dict]:
