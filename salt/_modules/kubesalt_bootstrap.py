@@ -184,7 +184,7 @@ def salt_commands():
 
 def registry_config():
     """
-    Return the registry's config.yml (loopback only; nginx fronts it).
+    Return the registry's config.yml (loopback only, read-only; nginx fronts it).
 
     CLI Example:
 
@@ -228,12 +228,16 @@ def load_images(layout, registry=None, dry_run=False):
     Push the images of an OCI layout into the registry, skipping those already there with
     the same digest. Returns ``pushed`` and ``present`` image names.
 
+    The served registry is read-only: without ``registry``, images are pushed through a
+    writable instance over the same storage, started on a root-only unix socket for the
+    time of the fill, and then read back from the served registry.
+
     layout
         The OCI image layout directory (``<archive>/images``).
     registry
-        The registry's base URL (default ``http://127.0.0.1:5000``).
+        Push straight to this registry's base URL instead (it must accept pushes).
     dry_run
-        Only report what would be pushed.
+        Only report what would be pushed (asks the served registry, or ``registry``).
 
     CLI Example:
 
@@ -241,8 +245,18 @@ def load_images(layout, registry=None, dry_run=False):
 
         salt-call kubesalt_bootstrap.load_images /srv/kubesalt/kubesalt-0.1.0/images
     """
-    client = _registry.Client(registry or f"http://{_services.REGISTRY_ADDRESS}")
-    report = _glue.call(_registry.load_layout, client, layout, dry_run=dry_run)
+    served = _registry.Client(f"http://{_services.REGISTRY_ADDRESS}")
+    if registry or dry_run:
+        client = _registry.Client(registry) if registry else served
+        report = _glue.call(_registry.load_layout, client, layout, dry_run=dry_run)
+    else:
+        instance = _registry.FillInstance(
+            config=_services.registry_fill_config(),
+            socket_path=_services.REGISTRY_FILL_SOCKET,
+            program=_services.REGISTRY_PROGRAM,
+            user=_services.REGISTRY_USER,
+        )
+        report = _glue.call(_registry.fill, layout, served, instance)
     return {
         "pushed": report.pushed,
         "present": report.present,

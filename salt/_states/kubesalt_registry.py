@@ -22,7 +22,8 @@ def images_present(name, registry=None):
     name
         The OCI image layout directory (an archive's ``images/``).
     registry
-        The registry's base URL (default ``http://127.0.0.1:5000``).
+        Push straight to this registry's base URL (default: through the fill instance of
+        the read-only registry on 127.0.0.1:5000, see ``kubesalt_bootstrap.load_images``).
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
     load = __salt__["kubesalt_bootstrap.load_images"]  # noqa: F821

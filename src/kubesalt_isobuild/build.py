@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from kubesalt.bootstrap import archive
+from kubesalt.bootstrap.phases import BootstrapError
+from kubesalt.kubeadm import images as pinned_images
 from kubesalt_isobuild import debs, images, oci, pywheel, repos, rpms, tree, wheels
 from kubesalt_isobuild.cache import Store
 from kubesalt_isobuild.errors import (
@@ -58,6 +60,7 @@ class Result:
     timings: list[tuple[str, float]]
     artifact_bytes: int
     image_stats: oci.CopyStats
+    fingerprint: str  # of the key that signed the repositories and SHA256SUMS
 
 
 def unpinned(flavour: Flavour) -> list[str]:
@@ -79,10 +82,41 @@ def selected_flavour(manifest: Manifest, name: str) -> Flavour:
     return flavour
 
 
+def checked_version(version: str) -> str:
+    """``version`` when bootstrap.sh will accept it (archive.VERSION_PATTERN)."""
+    try:
+        return archive.check_version(version, "--version", hint="give another --version")
+    except BootstrapError as err:
+        raise IsoBuildError(str(err)) from err
+
+
+def archive_digests(lock_images: list[dict]) -> dict[str, str]:
+    """``repository:tag`` -> digest in the ISO's layout (what the bootstrap registry serves)
+    of each image kubesalt pins (kubesalt.kubeadm.images)."""
+    pinned = {img.reference for img in pinned_images.all_images().values()}
+    return {entry["ref"]: entry["digest"] for entry in lock_images if entry["ref"] in pinned}
+
+
+def bootstrap_wheels(lock_wheels: list[dict]) -> tuple[str, tuple[str, ...]]:
+    """The kubesalt wheel and the library wheels bootstrap.sh unpacks (RUNTIME_REQUIRES), as
+    archive paths for product.txt; empty when the flavour ships no kubesalt wheel."""
+    files = {entry["name"].lower().replace("_", "-"): entry["file"] for entry in lock_wheels}
+    if RUNTIME_PACKAGE not in files:
+        return "", ()
+    missing = [name for name in RUNTIME_REQUIRES if name not in files]
+    if missing:
+        raise IsoBuildError(
+            f"the flavour ships the kubesalt wheel but no wheel of {', '.join(missing)}, which "
+            "bootstrap.sh needs to run it: add them to the flavour's wheels in the manifest"
+        )
+    return files[RUNTIME_PACKAGE], tuple(files[name] for name in RUNTIME_REQUIRES)
+
+
 def build(opts: Options, steps: Steps | None = None) -> Result:
     """Build the ISO tree (and the ISO) described by ``opts``."""
     steps = steps or Steps()
     with steps.step("Load and validate the manifest"):
+        checked_version(opts.version)
         manifest = load_manifest(opts.manifest)
         flavour = selected_flavour(manifest, opts.flavour)
         missing_pins = unpinned(flavour)
@@ -128,15 +162,17 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
             copied = tree.copy_project(opts.project, root)
             steps.info(f"copied {', '.join(copied) or 'nothing'} from {opts.project}")
             revision = tree.git_revision(opts.project)
+            own, libraries = bootstrap_wheels(lock["wheels"])
             text = tree.product_text(
-                manifest.product, opts.version, revision, opts.date, flavour.name
+                manifest.product, opts.version, revision, opts.date, flavour.name, own, libraries
             )
             (root / archive.PRODUCT).write_text(text)
             (root / LOCK).write_text(yaml.safe_dump(lock, sort_keys=False))
             shutil.copyfile(root / LOCK, opts.out / "resolved.yaml")
-        with steps.step("Write SHA256SUMS"):
+        with steps.step("Write and sign SHA256SUMS"):
             count = tree.write_sums(root)
-            steps.info(f"{count} files")
+            tree.sign_sums(root, signer)
+            steps.info(f"{count} files; {archive.SUMS_SIGNATURE} by key {signer.fingerprint}")
         iso = None
         if opts.iso:
             with steps.step("Make the ISO with xorriso"):
@@ -146,7 +182,7 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
     finally:
         signer.close()
         shutil.rmtree(work, ignore_errors=True)
-    return Result(root, iso, lock, steps.timings, total, stats)
+    return Result(root, iso, lock, steps.timings, total, stats, signer.fingerprint)
 
 
 def _packages(flavour, manifest, store, work, root, opts, signer, lock, steps) -> int:
@@ -240,13 +276,22 @@ def _images(flavour, manifest, store, work, root, lock, steps, stats) -> int:
     return total
 
 
-def build_kubesalt_wheel(project: Path, version: str, dest: Path) -> Path:
+def build_kubesalt_wheel(
+    project: Path, version: str, dest: Path, digests: dict[str, str] | None = None
+) -> Path:
     """The kubesalt wheel every node installs into Salt's virtualenv: the run-time package
-    ``src/kubesalt`` alone. The lab (``src/kubesalt_lab``) and this build are other top-level
-    packages, so they never ship (docs/iso.md)."""
+    ``src/kubesalt`` alone, plus the digests the archive's registry serves (``digests``,
+    written as kubesalt.kubeadm.images.ARCHIVE_DIGESTS) so static pods pin them. The lab
+    (``src/kubesalt_lab``) and this build are other top-level packages, so they never ship
+    (docs/iso.md)."""
+    generated = {}
+    if digests:
+        generated[pinned_images.ARCHIVE_DIGESTS] = pinned_images.archive_digests_text(
+            digests
+        ).encode()
     return pywheel.build_wheel(
         RUNTIME_PACKAGE, version, project / "src" / RUNTIME_PACKAGE, dest,
-        requires=list(RUNTIME_REQUIRES), summary="kubesalt installer logic",
+        requires=list(RUNTIME_REQUIRES), summary="kubesalt installer logic", generated=generated,
     )  # fmt: skip
 
 
@@ -259,7 +304,9 @@ def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
         dest = root / archive.WHEELS_DIR
         dest.mkdir()
         if flavour.kubesalt_wheel:
-            own = build_kubesalt_wheel(opts.project, opts.version, dest)
+            own = build_kubesalt_wheel(
+                opts.project, opts.version, dest, archive_digests(lock["images"])
+            )
             lock["wheels"].append({"name": RUNTIME_PACKAGE, "version": opts.version,
                                    "sha256": sha256_file(own), "file": f"{archive.WHEELS_DIR}/{own.name}"})  # fmt: skip
         fetched = wheels.fetch_wheels(list(flavour.wheels), flavour, source, store, work)
@@ -329,4 +376,8 @@ def main(argv: list[str] | None = None, project: Path | None = None) -> int:
         return 1
     total = sum(t for _, t in result.timings)
     print(f"Built {result.iso or result.tree} in {total:.1f}s")
+    print(
+        f"Archive key fingerprint: {result.fingerprint} (give it to the operators, apart from "
+        "the ISO: bootstrap.sh --archive-fingerprint, docs/bootstrap.md)"
+    )
     return 0

@@ -28,8 +28,11 @@ def build_wheel(
     dest: Path,
     requires: list[str] = (),
     summary: str = "",
+    generated: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` holding ``package_dir`` into ``dest``."""
+    """Write ``<name>-<version>-py3-none-any.whl`` holding ``package_dir`` into ``dest``,
+    plus ``generated`` files (paths relative to ``package_dir``, such as data written by the
+    build); a generated file replaces a file of the same path."""
     dist = name.replace("-", "_")
     files: list[tuple[str, bytes]] = []
     base = package_dir.parent
@@ -40,6 +43,9 @@ def build_wheel(
                 continue
             full = Path(dirpath) / fname
             files.append((full.relative_to(base).as_posix(), full.read_bytes()))
+    extra = {f"{package_dir.name}/{rel}": data for rel, data in (generated or {}).items()}
+    files = [(path, data) for path, data in files if path not in extra]
+    files += sorted(extra.items())
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if summary:

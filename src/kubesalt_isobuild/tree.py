@@ -16,6 +16,8 @@ from kubesalt_isobuild.util import run, sha256_file
 PROJECT_DIRS = (archive.SALT_DIR, archive.PILLAR_DIR, "scripts")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
 SUMS = archive.SUMS
+# Neither file can list itself: the signature vouches for SHA256SUMS, which lists the rest.
+UNLISTED = (archive.SUMS, archive.SUMS_SIGNATURE)
 
 
 def copy_project(project: Path, tree: Path) -> list[str]:
@@ -46,13 +48,27 @@ def git_revision(project: Path) -> str:
     return rev + ("-dirty" if dirty else "")
 
 
-def product_text(name: str, version: str, revision: str, date: datetime, flavour: str) -> str:
-    """``product.txt``: shell-sourceable ``KEY=value`` lines."""
+def product_text(
+    name: str,
+    version: str,
+    revision: str,
+    date: datetime,
+    flavour: str,
+    kubesalt_wheel: str = "",
+    library_wheels: tuple[str, ...] = (),
+) -> str:
+    """``product.txt``: ``KEY=value`` lines (read, never sourced); the wheel fields name the
+    wheels bootstrap.sh unpacks and installs (paths relative to the archive root)."""
     stamp = date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
+    text = (
         f"NAME={name}\nVERSION={version}\nGIT_REVISION={revision}\n"
         f"BUILD_DATE={stamp}\nFLAVOUR={flavour}\n"
     )
+    if kubesalt_wheel:
+        text += f"{archive.KUBESALT_WHEEL}={kubesalt_wheel}\n"
+    if library_wheels:
+        text += f"{archive.LIBRARY_WHEELS}={' '.join(library_wheels)}\n"
+    return text
 
 
 def parse_product(text: str) -> dict[str, str]:
@@ -71,28 +87,25 @@ def all_files(tree: Path) -> list[str]:
 
 
 def write_sums(tree: Path) -> int:
-    """Write ``SHA256SUMS`` (``sha256sum -c`` format) of every other file; return the count."""
-    lines = [f"{sha256_file(tree / rel)}  {rel}\n" for rel in all_files(tree) if rel != SUMS]
+    """Write ``SHA256SUMS`` (``sha256sum -c`` format) of every other file but its signature;
+    return the count."""
+    lines = [
+        f"{sha256_file(tree / rel)}  {rel}\n" for rel in all_files(tree) if rel not in UNLISTED
+    ]
     (tree / SUMS).write_text("".join(lines))
     return len(lines)
 
 
+def sign_sums(tree: Path, signer) -> None:
+    """Sign ``SHA256SUMS`` (detached, armored) with the key that signs the repositories."""
+    signer.detach_sign(tree / SUMS, tree / archive.SUMS_SIGNATURE)
+
+
 def check_sums(tree: Path) -> list[str]:
-    """Problems found checking ``SHA256SUMS``: bad or missing files, and unlisted ones."""
-    problems = []
-    listed = set()
-    for line in (tree / SUMS).read_text().splitlines():
-        digest, _, rel = line.partition("  ")
-        listed.add(rel)
-        path = tree / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{rel}: sha256 differs")
-    for rel in all_files(tree):
-        if rel != SUMS and rel not in listed:
-            problems.append(f"{rel}: not listed")
-    return problems
+    """Problems found checking ``SHA256SUMS`` as bootstrap.sh does: bad, missing and
+    unlisted files."""
+    listed = archive.parse_sums((tree / SUMS).read_text(), str(tree / SUMS))
+    return archive.sums_problems(str(tree), listed)
 
 
 def volume_id(product: str, version: str) -> str:

@@ -1,6 +1,6 @@
 """bootstrap.sh's archive handling with real programs: an ISO is mounted read-only (loop, or
 fuseiso where the kernel has no ISO 9660, as here), found mounted again, and read; its
-SHA256SUMS are checked."""
+signed SHA256SUMS are checked (test_archive_signature.py tries the ways to break them)."""
 
 from __future__ import annotations
 
@@ -15,34 +15,47 @@ from kubesalt.bootstrap import archive, cli
 from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import Log, System, mount_of
 from kubesalt_isobuild import tree
+from kubesalt_isobuild.signing import Signer
 
 pytestmark = pytest.mark.integration
 
 
-def make_tree(root: Path) -> None:
+@pytest.fixture(scope="module")
+def signer():
+    key = Signer()
+    key.generate()
+    yield key
+    key.close()
+
+
+def make_tree(root: Path, signer: Signer) -> None:
+    unsigned = (archive.PRODUCT, archive.KEYRING, archive.SUMS, archive.SUMS_SIGNATURE)
     for rel in archive.REQUIRED:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if rel == archive.WHEELS_DIR:
             path.mkdir()
             (path / "README").write_text("wheels\n")
-        elif rel != archive.PRODUCT:
+        elif rel not in unsigned:
             path.write_text(f"{rel}\n")
     (root / archive.PRODUCT).write_text(
         tree.product_text("kubesalt", "9.8.7", "test", datetime.now(UTC), "lab")
     )
+    signer.export_public(root / archive.KEYRING, armor=False)
     tree.write_sums(root)
+    tree.sign_sums(root, signer)
 
 
 @pytest.fixture
 def ctx(tmp_path):
     log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
-    yield cli.Context(args=argparse.Namespace(), log=log, system=System(log))
+    args = argparse.Namespace(archive_fingerprint=None)
+    yield cli.Context(args=args, log=log, system=System(log))
     log.close()
 
 
-def test_an_iso_is_mounted_read_only_and_described(tmp_path, ctx):
-    make_tree(tmp_path / "tree")
+def test_an_iso_is_mounted_read_only_and_described(tmp_path, ctx, signer):
+    make_tree(tmp_path / "tree", signer)
     iso = tmp_path / "kubesalt-9.8.7.iso"
     tree.make_iso(tmp_path / "tree", iso, "KUBESALT_9_8_7", datetime.now(UTC))
     where = tmp_path / "mnt"
@@ -52,7 +65,7 @@ def test_an_iso_is_mounted_read_only_and_described(tmp_path, ctx):
         assert fstype.startswith("fuse") == fuse
         found = archive.describe(str(iso), str(where), "iso")
         assert (found.version, found.saltenv) == ("9.8.7", "kubesalt-9.8.7")
-        cli._verify_sums(ctx, str(where))
+        cli._verify_archive(ctx, str(where))
         with pytest.raises(OSError):
             (where / "new-file").write_text("x")
         line = archive.fstab_line(str(iso), str(where), fuse)
@@ -64,11 +77,23 @@ def test_an_iso_is_mounted_read_only_and_described(tmp_path, ctx):
     assert mount_of(str(where)) is None
 
 
-def test_a_changed_file_fails_the_sums_check(tmp_path, ctx):
+def test_a_changed_file_fails_the_check(tmp_path, ctx, signer):
     root = tmp_path / "tree"
-    make_tree(root)
+    make_tree(root, signer)
     (root / "salt" / "top.sls").write_text("changed\n")
     with pytest.raises(
-        BootstrapError, match=r"(?s)files differ from SHA256SUMS.*salt/top.sls: FAILED"
+        BootstrapError, match=r"(?s)does not match its signed SHA256SUMS.*salt/top.sls: sha256"
     ):
-        cli._verify_sums(ctx, str(root))
+        cli._verify_archive(ctx, str(root))
+
+
+def test_a_registered_archive_is_checked_again_on_every_run(tmp_path, ctx, signer, monkeypatch):
+    monkeypatch.setattr(archive, "REGISTER", str(tmp_path / "archives.yaml"))
+    root = tmp_path / "tree"
+    make_tree(root, signer)
+    ctx.archive_sources = [str(root)]
+    cli.phase_archive(ctx)
+    assert [a.root for a in archive.load_register(archive.REGISTER)] == [str(root)]
+    (root / "salt" / "top.sls").write_text("changed later\n")
+    with pytest.raises(BootstrapError, match="salt/top.sls: sha256 differs"):
+        cli.phase_archive(ctx)

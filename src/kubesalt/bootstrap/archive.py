@@ -9,7 +9,10 @@ repository definitions and nginx read. A registered archive gives one saltenv
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,11 +26,14 @@ MOUNT_BASE = "/srv/kubesalt"
 # Parts of the ISO tree: the one definition, which the ISO build (kubesalt_isobuild) lays out.
 PRODUCT = "product.txt"
 SUMS = "SHA256SUMS"
+# The detached signature of SHA256SUMS, made with the key that signs the repositories.
+SUMS_SIGNATURE = "SHA256SUMS.asc"
 APT_DIR = "deb"
 APT_SUITE = "kubesalt"
 APT_COMPONENT = "main"
 YUM_DIR = "rpm"
 KEYRING = "kubesalt-archive-keyring.gpg"
+ARMORED_KEY = "kubesalt-archive-key.asc"
 IMAGES_DIR = "images"
 WHEELS_DIR = "wheels"
 SALT_DIR = "salt"
@@ -40,7 +46,23 @@ REQUIRED = {
     WHEELS_DIR: "Salt and kubesalt as Python wheels",
     f"{APT_DIR}/dists/{APT_SUITE}/InRelease": "the signed apt repository",
     KEYRING: "the key that signs the repositories",
+    SUMS: "the sha256 of every file",
+    SUMS_SIGNATURE: "the signature of SHA256SUMS",
 }
+# product.txt: the wheels bootstrap.sh runs, named by this signed metadata (SHA256SUMS lists
+# product.txt) rather than found by a glob that an added file could win.
+KUBESALT_WHEEL = "KUBESALT_WHEEL"
+LIBRARY_WHEELS = "LIBRARY_WHEELS"
+# A version becomes part of paths (mount points, nginx locations, apt files), of Salt
+# environments and of shell commands (pip's `kubesalt==<version>`): digits and dots, then
+# optional [-+.] segments of letters and digits. bootstrap.sh holds the same pattern.
+VERSION_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+([-+.][0-9A-Za-z]+)*$"
+VERSION_MAX = 64
+WHEEL_PATTERN = r"^wheels/[A-Za-z0-9_.+-]+\.whl$"
+# The operator's fingerprint of the archive key, from --archive-fingerprint or this variable.
+FINGERPRINT_ENV = "KUBESALT_ARCHIVE_FINGERPRINT"
+_SUM_LINE = re.compile(r"^([0-9a-f]{64})  (\S.*)$")
+_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,13 +89,42 @@ def saltenv(version: str) -> str:
     return f"kubesalt-{version}"
 
 
+def check_version(
+    version: str, source: str, hint: str = "rebuild the archive with iso/build"
+) -> str:
+    """`version` when it matches VERSION_PATTERN (at most VERSION_MAX characters)."""
+    if len(version) > VERSION_MAX or not re.fullmatch(VERSION_PATTERN, version):
+        raise BootstrapError(
+            f"{source}: VERSION {version[:80]!r} is not a kubesalt version (digits like "
+            "1.2.3, then optional -rc1, +lab or .dev2 parts; letters, digits and . + - only, "
+            f"at most {VERSION_MAX} characters); {hint}"
+        )
+    return version
+
+
+def check_wheel_path(path: str, key: str, source: str) -> str:
+    """`path` when it names a wheel directly in wheels/ (no other directory, no quoting)."""
+    if not re.fullmatch(WHEEL_PATTERN, path):
+        raise BootstrapError(
+            f"{source}: {key} names {path[:120]!r}, not a file wheels/<name>.whl; "
+            "rebuild the archive with iso/build"
+        )
+    return path
+
+
 def parse_product(text: str, source: str) -> dict[str, str]:
-    """`product.txt` (KEY=value lines); NAME and VERSION are required."""
+    """`product.txt` (KEY=value lines); NAME and VERSION are required, VERSION must match
+    VERSION_PATTERN and the wheel fields, when present, must name files of wheels/."""
     fields = {}
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
+            if key.strip() in fields:
+                # bootstrap.sh reads one line per key: two could make it and this differ.
+                raise BootstrapError(
+                    f"{source}: {key.strip()} is given twice; rebuild the archive with iso/build"
+                )
             fields[key.strip()] = value.strip().strip("'\"")
     missing = [key for key in ("NAME", "VERSION") if not fields.get(key)]
     if missing:
@@ -81,7 +132,139 @@ def parse_product(text: str, source: str) -> dict[str, str]:
             f"{source}: {', '.join(missing)} missing; this is not a kubesalt archive "
             "(rebuild it with iso/build)"
         )
+    check_version(fields["VERSION"], source)
+    if KUBESALT_WHEEL in fields:
+        check_wheel_path(fields[KUBESALT_WHEEL], KUBESALT_WHEEL, source)
+    for path in fields.get(LIBRARY_WHEELS, "").split():
+        check_wheel_path(path, LIBRARY_WHEELS, source)
     return fields
+
+
+def normalize_fingerprint(text: str) -> str:
+    """An OpenPGP v4 fingerprint as 40 upper-case hex digits (spaces and 0x removed)."""
+    value = text.replace(" ", "").upper().removeprefix("0X")
+    if not re.fullmatch(r"[0-9A-F]{40}", value):
+        raise BootstrapError(
+            f"archive key fingerprint {text[:80]!r} is not 40 hex digits; give the full "
+            f"fingerprint the ISO build printed (--archive-fingerprint or {FINGERPRINT_ENV})"
+        )
+    return value
+
+
+def valid_signers(status: str) -> list[str]:
+    """The primary-key fingerprints of the good signatures in gpgv's --status-fd output."""
+    signers = []
+    for line in status.splitlines():
+        fields = line.split()
+        if fields[:2] == ["[GNUPG:]", "VALIDSIG"] and len(fields) >= 12:
+            signers.append(fields[11].upper())
+    return signers
+
+
+def verify_signature(root: str, fingerprint: str | None = None) -> str:
+    """Check SUMS_SIGNATURE over SUMS with the archive's keyring (gpgv); with `fingerprint`
+    (the operator's), the signing key must be that one. Returns the signer's fingerprint."""
+    paths = {name: os.path.join(root, name) for name in (KEYRING, SUMS, SUMS_SIGNATURE)}
+    absent = [name for name, path in paths.items() if not os.path.isfile(path)]
+    if absent:
+        raise BootstrapError(
+            f"archive {root} lacks {', '.join(absent)}: it cannot be verified; use an archive "
+            "built by an iso/build that signs SHA256SUMS"
+        )
+    result = subprocess.run(
+        ["gpgv", "--status-fd", "1", "--keyring", paths[KEYRING], paths[SUMS_SIGNATURE],
+         paths[SUMS]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    signers = valid_signers(result.stdout)
+    if result.returncode != 0 or not signers:
+        said = "; ".join((result.stderr.strip() or result.stdout.strip()).splitlines())[-600:]
+        raise BootstrapError(
+            f"{paths[SUMS_SIGNATURE]} is not a good signature of {SUMS} by the key in {KEYRING} "
+            f"(gpgv said: {said}); the archive is damaged or was changed: copy or extract "
+            "the ISO again"
+        )
+    if fingerprint is not None:
+        wanted = normalize_fingerprint(fingerprint)
+        if wanted not in signers:
+            raise BootstrapError(
+                f"{paths[SUMS]} of {root} is signed by key {', '.join(signers)}, not by "
+                f"{wanted} (the fingerprint you gave): this archive was not built with the "
+                "key you expect; get the ISO from its builder again, or check the fingerprint"
+            )
+    return signers[0]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parse_sums(text: str, source: str) -> dict[str, str]:
+    """SHA256SUMS as relative path -> hex digest; a line that is not `<64 hex>  <path>`
+    with a plain relative path is an error (nothing is skipped)."""
+    listed = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _SUM_LINE.match(line)
+        rel = match.group(2) if match else ""
+        parts = rel.split("/")
+        if not match or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise BootstrapError(
+                f"{source} line {number}: {line[:120]!r} is not '<sha256>  <relative path>'; "
+                "the archive is damaged or was changed: copy or extract the ISO again"
+            )
+        listed[rel] = match.group(1)
+    return listed
+
+
+def archive_files(root: str) -> list[str]:
+    """Every entry under `root` that is not a directory (files, symlinks, others), as sorted
+    relative POSIX paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        entries = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in entries:
+            found.append(os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def sums_problems(root: str, listed: dict[str, str]) -> list[str]:
+    """Files that differ from `listed`, are missing, are not regular files, or are not
+    listed at all (SUMS and its signature excepted)."""
+    problems = []
+    for rel, digest in sorted(listed.items()):
+        path = os.path.join(root, rel)
+        if os.path.islink(path) or not os.path.isfile(path):
+            problems.append(f"{rel}: missing or not a regular file")
+        elif _sha256(path) != digest:
+            problems.append(f"{rel}: sha256 differs")
+    unsigned = {SUMS, SUMS_SIGNATURE}
+    problems += [
+        f"{rel}: not listed in {SUMS}"
+        for rel in archive_files(root)
+        if rel not in listed and rel not in unsigned
+    ]
+    return problems
+
+
+def verify(root: str, fingerprint: str | None = None) -> str:
+    """Verify an archive tree: the signature of SHA256SUMS, then every file against it, no
+    file left unlisted. Returns the signing key's fingerprint."""
+    signer = verify_signature(root, fingerprint)
+    sums = os.path.join(root, SUMS)
+    problems = sums_problems(root, parse_sums(Path(sums).read_text(encoding="utf-8"), sums))
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise BootstrapError(
+            f"archive {root} does not match its signed {SUMS} ({len(problems)} problem(s)):"
+            f"\n  {shown}{more}\nThe archive is damaged or was changed: copy or extract "
+            "the ISO again"
+        )
+    return signer
 
 
 def kind_of(source: str) -> str:
@@ -140,6 +323,18 @@ def describe(source: str, root: str, kind: str) -> Archive:
     )
 
 
+def kubesalt_wheel(found: Archive) -> str:
+    """The path of the kubesalt wheel that product.txt names (KUBESALT_WHEEL)."""
+    product = found.path(PRODUCT)
+    fields = parse_product(Path(product).read_text(encoding="utf-8"), product)
+    if KUBESALT_WHEEL not in fields:
+        raise BootstrapError(
+            f"{product} names no {KUBESALT_WHEEL}; rebuild the archive with an iso/build that "
+            "records it"
+        )
+    return found.path(fields[KUBESALT_WHEEL])
+
+
 def fstab_line(iso: str, where: str, fuse: bool) -> str:
     """The /etc/fstab line that mounts an ISO read-only again at boot."""
     if fuse:
@@ -181,10 +376,13 @@ def load_register(path: str = REGISTER) -> list[Archive]:
     except (OSError, yaml.YAMLError) as err:
         raise BootstrapError(f"{path}: cannot be read ({err}); run bootstrap.sh again") from err
     fields = {"source", "root", "kind", "name", "version", "flavour"}
-    return [
+    archives = [
         Archive(**{k: v for k, v in item.items() if k in fields})
         for item in data.get("archives", [])
     ]
+    for found in archives:
+        check_version(str(found.version), path)
+    return archives
 
 
 def apt_keyring_path(archive: Archive) -> str:

@@ -11,7 +11,6 @@ import glob
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,6 +89,11 @@ def phase_preflight(ctx: Context) -> PhaseResult:
     except kconfig.InvalidConfig as err:
         problems += [("config", f"{err.source}: {p}") for p in err.problems]
         cfg = None
+    if ctx.args.archive_fingerprint:
+        try:
+            karchive.normalize_fingerprint(ctx.args.archive_fingerprint)
+        except BootstrapError as err:
+            problems.append(("archive", str(err)))
     if cfg is not None:
         ctx.cfg = cfg
         ctx.archive_sources = _archive_sources(ctx.args, cfg)
@@ -139,31 +143,20 @@ def _mount_iso(ctx: Context, iso: str, where: str) -> bool:
     )
 
 
-def _verify_sums(ctx: Context, root: str) -> None:
-    """Check every file of a newly registered archive against its SHA256SUMS."""
-    if not os.path.exists(os.path.join(root, karchive.SUMS)):
-        raise BootstrapError(
-            f"{root}/{karchive.SUMS} is missing; rebuild the archive with iso/build"
-        )
-    ctx.log.detail(f"$ (cd {root} && sha256sum --quiet --strict -c {karchive.SUMS})")
-    result = subprocess.run(
-        ["sha256sum", "--quiet", "--strict", "-c", karchive.SUMS],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
+def _verify_archive(ctx: Context, root: str) -> None:
+    """Check an archive on every run, before anything of it is used: the signature of its
+    SHA256SUMS (by the operator's key when a fingerprint is given), every file, no other."""
+    started = time.monotonic()
+    signer = karchive.verify(root, ctx.args.archive_fingerprint)
+    given = "the fingerprint given" if ctx.args.archive_fingerprint else "no fingerprint given"
+    ctx.log.detail(
+        f"{root}: {karchive.SUMS} signed by {signer} ({given}); every file checked in "
+        f"{time.monotonic() - started:.1f}s"
     )
-    if result.returncode != 0:
-        bad = "\n".join((result.stdout + result.stderr).strip().splitlines()[:10])
-        raise BootstrapError(
-            f"{root}: files differ from {karchive.SUMS} (the archive is damaged or was "
-            f"changed):\n{bad}\nCopy or extract the ISO again"
-        )
 
 
 def phase_archive(ctx: Context) -> PhaseResult:
     changed = False
-    known = {(a.root, a.version) for a in karchive.load_register()}
     archives = []
     fstab = Path("/etc/fstab")
     for source in ctx.archive_sources:
@@ -183,10 +176,8 @@ def phase_archive(ctx: Context) -> PhaseResult:
                 changed |= ctx.system.write(str(fstab), new)
         else:
             root = os.path.realpath(source)
-        found = karchive.describe(source, root, kind)
-        if (found.root, found.version) not in known:
-            _verify_sums(ctx, root)
-        archives.append(found)
+        _verify_archive(ctx, root)
+        archives.append(karchive.describe(source, root, kind))
     ctx.archives = archives
     ctx.current = archives[0]
     changed |= ctx.system.write(karchive.REGISTER, karchive.register_text(archives))
@@ -250,14 +241,23 @@ def wheel_stamp(root: str) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def _keep_bytecode_out_of_archives(ctx: Context, python: str) -> bool:
+    """Every Python of the venv writes its bytecode under services.PYCACHE_PREFIX: Salt
+    imports modules from the archive (module_dirs), and a __pycache__ written into a
+    directory archive would be an unlisted file at the next check."""
+    purelib = ctx.system.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        what="find the Salt virtualenv's site-packages",
+    ).stdout.strip()
+    return ctx.system.write(os.path.join(purelib, services.PYCACHE_PTH), services.pycache_pth())
+
+
 def phase_salt_install(ctx: Context) -> PhaseResult:
     wheels = ctx.current.path(karchive.WHEELS_DIR)
-    own = sorted(glob.glob(os.path.join(wheels, "kubesalt-*.whl")))
+    own = karchive.kubesalt_wheel(ctx.current)
     salt_wheels = sorted(glob.glob(os.path.join(wheels, "salt-*.whl")))
-    if not own or not salt_wheels:
-        raise BootstrapError(
-            f"{wheels} holds no {'kubesalt' if not own else 'salt'} wheel; rebuild the archive with iso/build"
-        )
+    if not salt_wheels:
+        raise BootstrapError(f"{wheels} holds no salt wheel; rebuild the archive with iso/build")
     stamp = wheel_stamp(ctx.current.root)
     python = ctx.salt("python")
     try:
@@ -265,7 +265,8 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
     except OSError:
         installed = ""
     if os.path.exists(python) and installed == stamp:
-        return PhaseResult(False, f"{services.VENV} holds the archive's wheels")
+        changed = _keep_bytecode_out_of_archives(ctx, python)
+        return PhaseResult(changed, f"{services.VENV} holds the archive's wheels")
     if not os.path.exists(python):
         ctx.system.run(
             ["/usr/bin/python3", "-m", "venv", services.VENV], what="create the Salt virtualenv"
@@ -274,15 +275,17 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
     # each module once, when it is first imported.
     pip = [python, "-m", "pip", "install", "--no-index", "--find-links", wheels,
            "--disable-pip-version-check", "--no-cache-dir", "--no-compile", "--quiet"]  # fmt: skip
-    ctx.system.run([*pip, "salt", "kubesalt"], what="install Salt and kubesalt from the wheelhouse")
     ctx.system.run(
-        [*pip, "--no-deps", "--force-reinstall", own[-1]], what="install the kubesalt wheel"
+        [*pip, "salt", f"kubesalt=={ctx.current.version}"],
+        what="install Salt and kubesalt from the wheelhouse",
     )
+    ctx.system.run([*pip, "--no-deps", "--force-reinstall", own], what="install the kubesalt wheel")
     ctx.system.run(
         [python, "-c", "import salt.version, kubesalt"], what="check the Salt virtualenv"
     )
     ctx.system.write(WHEEL_STAMP, stamp + "\n")
-    return PhaseResult(True, f"{os.path.basename(salt_wheels[-1])}, {os.path.basename(own[-1])}")
+    _keep_bytecode_out_of_archives(ctx, python)
+    return PhaseResult(True, f"{os.path.basename(salt_wheels[-1])}, {os.path.basename(own)}")
 
 
 def phase_salt_minion(ctx: Context) -> PhaseResult:
@@ -439,6 +442,13 @@ def parser() -> argparse.ArgumentParser:
         "--archive",
         help="the ISO or extracted ISO directory to bootstrap from (default: archives[0])",
     )
+    p.add_argument(
+        "--archive-fingerprint",
+        metavar="FPR",
+        default=os.environ.get(karchive.FINGERPRINT_ENV) or None,
+        help="fingerprint of the key that must have signed every archive's SHA256SUMS "
+        f"(default: ${karchive.FINGERPRINT_ENV}; docs/bootstrap.md)",
+    )
     return p
 
 
@@ -477,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             "salt-minion",
         }:
             ctx.archives = karchive.load_register()
+            for registered in ctx.archives:
+                _verify_archive(ctx, registered.root)
             ctx.current = ctx.archives[0] if ctx.archives else None
             if ctx.current is None:
                 raise PhaseError(

@@ -15,13 +15,20 @@ under their upstream host").
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import json
 import os
+import pwd
+import socket
+import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kubesalt.bootstrap.phases import BootstrapError
@@ -122,21 +129,64 @@ def read_blob(layout: str, digest: str) -> bytes:
     return data
 
 
-class Client:
-    """A minimal OCI distribution client over HTTP(S) (`base` like http://127.0.0.1:5000)."""
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (the fill instance listens on one)."""
 
-    def __init__(self, base: str, cafile: str | None = None, timeout: float = 60.0):
+    def __init__(self, socket_path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Client:
+    """A minimal OCI distribution client over HTTP(S) (`base` like http://127.0.0.1:5000),
+    or over the unix socket `socket_path` (then `base` only names it in messages)."""
+
+    def __init__(
+        self,
+        base: str,
+        cafile: str | None = None,
+        timeout: float = 60.0,
+        socket_path: str | None = None,
+    ):
         self.base = base.rstrip("/")
         self.timeout = timeout
+        self.socket_path = socket_path
         self.context = None
         if base.startswith("https://"):
             import ssl
 
             self.context = ssl.create_default_context(cafile=cafile)
 
+    def _unix_request(self, method: str, url: str, data: bytes | None, headers: dict):
+        parts = urllib.parse.urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn = _UnixConnection(self.socket_path, self.timeout)
+        try:
+            conn.request(method, target, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.headers), resp.read()
+        except OSError as err:
+            raise RegistryError(
+                f"{method} {target} on {self.socket_path}: {err}; is the fill instance running?"
+            ) from err
+        finally:
+            conn.close()
+
     def request(
         self, method: str, url: str, data: bytes | None = None, headers: dict | None = None
     ):
+        if self.socket_path:
+            return self._unix_request(method, url, data, headers or {})
         if not url.startswith("http"):
             url = self.base + url
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -189,7 +239,7 @@ class Client:
             raise RegistryError(
                 f"start upload of {digest} to {repository}: HTTP {status} {body[:200]!r}"
             )
-        if not location.startswith("http"):
+        if not location.startswith("http") and not self.socket_path:
             location = self.base + location
         sep = "&" if "?" in location else "?"
         url = f"{location}{sep}digest={urllib.parse.quote(digest)}"
@@ -259,5 +309,108 @@ def load_layout(client: Client, layout: str, dry_run: bool = False) -> LoadRepor
         if got != image.digest:
             raise RegistryError(
                 f"{image.ref}: the registry serves digest {got} after the push, expected {image.digest}"
+            )
+    return report
+
+
+@dataclass(frozen=True)
+class FillInstance:
+    """A writable registry over the served registry's storage, run only for a fill: its
+    config.yml (listening on `socket_path`), its program and the user it runs as."""
+
+    config: str
+    socket_path: str
+    program: str
+    user: str | None = None
+    start_timeout: float = 30.0
+
+
+def _private_directory(path: str, user: str | None) -> None:
+    """`path` exists, mode 0700, owned by `user` (who must create the socket in it)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _wait_for_socket(proc: subprocess.Popen, client: Client, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    problem = "no socket yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace").strip()[-1500:]
+            raise RegistryError(
+                f"the registry fill instance ({client.socket_path}) exited with "
+                f"{proc.returncode}: {output}"
+            )
+        if os.path.exists(client.socket_path):
+            try:
+                if client.request("GET", "/v2/")[0] == 200:
+                    return
+            except RegistryError as err:
+                problem = str(err)
+        time.sleep(0.1)
+    raise RegistryError(
+        f"waited {timeout:.0f}s for the registry fill instance on {client.socket_path}: {problem}"
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def running(instance: FillInstance) -> Iterator[Client]:
+    """Run the fill instance; yield a client of its socket; stop it and remove the socket."""
+    directory = os.path.dirname(instance.socket_path)
+    _private_directory(directory, instance.user)
+    # A socket left by a fill that was killed would stop the new instance from listening.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(instance.socket_path)
+    config = os.path.join(directory, "config.yml")
+    with open(config, "w", encoding="utf-8") as stream:
+        stream.write(instance.config)
+    user = {}
+    if instance.user is not None:
+        entry = pwd.getpwnam(instance.user)
+        user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    client = Client(f"unix:{instance.socket_path}", socket_path=instance.socket_path)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [instance.program, "serve", config], stdout=log, stderr=subprocess.STDOUT, **user
+        )
+        try:
+            _wait_for_socket(proc, client, instance.start_timeout, log)
+            yield client
+        finally:
+            _stop(proc)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(instance.socket_path)
+
+
+def fill(layout: str, served: Client, instance: FillInstance) -> LoadReport:
+    """Push the images of `layout` that the (read-only) served registry lacks, through the
+    fill instance; then check that the served registry serves each with its digest."""
+    images = layout_images(layout)
+    served.wait_ready()
+    if not missing_images(served, images):
+        return LoadReport(present=[i.ref for i in images])
+    with running(instance) as writer:
+        report = load_layout(writer, layout)
+    for image in images:
+        got = served.manifest_digest(image.repository, image.tag)
+        if got != image.digest:
+            raise RegistryError(
+                f"{image.ref}: the served registry at {served.base} answers digest {got} after "
+                f"the fill, expected {image.digest}; check that {instance.user or 'its user'} "
+                "can read the registry's storage"
             )
     return report

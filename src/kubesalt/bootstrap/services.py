@@ -22,6 +22,10 @@ SALT_COMMANDS = (
     "salt-minion",
     "salt-run",
 )
+# Bytecode of every Python process of the venv goes here, never beside the sources
+# (kubesalt-pycache.pth, in the venv's site-packages, sets it when Python starts).
+PYCACHE_PREFIX = "/var/cache/kubesalt/pycache"
+PYCACHE_PTH = "kubesalt-pycache.pth"
 MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
 MASTER_CONFIG = "/etc/salt/master.d/kubesalt.conf"
 CONFIG_PATH = "/etc/kubesalt/bootstrap.yaml"
@@ -30,12 +34,28 @@ INVENTORY_DIR = "/etc/kubesalt/nodes"
 REGISTRY_ADDRESS = f"127.0.0.1:{ports.port_number('registry')}"
 REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
 REGISTRY_STORAGE = "/var/lib/docker-registry"
+# The served registry is read-only; images are pushed through a second, writable instance
+# over the same storage that runs only while it is filled, on a unix socket in a directory
+# only root and the registry's user can enter (no TCP port, not even on loopback).
+REGISTRY_PROGRAM = "/usr/bin/docker-registry"
+REGISTRY_USER = "docker-registry"  # the user of Debian's docker-registry.service
+REGISTRY_FILL_DIR = "/run/kubesalt-registry-fill"
+REGISTRY_FILL_SOCKET = f"{REGISTRY_FILL_DIR}/registry.sock"
 NGINX_CONFIG = "/etc/nginx/conf.d/kubesalt.conf"
 REPOSITORY_PORT = ports.port_number("repository")
 PKI_DIR = "/etc/kubesalt/pki"
 REPOSITORY_CERT = f"{PKI_DIR}/repository.crt"
 REPOSITORY_KEY = f"{PKI_DIR}/repository.key"
 MANAGED = "# Managed by kubesalt ({what}); changes here are overwritten.\n"
+
+
+def pycache_pth() -> str:
+    """The .pth file that sets `sys.pycache_prefix` (unless PYTHONPYCACHEPREFIX did) in
+    every Python of the venv: salt-call, salt-run, the daemons."""
+    return (
+        f"# Managed by bootstrap.sh: bytecode goes to {PYCACHE_PREFIX}, not into archives.\n"
+        f"import sys; sys.pycache_prefix = sys.pycache_prefix or {PYCACHE_PREFIX!r}\n"
+    )
 
 
 def _roots(archives: list[Archive]) -> tuple[dict, dict]:
@@ -142,33 +162,60 @@ def systemd_unit(program: str, description: str, kill_mode: str = "control-group
     )
 
 
+def _registry_storage(storage: str) -> dict:
+    return {
+        "filesystem": {"rootdirectory": storage},
+        "cache": {"blobdescriptor": "inmemory"},
+        "delete": {"enabled": False},
+    }
+
+
 def registry_config(address: str = REGISTRY_ADDRESS, storage: str = REGISTRY_STORAGE) -> str:
-    """distribution's config.yml: loopback only (nginx fronts it), no auth (nginx's TLS
-    and the firewall guard it), deletes disabled (images come only from archives)."""
+    """distribution's config.yml of the served registry: loopback only (nginx fronts it),
+    read-only (distribution's maintenance mode refuses every push and delete, so no local
+    process or host-network pod can replace an image), deletes disabled. It has no auth:
+    it only serves. Images are pushed through the fill instance (registry_fill_config)."""
     data = {
         "version": 0.1,
         "log": {"level": "info", "fields": {"service": "registry"}},
-        "storage": {
-            "filesystem": {"rootdirectory": storage},
-            "cache": {"blobdescriptor": "inmemory"},
-            "delete": {"enabled": False},
-        },
+        "storage": dict(_registry_storage(storage), maintenance={"readonly": {"enabled": True}}),
         "http": {"addr": address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
         "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
     }
     return _dump("state kubesalt.registry.configured", data)
 
 
-def nginx_config(listen_ip: str, archives: list[Archive], port: int = REPOSITORY_PORT) -> str:
-    """nginx: TLS on the control-plane IP; each archive under /<saltenv>/ (repositories,
-    wheels, keys, read-only), and /v2/ proxied to the registry on loopback."""
+def registry_fill_config(
+    socket_path: str = REGISTRY_FILL_SOCKET, storage: str = REGISTRY_STORAGE
+) -> str:
+    """config.yml of the writable fill instance: the served registry's storage, on a unix
+    socket (relative upload URLs, as there is no host name to put in them)."""
+    data = {
+        "version": 0.1,
+        "log": {"level": "warn", "fields": {"service": "registry-fill"}},
+        "storage": _registry_storage(storage),
+        "http": {"net": "unix", "addr": socket_path, "relativeurls": True},
+    }
+    return _dump("kubesalt_bootstrap.load_images, for the time of a fill", data)
+
+
+def nginx_config(
+    listen_ip: str,
+    archives: list[Archive],
+    port: int = REPOSITORY_PORT,
+    registry: str = REGISTRY_ADDRESS,
+    tls: tuple[str, str] = (REPOSITORY_CERT, REPOSITORY_KEY),
+) -> str:
+    """nginx: TLS (certificate, key) on the control-plane IP; each archive under
+    /<saltenv>/ (repositories, wheels, keys, read-only), and /v2/ proxied to the registry on
+    loopback (read-only there too)."""
     lines = [
         MANAGED.format(what="state kubesalt.nginx.configured").rstrip("\n"),
         "server {",
         f"    listen {listen_ip}:{port} ssl;",
         "    server_name _;",
-        f"    ssl_certificate {REPOSITORY_CERT};",
-        f"    ssl_certificate_key {REPOSITORY_KEY};",
+        f"    ssl_certificate {tls[0]};",
+        f"    ssl_certificate_key {tls[1]};",
         "    ssl_protocols TLSv1.2 TLSv1.3;",
         "    access_log /var/log/nginx/kubesalt-access.log;",
         "    error_log /var/log/nginx/kubesalt-error.log;",
@@ -188,7 +235,7 @@ def nginx_config(listen_ip: str, archives: list[Archive], port: int = REPOSITORY
         ]
     lines += [
         "    location /v2/ {",
-        f"        proxy_pass http://{REGISTRY_ADDRESS};",
+        f"        proxy_pass http://{registry};",
         "        proxy_set_header Host $http_host;",
         "        proxy_set_header X-Forwarded-Proto https;",
         "        proxy_read_timeout 900;",

@@ -1,15 +1,18 @@
 """The pinned container images (`kubesalt/data/images.yaml`), read in one place.
 
 Static pod manifests reference images by canonical name and tag, as kubeadm does
-(`registry.k8s.io/kube-apiserver:v1.33.5`); containerd resolves those names through the
-bootstrap registry mirror, and the ISO build pins and verifies each digest.
+(`registry.k8s.io/kube-apiserver:v1.33.5`), plus the digest the archive's registry serves
+when the installed package knows it (`pinned_reference`): the ISO build pins and verifies
+each upstream digest, and writes `kubesalt/data/archive-images.yaml` (the digest of each
+image as stored in the ISO's layout, hence served by the bootstrap registry) into the
+kubesalt wheel every node installs. A source checkout has no such file: tag only.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 import yaml
@@ -18,16 +21,19 @@ from kubesalt.kubeadm import RenderError
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FIELDS = ("repository", "tag", "digest")
+ARCHIVE_DIGESTS = "data/archive-images.yaml"
 
 
 @dataclass(frozen=True)
 class Image:
-    """One pinned image: repository, tag and (once verified) digest."""
+    """One pinned image: repository, tag, the upstream digest (once verified) and the
+    digest the archive's registry serves (known in a package built by the ISO build)."""
 
     name: str
     repository: str
     tag: str
     digest: str | None
+    archive_digest: str | None = None
 
     @property
     def reference(self) -> str:
@@ -36,9 +42,11 @@ class Image:
 
     @property
     def pinned_reference(self) -> str:
-        """`repository:tag@digest` when the digest is known, else `repository:tag`."""
-        if self.digest:
-            return f"{self.reference}@{self.digest}"
+        """`repository:tag@digest` with the digest the archive's registry serves, when the
+        package knows it, else `repository:tag`. (The upstream digest may name a manifest
+        list the archive does not hold whole: it is not a pullable pin.)"""
+        if self.archive_digest:
+            return f"{self.reference}@{self.archive_digest}"
         return self.reference
 
 
@@ -74,10 +82,46 @@ def parse_images(data: object, source: str = "images.yaml") -> tuple[str, dict[s
     return version, images
 
 
+def archive_digests_text(digests: dict[str, str]) -> str:
+    """The content of ARCHIVE_DIGESTS: `repository:tag` -> digest served by the archive."""
+    header = (
+        "# Written by iso/build: the digest of each pinned image in the archive's OCI layout,\n"
+        "# which the bootstrap registry serves. Static pods pin their image with it.\n"
+    )
+    return header + yaml.safe_dump({"images": dict(sorted(digests.items()))}, sort_keys=False)
+
+
+def parse_archive_digests(data: object, source: str = ARCHIVE_DIGESTS) -> dict[str, str]:
+    """Validate the parsed ARCHIVE_DIGESTS `data`; return `repository:tag` -> digest."""
+    entries = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise RenderError(f"{source}: expected a mapping 'images' of repository:tag to digest")
+    for ref, digest in entries.items():
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise RenderError(
+                f"{source}: images.{ref} is {digest!r}, not sha256:<64 hex digits>; "
+                "reinstall kubesalt from the archive's wheel"
+            )
+    return dict(entries)
+
+
+def with_archive_digests(images: dict[str, Image], digests: dict[str, str]) -> dict[str, Image]:
+    """`images` with the archive's digest of each one that `digests` names."""
+    return {
+        name: replace(img, archive_digest=digests.get(img.reference))
+        for name, img in images.items()
+    }
+
+
 @functools.cache
 def _load() -> tuple[str, dict[str, Image]]:
-    text = resources.files("kubesalt").joinpath("data/images.yaml").read_text()
-    return parse_images(yaml.safe_load(text))
+    package = resources.files("kubesalt")
+    version, images = parse_images(yaml.safe_load(package.joinpath("data/images.yaml").read_text()))
+    archived = package.joinpath(ARCHIVE_DIGESTS)
+    if archived.is_file():
+        digests = parse_archive_digests(yaml.safe_load(archived.read_text()))
+        images = with_archive_digests(images, digests)
+    return version, images
 
 
 def kubernetes_version() -> str:

@@ -125,7 +125,7 @@ def static_pod(
     volumes = sorted(volumes, key=lambda pair: pair[0]["name"])
     container = {
         "command": command,
-        "image": image(name).reference,
+        "image": image(name).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "name": name,
         "resources": {"requests": dict(requests)},

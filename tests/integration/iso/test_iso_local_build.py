@@ -14,6 +14,7 @@ import isofactory
 import pytest
 import yaml
 
+from kubesalt.bootstrap import archive
 from kubesalt_isobuild import oci, tree
 from kubesalt_isobuild.build import Options, build
 from kubesalt_isobuild.debs import parse_deb822
@@ -48,7 +49,10 @@ def test_sha256sums_lists_every_file_and_sha256sum_agrees(built):
         line.split("  ", 1)[1] for line in (built.extracted / "SHA256SUMS").read_text().splitlines()
     ]
     assert listed == sorted(listed)
-    assert len(listed) == len(tree.all_files(built.extracted)) - 1
+    # Every file but SHA256SUMS and its signature, made with the repositories' key.
+    assert len(listed) == len(tree.all_files(built.extracted)) - 2
+    signer = archive.verify(str(built.extracted), built.result.fingerprint)
+    assert signer == built.result.fingerprint
 
 
 def test_product_txt(built):
@@ -155,7 +159,7 @@ def test_a_second_build_gives_the_same_artifacts(built, artifacts, project, tmp_
                    iso=False)  # fmt: skip
     again = build(opts)
     varying = ("InRelease", "Release.gpg", "Release", "repomd.xml", "repomd.xml.asc", "product.txt",
-               "SHA256SUMS", "kubesalt-archive-keyring.gpg", "kubesalt-archive-key.asc")  # fmt: skip
+               "SHA256SUMS", "SHA256SUMS.asc", "kubesalt-archive-keyring.gpg", "kubesalt-archive-key.asc")  # fmt: skip
 
     def digests(root: Path) -> dict[str, str]:
         # createrepo_c names metadata files after their content, which holds the build time.

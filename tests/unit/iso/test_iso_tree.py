@@ -37,7 +37,11 @@ def test_check_sums_finds_changed_missing_and_unlisted_files(tmp_path):
     (tmp_path / "a").write_text("changed")
     (tmp_path / "b").unlink()
     (tmp_path / "c").write_text("new")
-    assert tree.check_sums(tmp_path) == ["a: sha256 differs", "b: missing", "c: not listed"]
+    assert tree.check_sums(tmp_path) == [
+        "a: sha256 differs",
+        "b: missing or not a regular file",
+        "c: not listed in SHA256SUMS",
+    ]
 
 
 def test_product_txt_round_trips():
