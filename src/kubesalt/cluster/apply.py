@@ -45,6 +45,7 @@ UNCHANGED = "unchanged"
 PENDING = "pending"  # a Node whose kubelet has not registered: nothing was sent
 CHANGED = frozenset({CREATED, CONFIGURED})
 NODE_PENDING = "its kubelet has not registered"
+TAINT_MANAGER = f"{FIELD_MANAGER}-taints"  # the only writer of a Node's spec.taints
 
 
 class ApplyError(KubesaltError):
@@ -361,8 +362,10 @@ def read_object(client: ApiClient, ref: Ref) -> dict | None:
 
 
 # -- applying ----------------------------------------------------------------------------
-def _server_apply(client: ApiClient, ref: Ref, obj: dict, dry_run: bool) -> dict:
-    query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+def _server_apply(
+    client: ApiClient, ref: Ref, obj: dict, dry_run: bool, manager: str = FIELD_MANAGER
+) -> dict:
+    query = [("fieldManager", manager), ("force", "true")]
     if dry_run:
         query.append(("dryRun", "All"))
     verb = "dry-run apply" if dry_run else "apply"
@@ -396,16 +399,49 @@ def _outcome(before: dict | None, after: dict, dry_run: bool) -> str:
     return UNCHANGED if _resource_version(after) == _resource_version(before) else CONFIGURED
 
 
+def _same_taint(one: dict, other: dict) -> bool:
+    # The API identifies a taint by key and effect; its value is not part of the identity.
+    return one.get("key") == other.get("key") and one.get("effect") == other.get("effect")
+
+
+def split_node_patch(obj: dict, live: dict) -> tuple[dict, dict | None]:
+    """A Node patch as two applies: (everything but spec.taints, under FIELD_MANAGER; the
+    taints to add, under TAINT_MANAGER, or None when the live Node has them all).
+
+    spec.taints is an atomic list for server-side apply: its applier owns the whole list,
+    and a later apply without it removes it. So kubesalt's own manager never sends it, and
+    the taints are applied only when one is missing, as the live list plus the missing
+    ones: taints set by the node controller or an operator are kept, and a second run
+    sends nothing."""
+    rest = copy.deepcopy(obj)
+    wanted = (rest.pop("spec", None) or {}).get("taints") or []
+    current = (live.get("spec") or {}).get("taints") or []
+    missing = [t for t in wanted if not any(_same_taint(t, c) for c in current)]
+    if not missing:
+        return rest, None
+    taints = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+              "metadata": {"name": obj["metadata"]["name"]},
+              "spec": {"taints": [*current, *missing]}}  # fmt: skip
+    return rest, taints
+
+
 def apply_object(client: ApiClient, ref: Ref, obj: dict, dry_run: bool = False) -> Applied:
     """Server-side apply one object (checked by `check_objects`); what it did."""
     before = read_object(client, ref)
-    if before is None and ref.kind.kind == "Node":
+    if ref.kind.kind != "Node":
+        after = _server_apply(client, ref, obj, dry_run)
+        return Applied(ref, _outcome(before, after, dry_run), dry_run)
+    if before is None:
         # The kubelet creates its Node; an apply would create a Node without a kubelet.
         # (A Node deleted between the read and the apply would still be created: the window
         # is one request wide.)
         return Applied(ref, PENDING, dry_run)
-    after = _server_apply(client, ref, obj, dry_run)
-    return Applied(ref, _outcome(before, after, dry_run), dry_run)
+    labels, taints = split_node_patch(obj, before)
+    outcome = _outcome(before, _server_apply(client, ref, labels, dry_run), dry_run)
+    if taints is not None:  # a taint is missing: adding it changes the Node
+        _server_apply(client, ref, taints, dry_run, TAINT_MANAGER)
+        outcome = CONFIGURED
+    return Applied(ref, outcome, dry_run)
 
 
 def apply_objects(

@@ -39,7 +39,7 @@ objects are identical to kubeadm's, and the group is empty while no token exists
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 from kubesalt import kubectl, ports, urls
 from kubesalt import roles as _roles
@@ -178,47 +178,27 @@ def go_hours(days: int) -> str:
     return f"{days * 24}h0m0s"
 
 
-def node_patches(
-    cfg: dict,
-    nodes: Sequence[ClusterNode],
-    current_taints: Mapping[str, Iterable[dict]] | None = None,
-) -> list[dict]:
+def node_patches(cfg: dict, nodes: Sequence[ClusterNode]) -> list[dict]:
     """One partial Node per node that runs a kubelet, for server-side apply, by node name.
 
     Labels: `node-role.kubernetes.io/<role>=""` for each of the node's roles (what kubesalt
     has always labelled) and, on control-plane nodes, kubeadm's mark-control-plane label
     `node.kubernetes.io/exclude-from-external-load-balancers=""`. Taint: kubeadm's
-    `node-role.kubernetes.io/control-plane:NoSchedule` on control-plane nodes.
-
-    `spec.taints` is an atomic list for server-side apply: whoever applies it owns and
-    replaces the whole list. So, given the taints each Node has now (`current_taints`, by
-    node name, read just before applying), a patch carries the current taints plus the
-    missing control-plane taint, and no `spec` at all when nothing is missing: taints set by
-    the node controller or an operator are never dropped, and a second run changes nothing.
-    Without `current_taints` (a preview) the patch is the one for a Node without taints.
+    `node-role.kubernetes.io/control-plane:NoSchedule` on control-plane nodes: the taint
+    wanted, which `kubesalt.cluster.apply` adds to the Node's live taints when missing
+    (spec.taints is one atomic list for server-side apply; see `split_node_patch` there).
     """
     del cfg  # labels and taints depend on the roles alone
-    return [
-        node_patch(node, (current_taints or {}).get(node.name, ()))
-        for node in nodes
-        if _roles.runs_kubelet(node.roles)
-    ]
+    return [node_patch(node) for node in nodes if _roles.runs_kubelet(node.roles)]
 
 
-def node_patch(node: ClusterNode, current_taints: Iterable[dict] = ()) -> dict:
+def node_patch(node: ClusterNode) -> dict:
     """The partial Node for `node` (see node_patches)."""
     labels = {kubectl.role_label(role): "" for role in sorted(node.roles)}
     patch: dict = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.name}}
     if node.control_plane:
         labels[CONTROL_PLANE_LABEL] = ""
         labels[EXCLUDE_FROM_LOAD_BALANCERS] = ""
-        taints = list(current_taints)
-        if not any(_same_taint(taint, CONTROL_PLANE_TAINT) for taint in taints):
-            patch["spec"] = {"taints": [*taints, dict(CONTROL_PLANE_TAINT)]}
+        patch["spec"] = {"taints": [dict(CONTROL_PLANE_TAINT)]}
     patch["metadata"]["labels"] = labels
     return patch
-
-
-def _same_taint(taint: dict, wanted: dict) -> bool:
-    # The API identifies a taint by key and effect (its value is not part of the identity).
-    return taint.get("key") == wanted["key"] and taint.get("effect") == wanted["effect"]

@@ -249,6 +249,53 @@ def test_a_registered_node_gets_its_labels_and_taint_once(api, client):
     assert outcomes(apply.apply_objects(client, [node_patch()])) == [("Node cp1", "unchanged")]
 
 
+NOT_READY = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def test_the_taints_of_other_writers_are_kept_and_a_present_taint_is_not_sent_again(api, client):
+    node = registered_node()
+    node["spec"]["taints"] = [NOT_READY]
+    api.put(node, manager="node-controller")
+    assert outcomes(apply.apply_objects(client, [node_patch()])) == [("Node cp1", "configured")]
+    assert api.stored(NODE_PATH)["spec"]["taints"] == [NOT_READY, CP_TAINT]
+    sent = [p for p in api.applies() if p.path == NODE_PATH]
+    assert [("taints" in (p.body.get("spec") or {})) for p in sent] == [False, True]
+    # an operator adds a taint; kubesalt's next runs keep it and send no taint again
+    taints = [*api.stored(NODE_PATH)["spec"]["taints"], {"key": "site/maintenance",
+                                                        "effect": "NoExecute"}]  # fmt: skip
+    operator = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp1"},
+                "spec": {"taints": taints}}  # fmt: skip
+    ref = apply.Ref(apply.KINDS["Node"], None, "cp1")
+    apply._server_apply(client, ref, operator, False, manager="operator")
+    for _ in range(2):
+        assert outcomes(apply.apply_objects(client, [node_patch()])) == [("Node cp1", "unchanged")]
+    assert [t["key"] for t in api.stored(NODE_PATH)["spec"]["taints"]] == [
+        "node.kubernetes.io/not-ready", "node-role.kubernetes.io/control-plane",
+        "site/maintenance"]  # fmt: skip
+    assert len([p for p in api.applies() if p.path == NODE_PATH]) == 5  # then labels only
+
+
+def test_a_dry_run_of_a_missing_taint_says_configured_and_stores_nothing(api, client):
+    api.put(registered_node(), manager="kubelet")
+    dry = apply.apply_objects(client, [node_patch()], dry_run=True)
+    assert outcomes(dry) == [("Node cp1", "configured")]
+    assert "taints" not in api.stored(NODE_PATH)["spec"]
+
+
+def test_split_node_patch_adds_only_the_missing_taints_to_the_live_list():
+    live = {"spec": {"taints": [dict(CP_TAINT, value="x")]}}
+    labels, taints = apply.split_node_patch(node_patch(), live)
+    assert "spec" not in labels and labels["metadata"]["labels"]
+    assert taints is None  # same key and effect: the taint is there, whatever its value
+    other_effect = {"key": CP_TAINT["key"], "effect": "NoExecute"}
+    labels, taints = apply.split_node_patch(node_patch(), {"spec": {"taints": [other_effect]}})
+    assert taints["spec"]["taints"] == [other_effect, CP_TAINT]
+    labels, taints = apply.split_node_patch(node_patch(), {"spec": {}})
+    assert taints == {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cp1"},
+                      "spec": {"taints": [CP_TAINT]}}  # fmt: skip
+
+
 # -- errors -------------------------------------------------------------------------------
 def test_forbidden_names_the_object_and_the_cluster_admins_binding(api, tmp_path):
     with apply.client_from_kubeconfig(api.kubeconfig(tmp_path / "k", token="nobody-token")) as c:

@@ -229,8 +229,8 @@ def test_nothing_that_only_serves_bootstrap_tokens_is_rendered():
     assert all(obj["metadata"].get("namespace", "kube-system") == "kube-system" for obj in objects)
 
 
-def patches(current_taints=None):
-    found = kubeadm_objects.node_patches(cluster_config(), NODES, current_taints)
+def patches():
+    found = kubeadm_objects.node_patches(cluster_config(), NODES)
     return {patch["metadata"]["name"]: patch for patch in found}
 
 
@@ -253,7 +253,7 @@ def test_control_plane_nodes_are_marked_as_kubeadm_marks_them():
 def test_every_role_of_a_node_is_a_role_label():
     labels = patches()["cp1"]["metadata"]["labels"]
     assert {kubectl.role_label(role) for role in roles.ROLES} <= set(labels)
-    assert kubectl.missing_role_labels(labels, roles.ROLES) == []
+    assert all(labels[kubectl.role_label(role)] == "" for role in roles.ROLES)
 
 
 def test_a_worker_gets_its_role_label_and_no_taint():
@@ -267,28 +267,3 @@ def test_a_worker_gets_its_role_label_and_no_taint():
 def test_a_node_without_kubelet_gets_no_patch():
     assert "ca-only" not in patches()
     assert sorted(patches()) == ["cp1", "cp2", "cp3", "worker1"]
-
-
-def test_current_taints_are_kept_when_the_control_plane_taint_is_added():
-    not_ready = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
-    cordoned = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
-    found = patches({"cp3": [not_ready, cordoned]})
-    assert found["cp3"]["spec"] == {"taints": [not_ready, cordoned, CP_TAINT]}
-
-
-def test_a_node_that_has_the_taint_gets_no_spec():
-    # Applying spec.taints would take over the whole (atomic) list: leave it alone.
-    with_value = {
-        "key": "node-role.kubernetes.io/control-plane",
-        "value": "x",
-        "effect": "NoSchedule",
-    }
-    found = patches({"cp1": [CP_TAINT], "cp2": [with_value]})
-    assert "spec" not in found["cp1"]
-    assert "spec" not in found["cp2"]
-    assert found["cp3"]["spec"] == {"taints": [CP_TAINT]}
-
-
-def test_a_taint_with_the_same_key_but_another_effect_is_not_the_control_plane_taint():
-    other = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoExecute"}
-    assert patches({"cp1": [other]})["cp1"]["spec"] == {"taints": [other, CP_TAINT]}
