@@ -14,16 +14,16 @@ from salt.exceptions import CommandExecutionError
 
 from kubesalt.orchestrate import backend
 from tests.unit.loader import load
-from tests.unit.orchestrate.fakes import THREE_NODES, Cluster, FakeBackend
+from tests.unit.orchestrate.fakes import THREE_NODES, Cluster, FakeBackend, lab_config
 
 plan_module = load("_modules", "kubesalt_orchestrate")
 states = load("_states", "kubesalt_orchestrate")
-PILLAR = {"kubesalt": {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 6443}}}
+PILLAR = {"kubesalt": lab_config()}
 
 
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
-    fake = FakeBackend(Cluster(deployed=("bootstrap", *THREE_NODES)), tmp_path)
+    fake = FakeBackend(Cluster(deployed=("bootstrap", *THREE_NODES)).apply_addons(), tmp_path)
     monkeypatch.setattr(states, "_make_backend", lambda: fake)
     monkeypatch.setattr("kubesalt.orchestrate.progress.sys.stderr", io.StringIO())
     states.__opts__ = {"test": False}

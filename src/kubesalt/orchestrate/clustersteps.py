@@ -1,5 +1,6 @@
-"""The step kinds that act on the cluster through the CA minion: etcd membership,
-Node objects (kubectl with admin.conf), the API server's readiness.
+"""The step kinds that act on the cluster through the CA minion: etcd membership, the
+drain and deletion of Node objects (kubectl with admin.conf), the API server's readiness,
+certificate renewal. The API objects kubesalt applies are in `addonsteps`.
 
 Same contract as `steps`: `kind(run, step, nodes, targets) -> StepResult`; a dry run
 reads the current state (member list, Node object, readyz) and reports only what would
@@ -154,26 +155,6 @@ def _read_node(run, node):
         raise StepFailed(f"kubectl get node {node} on {run.options.ca_minion} failed: "
                          f"{(out.get('stderr') or '').strip()[-300:]}", [node])  # fmt: skip
     return _kubectl.parse_node(out.get("stdout") or "")
-
-
-def labelled(run, step, nodes, targets):
-    """Each Node object labelled with its roles (node-role.kubernetes.io/<role>=); only
-    missing labels are added. A node whose kubelet has not registered is an error."""
-    changes = {}
-    for node in nodes:
-        roles = list(run.roles(node))
-        if run.test:
-            found = _read_node(run, node) if node not in run.no_minion else None
-            labels = ((found or {}).get("metadata") or {}).get("labels") or {}
-            missing = _kubectl.missing_role_labels(labels, roles)
-            if found is None or missing:
-                changes[node] = {"labels": missing or "would label once its kubelet registers"}
-            continue
-        result = _ca_call(run, "kubesalt_kubectl.label_node", [node, roles], {},
-                          run.timeout(step) + 30, f"label the Node object {node}")  # fmt: skip
-        if result.get("changed"):
-            changes[node] = {"labels": result.get("added") or result.get("labels")}
-    return StepResult(changes)
 
 
 def drained(run, step, nodes, targets):
@@ -389,7 +370,7 @@ def etcd_renewed(run, step, nodes, targets):
 
 
 KINDS = {
-    "etcd_joined": etcd_joined, "etcd_left": etcd_left, "labelled": labelled,
+    "etcd_joined": etcd_joined, "etcd_left": etcd_left,
     "drained": drained, "node_deleted": node_deleted, "api_ready": api_ready,
     "renewed": renewed, "in_turn": in_turn, "together": together,
     "etcd_renewed": etcd_renewed,

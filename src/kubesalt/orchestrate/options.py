@@ -4,7 +4,7 @@ skip, the timeouts (docs/orchestrations.md, "Pillar options")."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubesalt import names, ports, renewal
 from kubesalt.bootstrap.phases import split_names, unknown_names
@@ -12,13 +12,16 @@ from kubesalt.orchestrate.model import OrchestrateError
 from kubesalt.orchestrate.tables import EVERY_NODE_BY_DEFAULT, MULTI_NODE, phase_names, phases_of
 
 UNSKIPPABLE = ("preflight",)
+# Orchestrations that act on the CA minion alone (bootstrap.sh names it for bootstrap).
+ON_THE_CA_MINION = ("bootstrap", "addons")
 TIMEOUTS = {"timeout": 120, "state_timeout": 300, "drain_timeout": 300}
 
 
 @dataclass(frozen=True)
 class Options:
     """What one run acts on and how. `ca_minion` is the CA (bootstrap) node's minion ID,
-    `api_port` kubesalt:apiServer:port (the readyz URL)."""
+    `api_port` kubesalt:apiServer:port (the readyz URL), `config` the validated
+    configuration (pillar `kubesalt`; never shown: it may hold the VRRP password)."""
 
     orchestration: str
     nodes: tuple[str, ...]
@@ -31,6 +34,7 @@ class Options:
     force: bool = False
     api_port: int | None = None
     renewal: renewal.Override | None = None
+    config: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -179,7 +183,7 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
         # bootstrap.sh names its minion, the CA minion (its pillar may not say so yet).
         nodes = [_one_name(given, "kubesalt_bootstrap:minion")]
         ca_minion = _given_ca(pillar) or nodes[0]
-    elif orchestration == "bootstrap":
+    elif orchestration in ON_THE_CA_MINION:
         ca_minion = _ca_minion(pillar)
         nodes = [ca_minion]
     elif orchestration in EVERY_NODE_BY_DEFAULT:
@@ -208,6 +212,7 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
         force=force,
         api_port=_api_port(pillar.get("kubesalt")),
         renewal=_renewal(pillar, now) if orchestration in EVERY_NODE_BY_DEFAULT else None,
+        config=pillar.get("kubesalt") if isinstance(pillar.get("kubesalt"), dict) else None,
     )
 
 

@@ -50,6 +50,26 @@ PREFLIGHT_DEPLOY = Phase(
     why="checks before any change; the host key is what salt-ssh checks from then on",
 )
 
+WAIT_CONTROL_PLANE = Phase(
+    "wait-control-plane",
+    "the nodes' kube-apiserver answers /readyz",
+    (Step("api_ready", "nodes", "kube-apiserver /readyz", timeout=300, retry=5),),
+    roles=CP,
+)
+# kubeadm's API-side objects and the addons (kubesalt.cluster), applied by the CA minion;
+# deploy_node's phase and the addons orchestration's (bootstrap.sh runs it).
+ADDONS_PHASE = Phase(
+    "addons",
+    "kubeadm's API objects, the CNI, kube-proxy and CoreDNS applied; the nodes' Node "
+    "objects labelled and tainted; the DaemonSets and Deployments rolled out",
+    (
+        Step("cluster_applied", "ca", "apply the cluster's API objects", timeout=300, retry=5),
+        Step("rolled_out", "ca", "wait for the rollouts", timeout=600, retry=5),
+    ),
+    why="kubeadm creates these through the API once a control plane answers; a node's "
+    "labels and taint wait for its kubelet to register",
+)
+
 DEPLOY_NODE = (
     PREFLIGHT_DEPLOY,
     Phase(
@@ -121,17 +141,8 @@ DEPLOY_NODE = (
         "containerd, the kubelet and its configuration",
         (_apply("nodes", ["kubesalt.roles.node"], "containerd and the kubelet"),),
     ),
-    Phase(
-        "wait-control-plane",
-        "the nodes' kube-apiserver answers /readyz",
-        (Step("api_ready", "nodes", "kube-apiserver /readyz", timeout=300, retry=5),),
-        roles=CP,
-    ),
-    Phase(
-        "addons",
-        "the Node objects labelled with the nodes' roles",
-        (Step("labelled", "nodes", "label the Node object", timeout=60),),
-    ),
+    WAIT_CONTROL_PLANE,
+    ADDONS_PHASE,
     Phase(
         "highstate",
         "the full highstate of the nodes that had something to change",
@@ -234,6 +245,18 @@ BOOTSTRAP = (
         why="the top file gives the bootstrap node kubesalt.roles.bootstrap first, so the "
         "role needs no run of its own",
     ),
+)
+
+# The cluster's API objects again, on demand (bootstrap.sh's last phase runs it): the CA
+# minion's own control plane answers, then the objects are applied and rolled out.
+ADDONS = (
+    Phase(
+        "preflight",
+        "no other orchestration runs; the CA minion answers",
+        (Step("minion_answers", "nodes", "minion answers test.ping", timeout=60, retry=2),),
+    ),
+    WAIT_CONTROL_PLANE,
+    ADDONS_PHASE,
 )
 
 # -- renew_certificates ----------------------------------------------------------------
@@ -361,7 +384,7 @@ RENEW_CERTIFICATES = (
 )
 
 ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE,
-                  "renew_certificates": RENEW_CERTIFICATES}  # fmt: skip
+                  "renew_certificates": RENEW_CERTIFICATES, "addons": ADDONS}  # fmt: skip
 # deploy_node and renew_certificates take several nodes (pillar nodes); the others one.
 MULTI_NODE = ("deploy_node", "renew_certificates")
 # Orchestrations that act on every declared node when the pillar names none.

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import pathlib
 import subprocess
 
 import yaml
 
-from kubesalt import inventory
+from kubesalt import config, inventory
+from kubesalt.cluster import cluster_nodes, render
 
 SILENT = object()
 THREE_NODES = ["cp2", "cp3", "worker1"]
@@ -42,6 +44,22 @@ ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "cont
             "kubesalt.keepalived": "control-plane"}  # fmt: skip
 
 
+# The addons phase's calls on the CA minion: the cluster-admins binding with
+# super-admin.conf, every other object with admin.conf, then the rollout status.
+APPLY_SUPER_ADMIN = "bootstrap kubesalt_cluster.apply ClusterRoleBinding with super-admin.conf"
+APPLY_ADMIN = ("bootstrap kubesalt_cluster.apply ClusterRole ClusterRoleBinding ConfigMap "
+               "DaemonSet Deployment Node Role RoleBinding Service ServiceAccount")  # fmt: skip
+ROLLOUT = "bootstrap kubesalt_cluster.rollout_status DaemonSet Deployment"
+
+
+def lab_config():
+    """The lab's configuration (bootstrap.yaml at the top of the checkout), validated."""
+    text = (pathlib.Path(__file__).resolve().parents[3] / "bootstrap.yaml").read_text()
+    cfg, problems = config.validate(yaml.safe_load(text))
+    assert not problems, problems
+    return cfg
+
+
 def pem(node):
     return f"-----BEGIN PUBLIC KEY-----\n{node}-key\n-----END PUBLIC KEY-----\n"
 
@@ -52,6 +70,9 @@ class Cluster:
         self.drift = {}  # node -> {sls: [ids]}
         self.members = []  # kubesalt_etcd.members entries
         self.node_objects = {}  # node -> labels
+        self.api = {}  # (kind, namespace, name) -> the object applied
+        self.applied_with = []  # the kubeconfig of each object applied
+        self.rollouts = []  # what rollout_status answers pending, one answer per call
         self.grains = {}  # node -> {key: value}
         self.failures = {}  # (node, sls) -> comment
         self.unsynced = set()  # nodes whose modules are not synced yet
@@ -191,12 +212,44 @@ class Cluster:
         obj = {"kind": "Node", "metadata": {"labels": self.node_objects[name]}, "spec": {}}
         return {"retcode": 0, "stdout": json.dumps(obj), "stderr": ""}
 
-    def _kubesalt_kubectl_label_node(self, node, name, roles):
-        labels = self.node_objects[name]
-        added = [f"node-role.kubernetes.io/{r}" for r in roles
-                 if f"node-role.kubernetes.io/{r}" not in labels]  # fmt: skip
-        labels.update({label: "" for label in added})
-        return {"changed": bool(added), "added": added}
+    def _kubesalt_cluster_apply(self, node, objects, test=False, kubeconfig=None):
+        """Server-side apply as the API answers it: created, configured, unchanged; a Node
+        without a registered kubelet is pending (never created)."""
+        outcomes = []
+        for obj in objects:
+            meta = obj["metadata"]
+            key = (obj["kind"], meta.get("namespace", ""), meta["name"])
+            if obj["kind"] == "Node":
+                live = self.node_objects.get(meta["name"])
+                if live is None:
+                    outcome = "pending"
+                else:
+                    wanted = dict(live, **meta.get("labels", {}))
+                    outcome = "unchanged" if wanted == live else "configured"
+                    if not test:
+                        live.update(wanted)
+            else:
+                before = self.api.get(key)
+                outcome = ("created" if before is None else
+                           "unchanged" if before == obj else "configured")  # fmt: skip
+                if not test:
+                    self.api[key] = obj
+            self.applied_with.append(kubeconfig or "admin.conf")
+            outcomes.append({"object": f"{key[0]} {key[1]}/{key[2]}".replace(" /", " "),
+                             "kind": key[0], "namespace": key[1], "name": key[2],
+                             "outcome": outcome, "dry_run": bool(test)})  # fmt: skip
+        return {"changed": any(o["outcome"] in ("created", "configured") for o in outcomes),
+                "objects": outcomes}  # fmt: skip
+
+    def apply_addons(self):
+        """The API objects of the deployed nodes applied, as the addons phase leaves them."""
+        nodes = cluster_nodes({n: ROLES[n] for n in self.node_objects})
+        self._kubesalt_cluster_apply("bootstrap", render(lab_config(), nodes))
+        return self
+
+    def _kubesalt_cluster_rollout_status(self, node, objects, timeout):
+        pending = self.rollouts.pop(0) if self.rollouts else []
+        return {"complete": not pending, "pending": pending}
 
     def _kubesalt_kubectl_drain(self, node, name, timeout):
         return {"changed": name in self.node_objects, "cordoned": True, "evicted": []}
@@ -255,6 +308,10 @@ class FakeClient:
         shown = " ".join(str(a) for a in args if not isinstance(a, list | dict))
         if fun == "cmd.run_all":
             shown = "kubectl get node " + args[0][args[0].index("node") + 1]
+        if fun.startswith("kubesalt_cluster."):
+            shown = " ".join(sorted({o["kind"] for o in args[0]}))
+            if (kwarg or {}).get("kubeconfig"):
+                shown += " with " + kwarg["kubeconfig"].rsplit("/", 1)[-1]
         self.backend.calls.append(f"{','.join(tgt)} {fun}{' ' + shown if shown else ''}"
                                   + (" test=True" if (kwarg or {}).get("test") else ""))  # fmt: skip
         answer = {}

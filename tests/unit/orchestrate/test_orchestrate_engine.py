@@ -16,14 +16,26 @@ import yaml
 from kubesalt import hostkeys, inventory, lock
 from kubesalt.orchestrate import engine, options
 from kubesalt.orchestrate.progress import Progress
-from tests.unit.orchestrate.fakes import HOST_KEY, IPS, SALTENV, Cluster, FakeBackend
+from tests.unit.orchestrate.fakes import (
+    APPLY_ADMIN,
+    APPLY_SUPER_ADMIN,
+    HOST_KEY,
+    IPS,
+    ROLLOUT,
+    SALTENV,
+    Cluster,
+    FakeBackend,
+    lab_config,
+)
 
 THREE = ["cp2", "cp3", "worker1"]
+# The lab's configuration, validated as the ext_pillar gives it to the orchestrations.
+CONFIG = lab_config()
 FINGERPRINT = hostkeys.fingerprint(HOST_KEY).split(":", 1)[-1]
 
 
 def run(backend, orchestration, test=False, **pillar):
-    pillar.setdefault("kubesalt", {"ca": {"minion": "bootstrap"}, "apiServer": {"port": 6443}})
+    pillar.setdefault("kubesalt", CONFIG)
     opts = options.from_pillar(orchestration, pillar, SALTENV)
     stream = io.StringIO()
     report = engine.execute(opts, backend, test=test, progress=Progress(opts.label, stream, None))
@@ -38,7 +50,8 @@ def fresh(tmp_path):
 
 @pytest.fixture
 def converged(tmp_path):
-    return FakeBackend(Cluster(deployed=("bootstrap", *THREE)), tmp_path)
+    """Four deployed nodes whose API objects were applied."""
+    return FakeBackend(Cluster(deployed=("bootstrap", *THREE)).apply_addons(), tmp_path)
 
 
 FRESH_DEPLOY = [
@@ -87,8 +100,7 @@ FRESH_DEPLOY = [
     "cp2,cp3,worker1 state.sls kubesalt.roles.node",
     # wait-control-plane, addons, highstate
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
-    "bootstrap kubesalt_kubectl.label_node cp2", "bootstrap kubesalt_kubectl.label_node cp3",
-    "bootstrap kubesalt_kubectl.label_node worker1",
+    APPLY_SUPER_ADMIN, APPLY_ADMIN, ROLLOUT,
     "cp2,cp3,worker1 state.highstate",
 ]  # fmt: skip
 
@@ -105,8 +117,7 @@ CONVERGED_DEPLOY = [
     "bootstrap kubesalt_etcd.members",
     "cp2,cp3 grains.get kubesalt",
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
-    "bootstrap kubesalt_kubectl.label_node cp2", "bootstrap kubesalt_kubectl.label_node cp3",
-    "bootstrap kubesalt_kubectl.label_node worker1",
+    APPLY_SUPER_ADMIN, APPLY_ADMIN, ROLLOUT,
 ]  # fmt: skip
 
 
@@ -130,7 +141,14 @@ def test_deploy_node_of_fresh_nodes_calls_every_step_in_order(fresh):
         "states": ["Write the etcd static pod"],
         "promoted": "cp2",
     }
-    assert changes["addons"]["worker1"] == {"labels": ["node-role.kubernetes.io/node"]}
+    assert {n: changes["addons"][n] for n in THREE} == {
+        n: {"node": "Node object configured"} for n in THREE}  # fmt: skip
+    created = changes["addons"]["bootstrap"]["objects"]
+    assert created[:2] == ["ClusterRoleBinding kubeadm:cluster-admins: created",
+                           "ConfigMap kube-system/kubeadm-config: created"]  # fmt: skip
+    assert "Deployment kube-system/coredns: created" in created
+    assert fresh.cluster.applied_with[0] == "/etc/kubernetes/super-admin.conf"
+    assert set(fresh.cluster.applied_with[1:]) == {"admin.conf"}
     assert "highstate" not in changes  # the earlier phases left it nothing
 
 
@@ -199,8 +217,7 @@ DRY_CONVERGED = [
     "bootstrap kubesalt_etcd.members",
     "cp2,cp3 grains.get kubesalt",
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
-    "bootstrap cmd.run_all kubectl get node cp2", "bootstrap cmd.run_all kubectl get node cp3",
-    "bootstrap cmd.run_all kubectl get node worker1",
+    f"{APPLY_SUPER_ADMIN} test=True", f"{APPLY_ADMIN} test=True", ROLLOUT,
 ]  # fmt: skip
 
 
