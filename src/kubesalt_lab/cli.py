@@ -118,7 +118,7 @@ def exec_in(name: str, cmd: list[str], capture: bool = False, check: bool = Fals
 def run_bootstrap(extra: list[str] | None = None) -> float:
     node = next(n for n in model.NODES if n.bootstrap)
     start = time.monotonic()
-    result = exec_in(node.name, [f"{model.ARCHIVE_DIR}/bootstrap.sh", *(extra or [])])
+    result = exec_in(node.name, model.bootstrap_command(*(extra or [])))
     if result.returncode != 0:
         raise LabError(
             f"bootstrap.sh failed on {node.name} (exit {result.returncode}); see its log: "
@@ -265,7 +265,8 @@ def cmd_up(args) -> int:
     if not args.no_bootstrap:
         steps.run("bootstrap.sh on the bootstrap node", run_bootstrap)
         say(
-            "this machine cannot run Kubernetes binaries or containers: the orchestrations "
+            "this machine cannot run Kubernetes binaries or containers: bootstrap.sh skips "
+            f"{', '.join(model.SKIP_BOOTSTRAP_PHASES)} (--skip-phases), the orchestrations "
             f"skip the phases {', '.join(model.SKIP_PHASES)} of deploy_node and "
             f"{', '.join(model.SKIP_REMOVE_PHASES)} of remove_node (pillar skip_phases), and the "
             f"states skip {', '.join(model.SKIP_PHASES_GRAIN)} (grain kubesalt_skip_phases); "

@@ -82,6 +82,8 @@ SERVICES = {
 SKIP_PHASES = ("kubelet", "wait-control-plane", "addons")
 # remove_node's phases that need a Kubernetes API server.
 SKIP_REMOVE_PHASES = ("drain", "delete-node")
+# bootstrap.sh's phase that needs an API server (--skip-phases).
+SKIP_BOOTSTRAP_PHASES = ("addons",)
 SKIP_PHASES_GRAIN = skip.NODE_PHASES
 # The SSH key the bootstrap node's salt-ssh uses to reach the other nodes (made per lab).
 SSH_KEY = "/root/.ssh/kubesalt-lab"
@@ -242,6 +244,12 @@ def table(rows: list[dict]) -> str:
         for row in [head, *data]
     ]
     return "\n".join(lines)
+
+
+def bootstrap_command(*extra: str) -> list[str]:
+    """bootstrap.sh from the extracted ISO, with the phases this machine cannot run skipped."""
+    return [f"{ARCHIVE_DIR}/bootstrap.sh", "--skip-phases", ",".join(SKIP_BOOTSTRAP_PHASES),
+            *extra]  # fmt: skip
 
 
 def orchestrate_command(orchestration: str, name, saltenv: str, skip=None, **extra) -> list[str]:

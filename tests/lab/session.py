@@ -176,7 +176,7 @@ class Lab:
         while len(self.bootstrap_reruns) < count:
             start = time.monotonic()
             result = self.run(
-                self.bootstrap_node(), f"{model.ARCHIVE_DIR}/bootstrap.sh", check=False, timeout=900
+                self.bootstrap_node(), *model.bootstrap_command(), check=False, timeout=900
             )
             self.bootstrap_reruns.append((result, time.monotonic() - start))
         return self.bootstrap_reruns[:count]

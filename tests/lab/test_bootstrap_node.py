@@ -16,7 +16,7 @@ pytestmark = pytest.mark.lab
 BOOTSTRAP_IP = "198.51.100.10"
 REPO_PORT = 8443
 PHASES = ("preflight", "archive", "repository", "salt-install", "salt-minion", "bootstrap-states",
-          "salt-master", "orchestrate")  # fmt: skip
+          "salt-master", "orchestrate", "addons")  # fmt: skip
 CA_ON_WORKER = "/etc/kubesalt/ca.crt"
 
 
@@ -241,7 +241,7 @@ def test_a_bad_bootstrap_yaml_stops_bootstrap_before_any_change(lab):
     out = result.stdout
     assert "error in phase preflight" in out
     assert "/root/bad.yaml" in out and "networks.pods" in out and "flannel" in out
-    assert "[2/8] archive" not in out
+    assert "[2/9] archive" not in out
     assert {path: host.file(path).exists for path in watched} == existed
     assert (
         lab.run("worker1", "sh", "-c", "ls /etc/apt/sources.list.d /etc; dpkg -l | wc -l").stdout

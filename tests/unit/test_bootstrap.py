@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import types
 
 import pytest
 import yaml
@@ -599,3 +600,25 @@ def test_split_ref_keeps_the_upstream_host(ref, expected):
 def test_split_ref_refuses(ref, problem):
     with pytest.raises(registry.RegistryError, match=problem):
         registry.split_ref(ref)
+
+
+def test_the_addons_phase_runs_the_addons_orchestration_last_and_reports_its_changes(tmp_path):
+    assert [phase.name for phase in cli.PHASES][-2:] == ["orchestrate", "addons"]
+    ran = []
+    orchestrate = {"bootstrap_master": dict([_state("Run the addons orchestration",
+                                                    changes={"addons": {}})])}  # fmt: skip
+
+    class System:
+        def run(self, cmd, what, check, quiet_output):
+            ran.append(cmd)
+            return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(orchestrate), stderr="")
+
+    log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
+    ctx = cli.Context(args=argparse.Namespace(), log=log, system=System())
+    ctx.current = types.SimpleNamespace(saltenv="kubesalt-0.1.0")
+    result = cli.phase_addons(ctx)
+    log.close()
+    assert ran == [[f"{cli.services.VENV}/bin/salt-run", "--out=json", "--log-level=quiet",
+                    "state.orchestrate", "kubesalt.orchestrate.addons",
+                    "saltenv=kubesalt-0.1.0"]]  # fmt: skip
+    assert (result.changed, result.detail) == (True, "1 states, 1 changed")

@@ -276,12 +276,13 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
     pip = [python, "-m", "pip", "install", "--no-index", "--find-links", wheels,
            "--disable-pip-version-check", "--no-cache-dir", "--no-compile", "--quiet"]  # fmt: skip
     ctx.system.run(
-        [*pip, "salt", f"kubesalt=={ctx.current.version}"],
-        what="install Salt and kubesalt from the wheelhouse",
+        [*pip, "salt", "kubernetes", f"kubesalt=={ctx.current.version}"],
+        what="install Salt, the kubernetes client and kubesalt from the wheelhouse",
     )
     ctx.system.run([*pip, "--no-deps", "--force-reinstall", own], what="install the kubesalt wheel")
     ctx.system.run(
-        [python, "-c", "import salt.version, kubesalt"], what="check the Salt virtualenv"
+        [python, "-c", "import salt.version, kubernetes, kubesalt"],
+        what="check the Salt virtualenv",
     )
     ctx.system.write(WHEEL_STAMP, stamp + "\n")
     _keep_bytecode_out_of_archives(ctx, python)
@@ -395,6 +396,16 @@ def phase_orchestrate(ctx: Context) -> PhaseResult:
     )
 
 
+def phase_addons(ctx: Context) -> PhaseResult:
+    """kubeadm's API objects and the addons, once this node's kube-apiserver answers."""
+    cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
+           "kubesalt.orchestrate.addons", f"saltenv={ctx.current.saltenv}"]  # fmt: skip
+    summary = _salt_json(ctx, cmd, "salt-run state.orchestrate kubesalt.orchestrate.addons")
+    return PhaseResult(
+        bool(summary.changed), f"{summary.total} states, {len(summary.changed)} changed"
+    )
+
+
 PHASES = (
     Phase("preflight", "check root, OS, bootstrap.yaml, addresses, ports, disk", phase_preflight),
     Phase("archive", "mount or register the archive", phase_archive),
@@ -415,6 +426,12 @@ PHASES = (
         "orchestrate",
         "salt-run state.orchestrate kubesalt.orchestrate.bootstrap",
         phase_orchestrate,
+    ),
+    Phase(
+        "addons",
+        "salt-run state.orchestrate kubesalt.orchestrate.addons: kubeadm's API objects, "
+        "the CNI, kube-proxy, CoreDNS",
+        phase_addons,
     ),
 )
 
