@@ -1,5 +1,5 @@
-"""Kubernetes Node objects for the deploy_node and remove_node orchestrations: role labels,
-drain, delete.
+"""Kubernetes Node objects for the remove_node orchestration: drain, delete. (Node labels
+and taints are applied by server-side apply, kubesalt_cluster.apply.)
 
 Runs ``kubectl`` on the CA (bootstrap) node with kubeadm's ``/etc/kubernetes/admin.conf``
 (under the grain ``kubesalt_root``, default ``/``), whose server is the control-plane VIP.
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 __virtualname__ = "kubesalt_kubectl"
 
 ADMIN_CONF = "admin.conf"
-# Time limits of the process, in seconds. kubectl has none of its own for reads and labels;
-# drain and delete get theirs (--timeout) plus this margin to report their own error.
+# Time limits of the process, in seconds. kubectl has none of its own for a read; drain and
+# delete get theirs (--timeout) plus this margin to report their own error.
 READ_TIMEOUT = 30
 MARGIN = 30
 
@@ -71,56 +71,6 @@ def _run(command, timeout):
 def _read_node(config, node):
     """The Node object, or None when the API server has none by that name."""
     return _kubectl.parse_node(_run(_kubectl.get_node_command(config, node), READ_TIMEOUT))
-
-
-def _label_node(node, roles, kubeconfig):
-    roles = _kubectl.check_roles(roles)
-    _names.check_node_name(node)
-    config = _kubeconfig(kubeconfig)
-    found = _read_node(config, node)
-    if found is None:
-        raise _kubectl.KubectlError(
-            f"node {node} has not registered with the API server (there is no Node object "
-            f"{node}): its kubelet must run first; check `systemctl status kubelet` and "
-            f"`journalctl -u kubelet` on {node}"
-        )
-    labels = (found.get("metadata") or {}).get("labels") or {}
-    wanted = [_kubectl.role_label(role) for role in roles]
-    missing = _kubectl.missing_role_labels(labels, roles)
-    if not missing:
-        return {
-            "changed": False,
-            "labels": wanted,
-            "added": [],
-            "comment": f"node {node} is in the correct state: it has {', '.join(wanted)}",
-        }
-    _run(_kubectl.label_command(config, node, roles), READ_TIMEOUT)
-    return {
-        "changed": True,
-        "labels": wanted,
-        "added": missing,
-        "comment": f"node {node} labeled: added {', '.join(missing)}",
-    }
-
-
-def label_node(node, roles, kubeconfig=None):
-    """
-    Give the Node object ``node`` the role labels ``node-role.kubernetes.io/<role>=""`` of
-    ``roles`` (a list, or comma-separated), as kubeadm does for control-plane nodes; labels
-    it has already are left, other labels are never removed. Returns ``changed`` (a label
-    was missing), ``labels`` (the role labels asked for), ``added`` and a ``comment``.
-    Fails when the node has not registered yet (its kubelet creates the Node object).
-
-    kubeconfig
-        Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt ca.minion kubesalt_kubectl.label_node cp2 '[control-plane, etcd, node]'
-    """
-    return _glue.call(_label_node, node, roles, kubeconfig)
 
 
 def _drain(node, timeout, kubeconfig):

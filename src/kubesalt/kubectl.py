@@ -1,8 +1,10 @@
 """Node objects through kubectl, decided in pure Python: build command lines, read answers.
 
 The loader module `kubesalt_kubectl` runs these commands on the CA (bootstrap) node, which
-has `/etc/kubernetes/admin.conf`, for the `addons` phase of deploy_node (role labels) and for
-remove_node (drain, delete). Nothing here runs a program or touches Salt.
+has `/etc/kubernetes/admin.conf`, for remove_node (drain, delete); an orchestration's dry
+run reads the Node with `get_node_command`. Node labels and taints are not kubectl's:
+kubesalt.cluster applies them by server-side apply, with the labels of `role_label`.
+Nothing here runs a program or touches Salt.
 
 The kubectl output read here (kubectl 1.2x/1.33):
 
@@ -17,10 +19,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 
 from kubesalt.errors import KubesaltError
-from kubesalt.names import LABEL_MAX_LENGTH, check_node_name, is_dns_label
+from kubesalt.names import check_node_name
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
 STDERR_LINES = 3  # stderr lines quoted in an error: kubectl's summary is at the end
@@ -78,27 +79,6 @@ class KubectlError(KubesaltError):
     """A kubectl command cannot be built, failed, or printed something unexpected."""
 
 
-def check_roles(roles) -> list[str]:
-    """The roles sorted and deduplicated; `roles` is a list or a comma-separated string."""
-    if isinstance(roles, str):
-        roles = [role for role in roles.split(",") if role.strip()]
-    if not isinstance(roles, Iterable):
-        raise KubectlError(f"roles {roles!r}: give a list of role names, like [control-plane]")
-    found = set()
-    for role in roles:
-        role = role.strip() if isinstance(role, str) else role
-        # The role is the name part of a node-role.kubernetes.io/<role> label.
-        if not is_dns_label(role):
-            raise KubectlError(
-                f"role {role!r}: not a valid role name for a {ROLE_PREFIX}<role> label "
-                f"(a DNS-1123 label: lowercase letters, digits and '-', at most {LABEL_MAX_LENGTH})"
-            )
-        found.add(role)
-    if not found:
-        raise KubectlError("no role given: give at least one role to label the node with")
-    return sorted(found)
-
-
 def role_label(role: str) -> str:
     """`node-role.kubernetes.io/<role>`, the label `kubectl get nodes` shows as a role."""
     return ROLE_PREFIX + role
@@ -119,12 +99,6 @@ def _base(kubeconfig: str) -> list[str]:
     if not isinstance(kubeconfig, str) or not kubeconfig:
         raise KubectlError(f"kubeconfig {kubeconfig!r}: give the path of a kubeconfig file")
     return ["kubectl", "--kubeconfig", kubeconfig]
-
-
-def label_command(kubeconfig: str, node: str, roles) -> list[str]:
-    """`kubectl label node --overwrite NODE node-role.kubernetes.io/<role>= ...`."""
-    labels = [f"{role_label(role)}=" for role in check_roles(roles)]
-    return [*_base(kubeconfig), "label", "node", "--overwrite", check_node_name(node), *labels]
 
 
 def get_node_command(kubeconfig: str, node: str) -> list[str]:
@@ -175,20 +149,6 @@ def parse_node(stdout: str) -> dict | None:
     if not isinstance(node, dict) or node.get("kind") != "Node":
         raise KubectlError(f"kubectl get node printed no Node object: {stdout[:200]!r}")
     return node
-
-
-def node_labels(stdout: str) -> dict[str, str] | None:
-    """The labels of the Node printed by `get node -o json`; None when it is absent."""
-    node = parse_node(stdout)
-    if node is None:
-        return None
-    return dict((node.get("metadata") or {}).get("labels") or {})
-
-
-def missing_role_labels(labels: dict[str, str], roles) -> list[str]:
-    """The role labels of `roles` the node lacks, sorted. kubeadm gives role labels the
-    value "", so a role label with another value counts as missing (it is overwritten)."""
-    return [role_label(role) for role in check_roles(roles) if labels.get(role_label(role)) != ""]
 
 
 def is_cordoned(node_json) -> bool:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from kubesalt import kubectl, names
+from kubesalt import kubectl, names, roles
 from kubesalt.errors import KubesaltError
 
 K = "/etc/kubernetes/admin.conf"
@@ -139,62 +139,6 @@ NOT_FOUND_STDERR = 'Error from server (NotFound): nodes "cp3" not found\n'
 # Command lines.
 
 
-def test_label_command_sorts_and_deduplicates_roles():
-    assert kubectl.label_command(K, "cp3", ["node", "control-plane", "etcd", "node"]) == [
-        "kubectl",
-        "--kubeconfig",
-        K,
-        "label",
-        "node",
-        "--overwrite",
-        "cp3",
-        "node-role.kubernetes.io/control-plane=",
-        "node-role.kubernetes.io/etcd=",
-        "node-role.kubernetes.io/node=",
-    ]
-
-
-def test_label_command_takes_a_comma_separated_string():
-    assert kubectl.label_command(K, "w1.example", "node, etcd,")[-2:] == [
-        "node-role.kubernetes.io/etcd=",
-        "node-role.kubernetes.io/node=",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("roles", "message"),
-    [
-        (
-            ["node", "Control-Plane"],
-            "role 'Control-Plane': not a valid role name for a node-role.kubernetes.io/<role> "
-            "label (a DNS-1123 label: lowercase letters, digits and '-', at most 63)",
-        ),
-        (
-            ["-node"],
-            "role '-node': not a valid role name for a node-role.kubernetes.io/<role> label "
-            "(a DNS-1123 label: lowercase letters, digits and '-', at most 63)",
-        ),
-        (
-            ["a" * 64],
-            f"role {'a' * 64!r}: not a valid role name for a node-role.kubernetes.io/<role> "
-            "label (a DNS-1123 label: lowercase letters, digits and '-', at most 63)",
-        ),
-        (
-            ["node", 3],
-            "role 3: not a valid role name for a node-role.kubernetes.io/<role> label "
-            "(a DNS-1123 label: lowercase letters, digits and '-', at most 63)",
-        ),
-        ([], "no role given: give at least one role to label the node with"),
-        (",", "no role given: give at least one role to label the node with"),
-        (None, "roles None: give a list of role names, like [control-plane]"),
-    ],
-)
-def test_label_command_rejects_bad_roles(roles, message):
-    with pytest.raises(kubectl.KubectlError) as error:
-        kubectl.label_command(K, "cp3", roles)
-    assert str(error.value) == message
-
-
 @pytest.mark.parametrize(
     "node",
     ["CP3", "cp_3", "-cp3", "cp3.", "", "a" * 254, None, "cp3 --all", "cp3/x", "cp3\n"],
@@ -202,7 +146,6 @@ def test_label_command_rejects_bad_roles(roles, message):
 def test_node_names_are_checked_by_every_command(node):
     message = f"node name: {node!r} is not a valid node name; {names.RULE}"
     builders = [
-        lambda: kubectl.label_command(K, node, ["node"]),
         lambda: kubectl.get_node_command(K, node),
         lambda: kubectl.drain_command(K, node, 300),
         lambda: kubectl.delete_node_command(K, node, 60),
@@ -216,6 +159,11 @@ def test_node_names_are_checked_by_every_command(node):
 def test_node_name_of_253_characters_is_valid():
     name = ".".join(["a" * 63] * 4)[:253]
     assert kubectl.get_node_command(K, name)[5] == name
+
+
+def test_role_label():
+    # The label kubeadm gives control-plane nodes; kubesalt.cluster labels every role so.
+    assert kubectl.role_label(roles.CONTROL_PLANE) == "node-role.kubernetes.io/control-plane"
 
 
 def test_get_node_command():
@@ -285,21 +233,16 @@ def test_kubeconfig_is_required(kubeconfig):
 # Reading answers.
 
 
-def test_node_labels():
-    labels = kubectl.node_labels(node_json(labels={"node-role.kubernetes.io/control-plane": ""}))
-    assert labels["node-role.kubernetes.io/control-plane"] == ""
-    assert labels["kubernetes.io/hostname"] == "cp3"
+def test_parse_node():
+    node = kubectl.parse_node(node_json(labels={"node-role.kubernetes.io/control-plane": ""}))
+    assert node["kind"] == "Node"
+    assert node["metadata"]["name"] == "cp3"
+    assert node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] == ""
 
 
 @pytest.mark.parametrize("stdout", ["", "\n", None])
-def test_node_labels_of_an_absent_node_is_none(stdout):
-    assert kubectl.node_labels(stdout) is None
+def test_parse_node_of_an_absent_node_is_none(stdout):
     assert kubectl.parse_node(stdout) is None
-
-
-def test_node_without_labels():
-    bare = json.dumps({"kind": "Node", "metadata": {"name": "cp3"}})
-    assert kubectl.node_labels(bare) == {}
 
 
 @pytest.mark.parametrize(
@@ -319,24 +262,8 @@ def test_node_without_labels():
 )
 def test_parse_node_errors(stdout, message):
     with pytest.raises(kubectl.KubectlError) as error:
-        kubectl.node_labels(stdout)
+        kubectl.parse_node(stdout)
     assert str(error.value) == message
-
-
-def test_missing_role_labels():
-    labels = kubectl.node_labels(
-        node_json(
-            labels={
-                "node-role.kubernetes.io/control-plane": "",
-                "node-role.kubernetes.io/etcd": "true",  # set by hand: overwritten to ""
-            }
-        )
-    )
-    assert kubectl.missing_role_labels(labels, ["node", "etcd", "control-plane"]) == [
-        "node-role.kubernetes.io/etcd",
-        "node-role.kubernetes.io/node",
-    ]
-    assert kubectl.missing_role_labels(labels, ["control-plane"]) == []
 
 
 def test_is_cordoned():
@@ -469,10 +396,10 @@ def test_error_of_an_unreachable_api_server():
 
 
 def test_error_of_missing_rights():
-    command = kubectl.label_command(K, "cp3", ["node"])
+    command = kubectl.drain_command(K, "cp3", 300)
     assert _error(command, FORBIDDEN_STDERR) == (
-        "kubectl label node --overwrite cp3 node-role.kubernetes.io/node= failed with exit "
-        'code 1: Error from server (Forbidden): nodes "cp3" is forbidden: User '
+        "kubectl drain cp3 --ignore-daemonsets --delete-emptydir-data --timeout=300s failed "
+        'with exit code 1: Error from server (Forbidden): nodes "cp3" is forbidden: User '
         '"kubernetes-admin" cannot patch resource "nodes" in API group "" at the cluster '
         "scope. Hint: admin.conf lacks rights: its group kubeadm:cluster-admins has rights "
         "only through the ClusterRoleBinding kubeadm:cluster-admins (to cluster-admin) that "
@@ -497,14 +424,14 @@ def test_error_of_a_rejected_certificate():
 
 
 def test_error_without_a_known_cause_has_no_hint():
-    command = kubectl.label_command(K, "cp3", ["node"])
+    command = kubectl.drain_command(K, "cp3", 300)
     assert _error(command, NOT_FOUND_STDERR) == (
-        "kubectl label node --overwrite cp3 node-role.kubernetes.io/node= failed with exit "
-        'code 1: Error from server (NotFound): nodes "cp3" not found'
+        "kubectl drain cp3 --ignore-daemonsets --delete-emptydir-data --timeout=300s failed "
+        'with exit code 1: Error from server (NotFound): nodes "cp3" not found'
     )
     assert _error(command, "", returncode=137) == (
-        "kubectl label node --overwrite cp3 node-role.kubernetes.io/node= failed with exit "
-        "code 137: no error output"
+        "kubectl drain cp3 --ignore-daemonsets --delete-emptydir-data --timeout=300s failed "
+        "with exit code 137: no error output"
     )
 
 

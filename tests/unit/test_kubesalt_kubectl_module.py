@@ -1,7 +1,7 @@
 """The kubesalt_kubectl execution module against a real (fake) `kubectl` program.
 
 `kubectl` here is a small Python script put first on the PATH: it keeps a tiny cluster in a
-JSON file (Nodes with labels, cordon state and pods), answers the four commands the module
+JSON file (Nodes with their cordon state and pods), answers the three commands the module
 runs the way kubectl 1.33 does (stdout, stderr, exit code), records every argv, and fails a
 command when a test tells it to. The module runs it through Salt's real `cmd.run_all`, so
 argv quoting, exit codes and the time limit are those of production.
@@ -66,16 +66,7 @@ FAKE_KUBECTL = textwrap.dedent(
             if name in nodes:
                 sys.stdout.write(node_json(name, nodes[name]))
             return 0
-        if verb == "label":
-            name = args[2]
-            if name not in nodes:
-                sys.stderr.write(f'Error from server (NotFound): nodes "{{name}}" not found\\n')
-                return 1
-            labels = dict(pair.split("=", 1) for pair in args[3:])
-            changed = any(nodes[name]["labels"].get(k) != v for k, v in labels.items())
-            nodes[name]["labels"].update(labels)
-            print(f"node/{{name}} {{'labeled' if changed else 'not labeled'}}")
-        elif verb == "drain":
+        if verb == "drain":
             name = args[0]
             node = nodes[name]
             if node["unschedulable"]:
@@ -128,10 +119,10 @@ class FakeKubectl:
     def load(self):
         return json.loads(self.state.read_text())
 
-    def add_node(self, name, labels=None, unschedulable=False, pods=(), daemonset_pods=()):
+    def add_node(self, name, unschedulable=False, pods=(), daemonset_pods=()):
         state = self.load()
         state["nodes"][name] = {
-            "labels": {"kubernetes.io/hostname": name, **(labels or {})},
+            "labels": {"kubernetes.io/hostname": name},
             "unschedulable": unschedulable,
             "pods": list(pods),
             "daemonset_pods": list(daemonset_pods),
@@ -216,84 +207,32 @@ def test_virtual_needs_the_kubesalt_package(monkeypatch):
     )
 
 
-# label_node
+# Shared paths: arguments, kubeconfig, RBAC
 
 
-def test_label_node_adds_the_missing_role_labels_then_changes_nothing(fake, admin_conf):
-    fake.add_node("cp2", labels={"node-role.kubernetes.io/control-plane": ""})
-    ret = kubesalt_kubectl.label_node("cp2", ["node", "etcd", "control-plane"])
-    assert ret == {
-        "changed": True,
-        "labels": [
-            "node-role.kubernetes.io/control-plane",
-            "node-role.kubernetes.io/etcd",
-            "node-role.kubernetes.io/node",
-        ],
-        "added": ["node-role.kubernetes.io/etcd", "node-role.kubernetes.io/node"],
-        "comment": "node cp2 labeled: added node-role.kubernetes.io/etcd, "
-        "node-role.kubernetes.io/node",
-    }
-    assert fake.calls == [
-        ["--kubeconfig", admin_conf, "get", "node", "cp2", "-o", "json", "--ignore-not-found"],
-        [
-            "--kubeconfig",
-            admin_conf,
-            "label",
-            "node",
-            "--overwrite",
-            "cp2",
-            "node-role.kubernetes.io/control-plane=",
-            "node-role.kubernetes.io/etcd=",
-            "node-role.kubernetes.io/node=",
-        ],
-    ]
-    assert fake.node("cp2")["labels"] == {
-        "kubernetes.io/hostname": "cp2",
-        "node-role.kubernetes.io/control-plane": "",
-        "node-role.kubernetes.io/etcd": "",
-        "node-role.kubernetes.io/node": "",
-    }
-    again = kubesalt_kubectl.label_node("cp2", "control-plane,etcd,node")
-    assert again == {
-        "changed": False,
-        "labels": ret["labels"],
-        "added": [],
-        "comment": "node cp2 is in the correct state: it has "
-        "node-role.kubernetes.io/control-plane, node-role.kubernetes.io/etcd, "
-        "node-role.kubernetes.io/node",
-    }
-    assert len(fake.calls) == 3  # the second run only read the node
-
-
-def test_label_node_of_a_node_that_has_not_registered(fake):
-    assert _error(kubesalt_kubectl.label_node, "cp2", ["node"]) == (
-        "KubectlError: node cp2 has not registered with the API server (there is no Node "
-        "object cp2): its kubelet must run first; check `systemctl status kubelet` and "
-        "`journalctl -u kubelet` on cp2"
-    )
-    assert [call[2] for call in fake.calls] == ["get"]
-
-
-def test_label_node_refused_by_rbac(fake):
+def test_refused_by_rbac(fake):
+    # kubectl drain cordons by patching the Node: the patch RBAC refuses.
     fake.add_node("cp3")
-    fake.fail("label", FORBIDDEN_STDERR)
-    message = _error(kubesalt_kubectl.label_node, "cp3", ["node"])
+    fake.fail("drain", FORBIDDEN_STDERR)
+    message = _error(kubesalt_kubectl.drain, "cp3")
     assert message.startswith(
-        "KubectlError: kubectl label node --overwrite cp3 node-role.kubernetes.io/node= "
-        'failed with exit code 1: Error from server (Forbidden): nodes "cp3" is forbidden'
+        "KubectlError: kubectl drain cp3 --ignore-daemonsets --delete-emptydir-data "
+        '--timeout=300s failed with exit code 1: Error from server (Forbidden): nodes "cp3" '
+        "is forbidden"
     )
     assert message.endswith("(kubectl get clusterrolebinding kubeadm:cluster-admins)")
+    assert fake.node("cp3")["unschedulable"] is False
 
 
 def test_bad_arguments_run_nothing(fake):
-    assert _error(kubesalt_kubectl.label_node, "CP2", ["node"]) == (
+    assert _error(kubesalt_kubectl.drain, "CP2") == (
         f"NodeNameError: node name: 'CP2' is not a valid node name; {names.RULE}"
-    )
-    assert _error(kubesalt_kubectl.label_node, "cp2", ["Node"]).startswith(
-        "KubectlError: role 'Node': not a valid role name"
     )
     assert _error(kubesalt_kubectl.drain, "cp2", timeout=0) == (
         "KubectlError: drain timeout 0: give a whole number of seconds, at least 1"
+    )
+    assert _error(kubesalt_kubectl.delete_node, "cp2", timeout="5m") == (
+        "KubectlError: delete timeout '5m': give a whole number of seconds, at least 1"
     )
     assert _error(kubesalt_kubectl.delete_node, "cp2 --all") == (
         f"NodeNameError: node name: 'cp2 --all' is not a valid node name; {names.RULE}"
@@ -313,9 +252,11 @@ def test_missing_kubeconfig_is_named(fake, tmp_path):
 def test_an_explicit_kubeconfig_is_used_as_given(fake, tmp_path):
     other = tmp_path / "other.conf"
     other.write_text("apiVersion: v1\n")
-    fake.add_node("cp2", labels={"node-role.kubernetes.io/node": ""})
-    assert kubesalt_kubectl.label_node("cp2", ["node"], kubeconfig=str(other))["changed"] is False
-    assert fake.calls[0][:2] == ["--kubeconfig", str(other)]
+    fake.add_node("cp2", unschedulable=True)
+    assert kubesalt_kubectl.drain("cp2", kubeconfig=str(other))["changed"] is False
+    assert kubesalt_kubectl.delete_node("cp2", kubeconfig=str(other))["changed"] is True
+    assert [call[2] for call in fake.calls] == ["get", "drain", "delete"]
+    assert {tuple(call[:2]) for call in fake.calls} == {("--kubeconfig", str(other))}
 
 
 # drain
@@ -414,14 +355,20 @@ def test_unreachable_api_server(fake):
         "check that keepalived holds the VIP and that kube-apiserver runs on the "
         "control-plane nodes (crictl ps, journalctl -u kubelet)"
     )
-    assert _error(kubesalt_kubectl.label_node, "cp3", ["node"]) == message
-    assert [call[2] for call in fake.calls] == ["get", "get"]
+    fake.fail("delete", REFUSED_STDERR)
+    deleting = _error(kubesalt_kubectl.delete_node, "cp3")
+    assert deleting.startswith(
+        "KubectlError: kubectl delete node cp3 --ignore-not-found --wait=true --timeout=60s "
+        "failed with exit code 1: E0612 10:04:11.218035"
+    )
+    assert deleting.endswith(message[message.index(". Hint: ") :])
+    assert [call[2] for call in fake.calls] == ["get", "delete"]
 
 
 def test_kubectl_that_hangs_is_stopped(fake, monkeypatch):
     monkeypatch.setattr(kubesalt_kubectl, "READ_TIMEOUT", 1)
     fake.fail("get", "", sleep=5)
-    assert _error(kubesalt_kubectl.label_node, "cp3", ["node"]) == (
+    assert _error(kubesalt_kubectl.drain, "cp3") == (
         "KubectlError: kubectl get node cp3 -o json --ignore-not-found did not finish within "
         "1s and was stopped: the API server on the VIP may not answer (kubectl get --raw "
         "/readyz on the CA node)"
@@ -472,7 +419,6 @@ def test_delete_node_refused_by_rbac(fake):
 def test_returns_never_hold_the_kubeconfig(fake):
     fake.add_node("cp3", pods=["default/web-1"])
     results = [
-        kubesalt_kubectl.label_node("cp3", ["node"]),
         kubesalt_kubectl.drain("cp3"),
         kubesalt_kubectl.delete_node("cp3"),
     ]
