@@ -484,7 +484,7 @@ def test_skipped_phases_run_nothing_and_say_why(converged):
     assert ("[10/13] kubelet: containerd, the kubelet and its configuration ... skipped "
             "(pillar skip_phases)") in report.lines  # fmt: skip
     assert "etcd: not for this node (roles node)" in report.comment()
-    assert not any("label_node" in c or "readyz" in c for c in converged.calls)
+    assert not any("kubesalt_cluster" in c or "readyz" in c for c in converged.calls)
 
 
 def test_progress_lines_go_to_the_log_file_0600_without_diffs(tmp_path):
