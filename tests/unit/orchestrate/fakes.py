@@ -300,10 +300,13 @@ class FakeBackend:
         self.lock_path = str(tmp_path / "run" / "orchestrate.lock")
         self.log_file = str(tmp_path / "log" / "orchestrate.log")
         self.ca_cert_path = str(tmp_path / "ca.crt")
+        self.master_pub_path = str(tmp_path / "master.pub")
+        self.hash_type = "sha256"
         self.files = {}
         self.now = 0.0
         self.http = {}  # url -> status
         (tmp_path / "ca.crt").write_text("CA PEM")
+        (tmp_path / "master.pub").write_text(pem("master"))
         archive_root = tmp_path / "archive"
         archive_root.mkdir()
         (archive_root / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
