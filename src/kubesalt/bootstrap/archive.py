@@ -23,6 +23,7 @@ MOUNT_BASE = "/srv/kubesalt"
 # Parts of the ISO tree: the one definition, which the ISO build (kubesalt_isobuild) lays out.
 PRODUCT = "product.txt"
 SUMS = "SHA256SUMS"
+LOCK = "manifest.lock.yaml"  # every artifact of the archive, packages with their versions
 APT_DIR = "deb"
 APT_SUITE = "kubesalt"
 APT_COMPONENT = "main"
@@ -209,6 +210,16 @@ def apt_sources(archive: Archive, base_url: str | None = None) -> str:
     )
 
 
+def apt_only_archive_options(archive: Archive) -> list[str]:
+    """apt options that make this archive's source file the only source apt reads."""
+    return [
+        "-o",
+        f"Dir::Etc::sourcelist={apt_sources_path(archive)}",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+    ]
+
+
 def apt_update_command(archive: Archive) -> list[str]:
     """apt-get update of this archive's source only: an air-gapped node cannot reach the
     others, and their failures must not hide ours."""
@@ -216,10 +227,7 @@ def apt_update_command(archive: Archive) -> list[str]:
         "apt-get",
         "update",
         "-q",
-        "-o",
-        f"Dir::Etc::sourcelist={apt_sources_path(archive)}",
-        "-o",
-        "Dir::Etc::sourceparts=-",
+        *apt_only_archive_options(archive),
         "-o",
         "APT::Get::List-Cleanup=0",
     ]

@@ -46,10 +46,12 @@ def _roots(archives: list[Archive]) -> tuple[dict, dict]:
 
 def _ext_pillar(config_path: str) -> list[dict]:
     """The configuration with the inventory's roles, then (reading them, for the CA minion
-    only) the x509 signing policies: the order matters."""
+    only) the x509 signing policies: the order matters. Last, the package versions the
+    node's archive pins."""
     return [
         {"kubesalt": {"config": config_path, "inventory": INVENTORY_DIR}},
         {"kubesalt_pki": {}},
+        {"kubesalt_packages": {}},
     ]
 
 

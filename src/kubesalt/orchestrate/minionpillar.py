@@ -12,6 +12,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import yaml
+
+from kubesalt import packages as _packages
 from kubesalt import ports, urls
 from kubesalt.bootstrap import archive as _archive
 from kubesalt.bootstrap import services as _services
@@ -108,10 +111,17 @@ def build(
         ca_pem = read_text(ca_path)
         key_asc = read_text(current.path(ARCHIVE_KEY))
         master_pub = read_text(master_pub_path)
+        lock = read_text(current.path(_archive.LOCK))
     except OSError as err:
         raise OrchestrateError(
             f"cannot read {err.filename}: {err.strerror}; run bootstrap.sh again"
         ) from err
+    try:
+        pins = _packages.pins_from_lock(yaml.safe_load(lock), current.path(_archive.LOCK))
+        # The minion install runs on Debian nodes only (an apt source, apt-get update).
+        python3_venv = _packages.install_options(pins, ["python3-venv"], "Debian", saltenv)
+    except (yaml.YAMLError, _packages.PackageError) as err:
+        raise OrchestrateError(f"{err}; the archive {current.root} cannot install minions") from err
     keyring = f"/etc/apt/keyrings/{saltenv}.asc"
     sources = _archive.apt_sources(
         current, base_url=_repository(master_ip, saltenv, "/deb")
@@ -125,6 +135,7 @@ def build(
         "sources_path": _archive.apt_sources_path(current),
         "sources": sources,
         "apt_update": " ".join(_archive.apt_update_command(current)),
+        "python3_venv": python3_venv,
         "wheels": _repository(master_ip, saltenv, "/wheels/"),
         "venv": _services.VENV,
         "minion_unit": _services.systemd_unit(

@@ -42,6 +42,9 @@ ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "cont
             "kubesalt.keepalived": "control-plane"}  # fmt: skip
 
 
+LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+
+
 def pem(node):
     return f"-----BEGIN PUBLIC KEY-----\n{node}-key\n-----END PUBLIC KEY-----\n"
 
@@ -310,6 +313,7 @@ class FakeBackend:
         archive_root = tmp_path / "archive"
         archive_root.mkdir()
         (archive_root / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
+        (archive_root / "manifest.lock.yaml").write_text(LOCK)
         self._archive_root = str(archive_root)
         for node in declared:
             entry = inventory.Node(node, IPS[node], ROLES[node], host_keys=(HOST_KEY,))

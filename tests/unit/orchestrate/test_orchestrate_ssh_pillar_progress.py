@@ -104,6 +104,9 @@ def test_read_key_script_waits_and_encodes():
     assert base64.b64decode(base64.b64encode(b"k")) == b"k"
 
 
+LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+
+
 def rsa_public_pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -120,6 +123,7 @@ def rsa_public_pem() -> str:
 def archive(tmp_path):
     (tmp_path / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
     (tmp_path / "master.pub").write_text(rsa_public_pem())
+    (tmp_path / "manifest.lock.yaml").write_text(LOCK)
     return Archive("/srv/kubesalt-0.1.0.iso", str(tmp_path), "iso", "kubesalt", "0.1.0")
 
 
@@ -139,6 +143,10 @@ def test_the_minion_pillar_is_built_once_for_every_node(archive, tmp_path):
     assert "Signed-By: /etc/apt/keyrings/kubesalt-0.1.0.asc\n" in data["sources"]
     assert data["keyring"] == "/etc/apt/keyrings/kubesalt-0.1.0.asc"
     assert data["venv"] == "/opt/kubesalt/salt"
+    assert data["python3_venv"] == {
+        "pkgs": [{"python3-venv": "3.11.2-1+b1"}], "fromrepo": "kubesalt", "refresh": False,
+        "install_recommends": False,
+    }  # fmt: skip
     assert set(data["minion_configs"]) == {"cp2", "worker1"}
     config = yaml.safe_load(data["minion_configs"]["worker1"])
     assert (config["id"], config["master"], config["saltenv"]) == (
@@ -201,6 +209,14 @@ def test_the_master_fingerprint_is_salts_for_each_hash_type(tmp_path, hash_type)
 def test_a_bad_master_key_or_hash_type_is_named(pem, hash_type, message):
     with pytest.raises(OrchestrateError, match=message):
         minionpillar.master_fingerprint(pem, hash_type)
+
+
+def test_an_archive_without_python3_venv_installs_no_minion(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    (tmp_path / "manifest.lock.yaml").write_text("deb: []\n")
+    with pytest.raises(OrchestrateError, match="pins no version of python3-venv"):
+        minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], str(tmp_path / "ca.crt"),
+                           read, master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
 
 
 def test_an_unreadable_master_key_says_which_file(archive, tmp_path):
