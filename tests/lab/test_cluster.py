@@ -167,6 +167,16 @@ def test_salt_came_from_the_bootstrap_wheels(lab, node):
     assert lab.host(node).service("salt-minion").is_running
 
 
+@pytest.mark.parametrize("node", [n.name for n in model.NODES if not n.bootstrap])
+def test_new_minions_accept_only_the_masters_key_fingerprint(lab, node):
+    """Issue 16, item 4: master_finger is the master's key as salt-key -F master prints it."""
+    printed = lab.run("bootstrap", "salt-key", "-F", "master").stdout
+    finger = next(line.split()[-1] for line in printed.splitlines() if "master.pub" in line)
+    config = yaml.safe_load(lab.run(node, "cat", "/etc/salt/minion.d/kubesalt.conf").stdout)
+    assert config["master_finger"] == finger, printed
+    assert config["hash_type"] == "sha256"
+
+
 @pytest.mark.parametrize("node", [n.name for n in model.NODES])
 def test_no_route_out(lab, node):
     routes = lab.run(node, "ip", "-4", "route", "show").stdout
