@@ -112,7 +112,9 @@ def _highstate(lab) -> dict:
     )  # fmt: skip
     states = {}
     for line in result.stdout.splitlines():
-        states.update(json.loads(line)[NODE])
+        answer = json.loads(line)[NODE]
+        assert isinstance(answer, dict), answer  # a list: the highstate did not render
+        states.update(answer)
     return states
 
 
