@@ -5,11 +5,16 @@ A thin wrapper over `kubesalt.inventory`. Paths come from the master configurati
 /etc/kubesalt/nodes) and can be given per call.
 """
 
+import salt.client
+
 try:
     from kubesalt import config as _config
     from kubesalt import hostkeys as _hostkeys
     from kubesalt import inventory as _inventory
     from kubesalt.errors import KubesaltError
+    from kubesalt.etcd import find as _find_member
+    from kubesalt.orchestrate.etcdjoin import members_from as _members_from
+    from kubesalt.orchestrate.rpc import Rpc as _Rpc
 
     HAS_KUBESALT = True
 except ImportError:  # pragma: no cover - depends on the master's virtualenv
@@ -37,6 +42,24 @@ def _failed(err):
     return {"result": False, "retcode": 1, "comment": f"{type(err).__name__}: {err}"}
 
 
+ETCD_TIMEOUT = 60  # seconds the CA minion has to list the etcd members
+
+
+def _etcd_member(cfg):
+    """Asks the CA minion's etcd whether a node is a member: its label, or None (the
+    declaration that drops a node's etcd role is refused while it is one)."""
+    ca = cfg["ca"]["minion"]
+
+    def member(name):
+        client = salt.client.get_local_client(__opts__["conf_file"])  # noqa: F821
+        listing = _Rpc(client).call([ca], "kubesalt_etcd.members", timeout=ETCD_TIMEOUT,
+                                    what="list the etcd members")[ca]  # fmt: skip
+        found = _find_member(_members_from(listing), name)
+        return found.label() if found else None
+
+    return member
+
+
 def declare(
     name,
     host,
@@ -58,7 +81,9 @@ def declare(
     Refused, with every problem listed and nothing written: a name already declared
     (unless ``replace=True``), an address another node has, an unknown role, the
     ``bootstrap``/``ca`` roles on a node other than ``ca.minion``, an address outside
-    every control-plane CIDR. Declaring the same node twice changes nothing.
+    every control-plane CIDR, and (with ``replace=True``) dropping the ``etcd`` role while
+    etcd, asked on the CA minion, still lists the node: run ``remove_node`` instead, which
+    removes the member first. Declaring the same node twice changes nothing.
 
     CLI Example:
 
@@ -80,7 +105,9 @@ def declare(
             key=str(key),
             host_keys=(_hostkeys.parse_public_key(host_key),) if host_key else (),
         )
-        changed = _inventory.declare(node, cfg, directory, replace=bool(replace))
+        changed = _inventory.declare(
+            node, cfg, directory, replace=bool(replace), etcd_member=_etcd_member(cfg)
+        )
     except KubesaltError as err:
         return _failed(err)
     comment = f"Node {name} declared" if changed else f"Node {name} is already declared as asked"

@@ -183,6 +183,53 @@ def member_absent(name, force=False, peer_url=None, endpoints=None):
     return ret
 
 
+def _guard_endpoints():
+    """This node's client URL and those of the other etcd nodes (the pillar's roles, the
+    mine's control-plane IPs): once this member is removed its own etcd stops answering, and
+    the others say whether it is still listed."""
+    own = (__grains__.get("kubesalt") or {}).get("control_plane_ip")  # noqa: F821
+    peers = __salt__["kubesalt_firewall.peers"]().get("etcd") or []  # noqa: F821
+    ips = dict.fromkeys(ip for ip in (*peers, own) if ip)
+    return [_etcd.client_url(ip) for ip in ips]
+
+
+def not_a_member(name, endpoints=None):
+    """
+    Check, changing nothing, that etcd no longer lists ``name``: the guard before this
+    node's etcd is stopped (``kubesalt.etcd.left``, required by ``kubesalt.etcd.absent`` and
+    ``kubesalt.roles.etcd-absent``). A member stopped while still listed is a voter lost
+    without being removed: two such nodes lose quorum. Fails while ``name`` is listed, and
+    when no endpoint answers (nothing then says it left).
+
+    name
+        The member name (the node's minion ID).
+    endpoints
+        Client URLs to ask; default this node's and its etcd peers'.
+    """
+    ret = _ret(name)
+    try:
+        member = _etcd.find(_members(endpoints or _guard_endpoints()), name)
+    except (KubesaltError, CommandExecutionError) as err:
+        ret["comment"] = (
+            f"cannot tell whether {name} is still an etcd member ({err}); its etcd is left "
+            "running: make an etcd member answer (kubesalt_etcd.health), then apply again"
+        )
+        return ret
+    if member is not None:
+        ret["comment"] = (
+            f"etcd still lists {name} as member {member.label()}: stopping its etcd would take "
+            "a voter from the cluster without removing it (two such nodes lose quorum). Remove "
+            "the node with salt-run state.orchestrate kubesalt.orchestrate.remove_node "
+            f'pillar=\'{{"node": "{name}"}}\' (without skipping its etcd phase), or remove '
+            f"the member first (kubesalt_etcd.remove {name} on the CA minion); nothing was "
+            "changed"
+        )
+        return ret
+    ret["result"] = True
+    ret["comment"] = f"etcd does not list {name}: its etcd may stop"
+    return ret
+
+
 def data_absent(name="/var/lib/etcd", wait=60):
     """
     Remove etcd's data directory ``name`` once no etcd runs from it (bounded by ``wait``

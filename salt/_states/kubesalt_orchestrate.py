@@ -61,6 +61,8 @@ def _make_backend():
         prepare_ssh=_prepare_ssh,
         master_ip=opts.get("interface"),
         inventory_dir=_inventory_dir(),
+        master_pub_path=os.path.join(opts["pki_dir"], "master.pub"),
+        hash_type=opts.get("hash_type") or "sha256",
     )
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import pathlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import netaddr
@@ -228,11 +229,56 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
         raise
 
 
-def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool = False) -> bool:
+# Asks etcd whether the node named is a member: its label (`cp3 (8e9e05c52164694d)`), or
+# None; raises KubesaltError when etcd cannot tell.
+EtcdMember = Callable[[str], "str | None"]
+
+
+def _dropped_etcd(current: Node, node: Node, etcd_member: EtcdMember | None) -> list[Problem]:
+    """A declaration that takes the etcd role from a node is refused while etcd still lists
+    it: the next highstate would stop its member without removing it from the cluster (a
+    voter lost; two such nodes lose quorum). Without `etcd_member`, always refused."""
+    if _roles.ETCD not in current.roles or _roles.ETCD in node.roles:
+        return []
+    fix = (
+        "remove the node first with salt-run state.orchestrate kubesalt.orchestrate.remove_node "
+        f'pillar=\'{{"node": "{node.name}"}}\' (it removes the etcd member, then forgets the '
+        "node), then declare it again with its new roles"
+    )
+    if etcd_member is None:
+        return [Problem("roles", f"drops etcd from {node.name}, and etcd cannot be asked "
+                        "whether it is still a member", fix, list(node.roles))]  # fmt: skip
+    try:
+        label = etcd_member(node.name)
+    except KubesaltError as err:
+        return [Problem("roles", f"drops etcd from {node.name}, and etcd could not say whether "
+                        f"it is still a member ({err})", fix, list(node.roles))]  # fmt: skip
+    if label is None:
+        return []
+    return [
+        Problem(
+            "roles",
+            f"drops etcd from {node.name}, still etcd member {label}: a highstate would stop "
+            "that member without removing it from the cluster (two such nodes lose quorum)",
+            fix + "; or remove the member first (kubesalt_etcd.remove on the CA minion)",
+            list(node.roles),
+        )
+    ]
+
+
+def declare(
+    node: Node,
+    cfg: dict,
+    directory: str = DEFAULT_DIR,
+    replace: bool = False,
+    etcd_member: EtcdMember | None = None,
+) -> bool:
     """Validate and write a node; return False when the same declaration already exists.
 
-    A node already declared differently is refused unless `replace` is true. Raises
-    InvalidConfig listing every problem; nothing is written then.
+    A node already declared differently is refused unless `replace` is true; a replacement
+    that drops the etcd role is refused while `etcd_member` says the node is still a member
+    (always, without `etcd_member`). Raises InvalidConfig listing every problem; nothing is
+    written then.
     """
     existing = load(directory)
     current = existing.get(node.name)
@@ -261,6 +307,8 @@ def declare(node: Node, cfg: dict, directory: str = DEFAULT_DIR, replace: bool =
                 node.name,
             ),
         )
+    elif current is not None:
+        problems += _dropped_etcd(current, node, etcd_member)
     if problems:
         raise InvalidConfig(f"node {node.name}", problems)
     _write_node(node, directory)

@@ -31,7 +31,7 @@ from kubesalt_isobuild.manifest import Flavour, Manifest, load_manifest
 from kubesalt_isobuild.signing import Signer
 from kubesalt_isobuild.util import Steps, sha256_file
 
-LOCK = "manifest.lock.yaml"
+LOCK = archive.LOCK
 # The run-time package and what it needs: the same as pyproject.toml's [project] dependencies.
 RUNTIME_PACKAGE = "kubesalt"
 RUNTIME_REQUIRES = ("pyyaml", "netaddr")

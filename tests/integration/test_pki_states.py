@@ -6,7 +6,9 @@ Each minion keeps its files under its own root (grain `kubesalt_root`), so three
 share this machine; phases kubelet and containerd are skipped (no packages, no services).
 The master reads the repository's salt/ and pillar/ trees, the `kubesalt` and
 `kubesalt_pki` ext_pillars, and allows x509 remote signing and the sealed
-service-account key by peer publication. It fires an event for every pillar it compiles
+service-account key by peer publication; pillar `kubesalt_packages` pins etcdctl's package
+at the version this machine has (a `cmd_yaml` ext_pillar: no registered archive here), so
+kubesalt.etcd installs nothing. It fires an event for every pillar it compiles
 (`minion_data_cache_events`), so that the tests can count them, as they count the signing
 requests published to the CA minion.
 """
@@ -16,6 +18,7 @@ import json
 import os
 import pathlib
 import stat
+import subprocess
 import time
 
 import pytest
@@ -49,6 +52,7 @@ def paths(tmp_path_factory):
     base = tmp_path_factory.mktemp("pki")
     config = dict(BASE, ca={"minion": CA})
     (base / "bootstrap.yaml").write_text(yaml.safe_dump(config))
+    (base / "packages.yaml").write_text(yaml.safe_dump(_installed_etcd_client_pin()))
     inventory = base / "nodes"
     inventory.mkdir()
     for name, (ip, roles) in NODES.items():
@@ -60,6 +64,16 @@ def paths(tmp_path_factory):
     return {"base": base, "config": base / "bootstrap.yaml", "inventory": inventory, **roots}
 
 
+def _installed_etcd_client_pin():
+    """Pillar kubesalt_packages pinning etcd-client as this machine has it (scripts/dev-env.sh
+    installs it), as the kubesalt_packages ext_pillar would from an archive's lock."""
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "etcd-client"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {"kubesalt_packages": {"saltenv": "base", "deb": {"etcd-client": version}, "rpm": {}}}
+
+
 @pytest.fixture(scope="module")
 def master(salt_factories, paths):
     overrides = {
@@ -69,6 +83,7 @@ def master(salt_factories, paths):
         "ext_pillar": [
             {"kubesalt": {"config": str(paths["config"]), "inventory": str(paths["inventory"])}},
             {"kubesalt_pki": {}},
+            {"cmd_yaml": f"cat {paths['base'] / 'packages.yaml'}"},
         ],
         "peer": {".*": ["x509.sign_remote_certificate", "kubesalt_kubeadm.service_account_key"]},
         "peer_run": {CA: ["match.compound_matches"]},

@@ -167,6 +167,16 @@ def test_salt_came_from_the_bootstrap_wheels(lab, node):
     assert lab.host(node).service("salt-minion").is_running
 
 
+@pytest.mark.parametrize("node", [n.name for n in model.NODES if not n.bootstrap])
+def test_new_minions_accept_only_the_masters_key_fingerprint(lab, node):
+    """Issue 16, item 4: master_finger is the master's key as salt-key -F master prints it."""
+    printed = lab.run("bootstrap", "salt-key", "-F", "master").stdout
+    finger = next(line.split()[-1] for line in printed.splitlines() if "master.pub" in line)
+    config = yaml.safe_load(lab.run(node, "cat", "/etc/salt/minion.d/kubesalt.conf").stdout)
+    assert config["master_finger"] == finger, printed
+    assert config["hash_type"] == "sha256"
+
+
 @pytest.mark.parametrize("node", [n.name for n in model.NODES])
 def test_no_route_out(lab, node):
     routes = lab.run(node, "ip", "-4", "route", "show").stdout
@@ -432,6 +442,44 @@ def test_an_unknown_phase_is_refused_before_any_change(lab):
     command = model.orchestrate_command("deploy_node", "cp3", saltenv(lab), skip=["kubelte"])
     result, out = salt_json(lab, "salt-run", *command)
     assert "invalid phase name(s) kubelte for deploy_node; valid phases: preflight" in out
+
+
+def test_dropping_etcd_from_a_member_in_the_inventory_is_refused(lab):
+    """Issue 16, item 5: a highstate would stop cp3's member without removing it."""
+    before = lab.run("bootstrap", "cat", "/etc/kubesalt/nodes/cp3.yaml").stdout
+    result = lab.run("bootstrap", "salt-run", "--out=json", "kubesalt_inventory.declare", "cp3",
+                     IPS["cp3"], "node", "replace=True", check=False)  # fmt: skip
+    assert result.returncode != 0, result.stdout
+    assert "drops etcd from cp3, still etcd member cp3 (" in result.stdout, result.stdout
+    assert "kubesalt.orchestrate.remove_node" in result.stdout
+    assert lab.run("bootstrap", "cat", "/etc/kubesalt/nodes/cp3.yaml").stdout == before
+    assert "cp3" in current_etcd(lab)
+
+
+def test_remove_node_skipping_etcd_of_a_member_is_refused_before_any_change(lab):
+    skip = [*model.SKIP_REMOVE_PHASES, "etcd"]
+    command = model.orchestrate_command("remove_node", "cp3", saltenv(lab), skip=skip)
+    result, out = salt_json(lab, "salt-run", *command)
+    assert "node cp3 is still etcd member cp3 (" in out, out[-3000:]
+    assert "remove_node cannot skip phase etcd" in out
+    assert model.summary(out).endswith(" 0 changed"), out[-3000:]
+    assert "cp3" in current_etcd(lab)
+    assert lab.host("cp3").file("/etc/kubernetes/manifests/etcd.yaml").exists
+
+
+def test_the_etcd_absent_state_refuses_to_stop_a_listed_member(lab):
+    """Applied by hand on cp3 (as a highstate would after a hand-edited inventory): the
+    guard fails and the static pod stays."""
+    result, out = salt_json(lab, "salt", "cp3", "state.sls", "kubesalt.roles.etcd-absent",
+                            f"saltenv={saltenv(lab)}")  # fmt: skip
+    states = json.loads(out.splitlines()[-1])["cp3"]
+    guard = next(s for s in states.values()
+                 if s["__id__"] == "Check that etcd no longer lists this node before its etcd stops")  # fmt: skip
+    assert guard["result"] is False
+    assert guard["comment"].startswith("etcd still lists cp3 as member cp3 ("), guard["comment"]
+    assert all(not s["changes"] for s in states.values()), states
+    assert lab.host("cp3").file("/etc/kubernetes/manifests/etcd.yaml").exists
+    assert wait_for("a healthy etcd cluster", lambda: cluster_healthy(lab), 30)
 
 
 def test_remove_node_cp3(lab):

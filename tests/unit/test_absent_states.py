@@ -6,9 +6,12 @@ from collections import ChainMap
 from unittest.mock import Mock
 
 import pytest
+import salt.config
 import salt.modules.config
 import salt.modules.grains
 import salt.modules.mine
+import salt.utils.templates
+import yaml
 from salt.exceptions import CommandExecutionError
 
 from kubesalt.kubeadm import paths, skip
@@ -206,3 +209,36 @@ def test_the_lab_skips_only_declared_phases():
     from kubesalt_lab import model
 
     assert skip.check(list(model.SKIP_PHASES_GRAIN)) == model.SKIP_PHASES_GRAIN
+
+
+# Issue 16, item 5: no state stops this node's etcd while etcd still lists it.
+GUARD = "Check that etcd no longer lists this node before its etcd stops"
+
+
+@pytest.mark.parametrize(("manifest", "state"), [(True, "kubesalt_etcd.not_a_member"),
+                                                 (False, "test.succeed_without_changes")])  # fmt: skip
+def test_the_guard_asks_etcd_only_where_an_etcd_static_pod_runs(manifest, state):
+    asked = []
+    functions = {
+        "kubesalt_kubeadm.path": lambda path: "/root" + path,
+        "file.file_exists": lambda path: asked.append(path) or manifest,
+    }
+    text = (SALT / "kubesalt/etcd/left.sls").read_text()
+    opts = dict(salt.config.minion_config(None), file_client="local")
+    context = {"salt": functions, "grains": {"id": "cp1"}, "opts": opts, "saltenv": "base"}
+    high = yaml.safe_load(salt.utils.templates.render_jinja_tmpl(text, context))
+    assert list(high) == [GUARD]
+    assert list(high[GUARD]) == [state]
+    if manifest:  # the member asked about is this node
+        assert high[GUARD][state] == [{"name": "cp1"}]
+    assert asked == ["/root/etc/kubernetes/manifests/etcd.yaml"]
+
+
+@pytest.mark.parametrize("sls", ["kubesalt.roles.etcd-absent", "kubesalt.etcd.absent"])
+def test_every_state_stopping_etcd_requires_the_guard(sls):
+    high = render_sls(sls, {}, dict(FUNCTIONS, **{"kubesalt_kubeadm.path": lambda path: path}))
+    assert high["include"] == ["kubesalt.etcd.left"]
+    absent = {sid: dict(ChainMap(*s["file.absent"])) for sid, s in high.items() if sid != "include"}
+    assert absent and all(
+        {"sls": "kubesalt.etcd.left"} in state["require"] for state in absent.values()
+    ), absent

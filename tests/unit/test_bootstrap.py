@@ -339,6 +339,7 @@ def test_minion_config_serves_local_mode_and_the_master():
             }
         },
         {"kubesalt_pki": {}},
+        {"kubesalt_packages": {}},
     ]
 
 

@@ -8,6 +8,7 @@ import yaml
 from kubesalt import config, inventory, roles
 from kubesalt.config import InvalidConfig
 from kubesalt.inventory import InventoryError, Node
+from tests.unit.loader import load
 from tests.unit.test_config import BASE
 
 CFG = config.validate(
@@ -90,8 +91,62 @@ def test_a_different_declaration_of_a_name_needs_replace(tmp_path):
         in str(excinfo.value)
     )
     assert inventory.load(directory)["cp2"].roles == ("control-plane", "etcd", "node")
-    assert inventory.declare(node(roles=("node",)), CFG, directory, replace=True) is True
+    # Dropping etcd: allowed once etcd no longer lists the node (below).
+    assert inventory.declare(
+        node(roles=("node",)), CFG, directory, replace=True, etcd_member=lambda name: None
+    )
     assert inventory.load(directory)["cp2"].roles == ("node",)
+
+
+def _not_asked(name):
+    raise AssertionError(f"etcd asked about {name}")
+
+
+def test_dropping_etcd_is_refused_while_the_node_is_still_a_member(tmp_path):
+    """Issue 16, item 5: a highstate would stop the member without removing it."""
+    directory = str(tmp_path)
+    inventory.declare(node(), CFG, directory)
+    asked = []
+
+    def still_member(name):
+        asked.append(name)
+        return f"{name} (8e9e05c52164694d)"
+
+    with pytest.raises(InvalidConfig) as excinfo:
+        inventory.declare(node(roles=("node",)), CFG, directory, replace=True,
+                          etcd_member=still_member)  # fmt: skip
+    message = str(excinfo.value)
+    assert "drops etcd from cp2, still etcd member cp2 (8e9e05c52164694d)" in message
+    assert 'kubesalt.orchestrate.remove_node pillar=\'{"node": "cp2"}\'' in message
+    assert asked == ["cp2"]
+    assert inventory.load(directory)["cp2"].roles == ("control-plane", "etcd", "node")
+
+
+def test_dropping_etcd_is_refused_when_etcd_cannot_tell(tmp_path):
+    directory = str(tmp_path)
+    inventory.declare(node(), CFG, directory)
+
+    def unreachable(name):
+        raise InventoryError("ca.minion did not answer kubesalt_etcd.members within 60s")
+
+    for checker, words in (
+        (None, "etcd cannot be asked whether it is still a member"),
+        (unreachable, "etcd could not say whether it is still a member (ca.minion did not"),
+    ):
+        with pytest.raises(InvalidConfig, match=r"drops etcd from cp2") as excinfo:
+            inventory.declare(node(roles=("node",)), CFG, directory, replace=True,
+                              etcd_member=checker)  # fmt: skip
+        assert words in str(excinfo.value)
+    assert inventory.load(directory)["cp2"].roles == ("control-plane", "etcd", "node")
+
+
+def test_etcd_is_only_asked_when_the_etcd_role_goes(tmp_path):
+    directory = str(tmp_path)
+    inventory.declare(node("worker1", "198.51.100.20", ["node"]), CFG, directory)
+    assert inventory.declare(node("worker1", "198.51.100.20", ["etcd", "node"]), CFG, directory,
+                             replace=True, etcd_member=_not_asked)  # fmt: skip
+    assert inventory.declare(node("worker1", "198.51.100.21", ["etcd", "node"]), CFG, directory,
+                             replace=True, etcd_member=_not_asked)  # fmt: skip
 
 
 def test_a_refused_declaration_writes_nothing(tmp_path):
@@ -169,3 +224,41 @@ def test_a_malformed_host_key_is_refused_naming_the_key(tmp_path):
         match=r"ssh.host_keys = 'ssh-ed25519': expected 'TYPE BASE64' with TYPE one of",
     ):
         inventory.declare(node(host_keys=("ssh-ed25519",)), CFG, str(tmp_path))
+
+
+class FakeClient:
+    """LocalClient.cmd of the master: the CA minion lists the etcd members."""
+
+    def __init__(self, members):
+        self.members = members
+        self.calls = []
+
+    def cmd(self, minions, fun, **kwargs):
+        self.calls.append((tuple(minions), fun))
+        return {m: {"ret": self.members, "retcode": 0} for m in minions}
+
+
+CP2_MEMBER = {"id": "8e9e05c52164694d", "name": "cp2", "peer_urls": ["https://198.51.100.11:2380"],
+              "client_urls": ["https://198.51.100.11:2379"], "is_learner": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(("members", "refused"), [([CP2_MEMBER], True), ([], False)])
+def test_the_runner_asks_the_ca_minions_etcd_before_dropping_the_role(
+    tmp_path, monkeypatch, members, refused
+):
+    runner = load("_runners", "kubesalt_inventory")
+    config_path = tmp_path / "bootstrap.yaml"
+    config_path.write_text(yaml.safe_dump(BASE))
+    runner.__opts__ = {"conf_file": "/etc/salt/master", "kubesalt_config": str(config_path),
+                       "kubesalt_inventory": str(tmp_path / "nodes")}  # fmt: skip
+    client = FakeClient(members)
+    monkeypatch.setattr(runner.salt.client, "get_local_client", lambda conf_file: client)
+    assert runner.declare("cp2", "198.51.100.11", "control-plane,etcd,node")["result"]
+    assert client.calls == []  # declaring with the etcd role asks nothing
+    answer = runner.declare("cp2", "198.51.100.11", "node", replace=True)
+    assert client.calls == [(("bootstrap",), "kubesalt_etcd.members")]
+    if refused:
+        assert answer["result"] is False and answer["retcode"] == 1
+        assert "drops etcd from cp2, still etcd member cp2 (8e9e05c52164694d)" in answer["comment"]
+    else:
+        assert answer["result"] is True and answer["node"]["roles"] == ["node"]

@@ -634,3 +634,52 @@ def test_data_absent_removes_it_once_etcd_stopped_then_changes_nothing(running_e
     again = kubesalt_etcd_state.data_absent(str(data), wait=0)
     assert (again["result"], again["changes"]) == (True, {})
     assert again["comment"] == f"etcd data directory {data} is in the correct state (absent)"
+
+
+# not_a_member: the guard before a node's etcd is stopped (issue 16, item 5).
+
+
+def test_not_a_member_refuses_while_etcd_lists_the_node(three):
+    for test in (False, True):  # it changes nothing: the same answer in a dry run
+        ret = _state(kubesalt_etcd_state.not_a_member, "cp3", endpoints=client("cp1"), test=test)
+        assert ret["result"] is False and ret["changes"] == {}
+        assert ret["comment"].startswith(
+            "etcd still lists cp3 as member cp3 (3c3a283094097912): stopping its etcd would "
+            "take a voter from the cluster without removing it"
+        )
+        assert "kubesalt_etcd.remove cp3 on the CA minion" in ret["comment"]
+
+
+def test_not_a_member_passes_once_the_member_is_removed(three):
+    kubesalt_etcd.remove("cp3")
+    ret = _state(kubesalt_etcd_state.not_a_member, "cp3", endpoints=client("cp1"))
+    assert ret == {
+        "name": "cp3",
+        "result": True,
+        "changes": {},
+        "comment": "etcd does not list cp3: its etcd may stop",
+    }
+
+
+def test_not_a_member_asks_the_etcd_peers_and_this_node(three):
+    kubesalt_etcd.remove("cp3")
+    peers = Mock(return_value={"etcd": [IPS["cp1"], IPS["cp2"], IPS["cp3"]], "node": []})
+    grains = {"kubesalt": {"control_plane_ip": IPS["cp3"]}}
+    with (
+        patch.dict(kubesalt_etcd_state.__salt__, {"kubesalt_firewall.peers": peers}),
+        patch.object(kubesalt_etcd_state, "__grains__", grains, create=True),
+    ):
+        ret = _state(kubesalt_etcd_state.not_a_member, "cp3")
+    assert ret["result"] is True
+    command = three.calls[-1][0]
+    assert f"--endpoints={client('cp1')},{client('cp2')},{client('cp3')}" in command
+
+
+def test_not_a_member_refuses_when_no_endpoint_answers(three, monkeypatch):
+    monkeypatch.setattr(
+        three, "_member_list", lambda args, flags: three._error("context deadline exceeded\n")
+    )
+    ret = _state(kubesalt_etcd_state.not_a_member, "cp3", endpoints=client("cp1"))
+    assert ret["result"] is False
+    assert ret["comment"].startswith("cannot tell whether cp3 is still an etcd member (")
+    assert "its etcd is left running" in ret["comment"]

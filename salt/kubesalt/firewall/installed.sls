@@ -1,5 +1,10 @@
-# Install firewalld from the bootstrap node's repository.
+# Install firewalld at the version the archive pins, from the archive's repository alone
+# (kubesalt_packages.install_options; docs/states.md).
+{%- set install = salt['kubesalt_packages.install_options']('firewalld') %}
 
 Install the firewalld package:
   pkg.installed:
-    - name: firewalld
+    - pkgs: {{ install.pkgs | json }}
+    - fromrepo: {{ install.fromrepo | yaml_dquote }}
+    - refresh: {{ install.refresh | json }}
+    - install_recommends: {{ install.install_recommends | json }}

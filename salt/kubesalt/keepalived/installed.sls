@@ -1,5 +1,10 @@
-# Install keepalived from the bootstrap node's repository.
+# Install keepalived at the version the archive pins, from the archive's repository alone
+# (kubesalt_packages.install_options; docs/states.md).
+{%- set install = salt['kubesalt_packages.install_options']('keepalived') %}
 
 Install the keepalived package:
   pkg.installed:
-    - name: keepalived
+    - pkgs: {{ install.pkgs | json }}
+    - fromrepo: {{ install.fromrepo | yaml_dquote }}
+    - refresh: {{ install.refresh | json }}
+    - install_recommends: {{ install.install_recommends | json }}

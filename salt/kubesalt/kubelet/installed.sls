@@ -1,5 +1,6 @@
 # Install the kubelet, and kubectl (the orchestrations label, drain and delete Node objects
-# with it on the CA node), from the bootstrap repositories, unless the kubelet phase is skipped on
+# with it on the CA node), at the versions the archive pins, from the archive's repository
+# alone (kubesalt_packages.install_options), unless the kubelet phase is skipped on
 # this node (kubesalt_skip_phases, a grain, pillar key or minion option: the lab, which has
 # no Kubernetes binaries, skips it; docs/states.md).
 {%- set skipped = salt['kubesalt_kubeadm.skipped']('kubelet') %}
@@ -9,10 +10,12 @@ Skip installing the kubelet:
   test.succeed_without_changes:
     - name: "phase kubelet is skipped on this node (kubesalt_skip_phases): kubelet is not installed"
 {%- else %}
+{%- set install = salt['kubesalt_packages.install_options']('kubelet', 'kubectl') %}
 
 Install the kubelet and kubectl:
   pkg.installed:
-    - pkgs:
-      - kubelet
-      - kubectl
+    - pkgs: {{ install.pkgs | json }}
+    - fromrepo: {{ install.fromrepo | yaml_dquote }}
+    - refresh: {{ install.refresh | json }}
+    - install_recommends: {{ install.install_recommends | json }}
 {%- endif %}

@@ -1,6 +1,10 @@
-# Install nginx from the archive's repository.
+# Install nginx at the version the archive pins, from the archive's repository alone
+# (kubesalt_packages.install_options; docs/states.md).
+{%- set install = salt['kubesalt_packages.install_options']('nginx-light') %}
 
 Install the nginx-light package:
   pkg.installed:
-    - name: nginx-light
-    - refresh: false
+    - pkgs: {{ install.pkgs | json }}
+    - fromrepo: {{ install.fromrepo | yaml_dquote }}
+    - refresh: {{ install.refresh | json }}
+    - install_recommends: {{ install.install_recommends | json }}

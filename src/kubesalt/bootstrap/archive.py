@@ -28,6 +28,7 @@ PRODUCT = "product.txt"
 SUMS = "SHA256SUMS"
 # The detached signature of SHA256SUMS, made with the key that signs the repositories.
 SUMS_SIGNATURE = "SHA256SUMS.asc"
+LOCK = "manifest.lock.yaml"  # every artifact of the archive, packages with their versions
 APT_DIR = "deb"
 APT_SUITE = "kubesalt"
 APT_COMPONENT = "main"
@@ -407,6 +408,16 @@ def apt_sources(archive: Archive, base_url: str | None = None) -> str:
     )
 
 
+def apt_only_archive_options(archive: Archive) -> list[str]:
+    """apt options that make this archive's source file the only source apt reads."""
+    return [
+        "-o",
+        f"Dir::Etc::sourcelist={apt_sources_path(archive)}",
+        "-o",
+        "Dir::Etc::sourceparts=-",
+    ]
+
+
 def apt_update_command(archive: Archive) -> list[str]:
     """apt-get update of this archive's source only: an air-gapped node cannot reach the
     others, and their failures must not hide ours."""
@@ -414,10 +425,7 @@ def apt_update_command(archive: Archive) -> list[str]:
         "apt-get",
         "update",
         "-q",
-        "-o",
-        f"Dir::Etc::sourcelist={apt_sources_path(archive)}",
-        "-o",
-        "Dir::Etc::sourceparts=-",
+        *apt_only_archive_options(archive),
         "-o",
         "APT::Get::List-Cleanup=0",
     ]

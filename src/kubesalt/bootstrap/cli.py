@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubesalt import config as kconfig
-from kubesalt import inventory
+from kubesalt import inventory, packages
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import preflight, saltout, services
 from kubesalt.bootstrap.phases import (
@@ -213,10 +213,12 @@ def phase_repository(ctx: Context) -> PhaseResult:
             changed = True
     missing = [p for p in SALT_PREREQUISITES if not _installed(ctx, p)]
     if missing:
-        ctx.system.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-            what=f"install {', '.join(missing)} from the archive's repository",
-        )
+        try:
+            pins = packages.read_pins(ctx.current.root)
+            command = packages.apt_install_command(ctx.current, pins, missing)
+        except packages.PackageError as err:
+            raise BootstrapError(str(err)) from err
+        ctx.system.run(command, what=f"install {', '.join(missing)} from the archive's repository")
         changed = True
     return PhaseResult(changed, f"apt source {karchive.apt_sources_path(ctx.current)}")
 

@@ -66,10 +66,12 @@ def _roots(archives: list[Archive]) -> tuple[dict, dict]:
 
 def _ext_pillar(config_path: str) -> list[dict]:
     """The configuration with the inventory's roles, then (reading them, for the CA minion
-    only) the x509 signing policies: the order matters."""
+    only) the x509 signing policies: the order matters. Last, the package versions the
+    node's archive pins."""
     return [
         {"kubesalt": {"config": config_path, "inventory": INVENTORY_DIR}},
         {"kubesalt_pki": {}},
+        {"kubesalt_packages": {}},
     ]
 
 
@@ -85,11 +87,15 @@ def minion_config(
     archives: list[Archive],
     current: Archive,
     config_path: str = CONFIG_PATH,
+    master_finger: str | None = None,
+    hash_type: str = "sha256",
 ) -> str:
     """/etc/salt/minion.d/kubesalt.conf of the bootstrap node.
 
     It serves both modes: `salt-call --local` (bootstrap.sh) uses file_roots, pillar_roots,
     module_dirs and ext_pillar from it; the salt-minion daemon talks to the master.
+    With `master_finger` (the other nodes: deploy_node knows the master's key), the minion
+    refuses a master whose key has another fingerprint, computed with `hash_type`.
     """
     file_roots, pillar_roots = _roots(archives)
     data = {
@@ -109,6 +115,8 @@ def minion_config(
         "auth_timeout": 30,
         "log_level_logfile": "info",
     }
+    if master_finger:
+        data.update(master_finger=master_finger, hash_type=hash_type)
     return _dump("state kubesalt.salt.minion, bootstrap.sh", data)
 
 

@@ -19,7 +19,7 @@ from kubesalt import inventory as _inventory
 from kubesalt import lock as _lock
 from kubesalt.bootstrap import archive as _archive
 from kubesalt.kubeadm.model import Layout
-from kubesalt.orchestrate import progress, saltssh
+from kubesalt.orchestrate import minionpillar, progress, saltssh
 
 
 class KeyStore:
@@ -57,12 +57,14 @@ def write_private(path: str, text: str) -> None:
 class Backend:
     """The real backend. `client` is a LocalClient, `keys` a KeyStore, `prepare_ssh`
     makes salt-ssh's key and thin archive before parallel runs, `master_ip` the master's
-    interface option."""
+    interface option, `master_pub_path` and `hash_type` the master's public key and hash
+    (new minions get its fingerprint)."""
 
     parallel = True
 
     def __init__(self, client, keys, prepare_ssh, master_ip, inventory_dir=None,
-                 lock_path=None, log_file=None):  # fmt: skip
+                 lock_path=None, log_file=None, master_pub_path=None,
+                 hash_type="sha256"):  # fmt: skip
         self.client = client
         self.keys = keys
         self.prepare_ssh = prepare_ssh
@@ -71,6 +73,8 @@ class Backend:
         self.lock_path = lock_path or _lock.LOCK_FILE
         self.log_file = log_file or progress.LOG_FILE
         self.ca_cert_path = Layout().pki("ca.crt")
+        self.master_pub_path = master_pub_path or minionpillar.MASTER_PUB
+        self.hash_type = hash_type
         self.clock = time.monotonic
         self.sleep = time.sleep
 

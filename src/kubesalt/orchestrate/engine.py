@@ -136,6 +136,8 @@ class Run:
                 self.backend.archives(),
                 self.backend.ca_cert_path,
                 self.backend.read_text,
+                master_pub_path=self.backend.master_pub_path,
+                hash_type=self.backend.hash_type,
             )
             self._minion_pillar = built.for_nodes(self.options.nodes)
         return self._minion_pillar

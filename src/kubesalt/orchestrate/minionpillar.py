@@ -1,14 +1,20 @@
 """The pillar of the salt-ssh minion install (`kubesalt.salt.minion.remote`), built once
 per run on the bootstrap node: the files are read once, each node only adds its ID to
 the minion configuration (the same code as bootstrap.sh: kubesalt.bootstrap.services).
+The minion configuration carries the master's key fingerprint (`master_finger`): a new
+minion trusts only the master whose key salt-ssh's pinned channel told it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import yaml
+
+from kubesalt import packages as _packages
 from kubesalt import ports, urls
 from kubesalt.bootstrap import archive as _archive
 from kubesalt.bootstrap import services as _services
@@ -16,6 +22,7 @@ from kubesalt.bootstrap.archive import Archive
 from kubesalt.orchestrate.model import OrchestrateError
 
 ARCHIVE_KEY = "kubesalt-archive-key.asc"
+MASTER_PUB = "/etc/salt/pki/master/master.pub"
 
 
 @dataclass(frozen=True)
@@ -26,14 +33,19 @@ class MinionPillar:
     archives: tuple[Archive, ...]
     current: Archive
     master_ip: str
+    master_finger: str
+    hash_type: str
 
     def for_nodes(self, nodes) -> dict:
         """One pillar for every node of the run (one Salt job can carry it): the shared
         part, and `minion_configs` {node: its /etc/salt/minion.d/kubesalt.conf}."""
         configs = {
-            node: _services.minion_config(node, self.master_ip, list(self.archives), self.current)
+            node: _services.minion_config(
+                node, self.master_ip, list(self.archives), self.current,
+                master_finger=self.master_finger, hash_type=self.hash_type,
+            )
             for node in nodes
-        }
+        }  # fmt: skip
         return {**self.shared, "minion_configs": configs}
 
 
@@ -44,6 +56,30 @@ def check_master_ip(master_ip) -> str:
             "bootstrap node's control-plane IP (kubesalt.salt.master); run bootstrap.sh again"
         )
     return master_ip
+
+
+def master_fingerprint(pem: str, hash_type: str = "sha256") -> str:
+    """The fingerprint Salt gives a public key (`salt-key -F master`, and what a minion
+    compares with `master_finger`): the digest of the PEM's base64 lines (newlines kept,
+    header, footer and blank lines left out), as hex pairs joined by colons."""
+    lines = [line for line in pem.replace("\r\n", "\n").splitlines(keepends=True) if line.strip()]
+    if (
+        len(lines) < 3
+        or not lines[0].startswith("-----BEGIN")
+        or not lines[-1].startswith("-----END")
+    ):
+        raise OrchestrateError(
+            "the master's public key is not a PEM key (-----BEGIN ... -----END lines); "
+            f"check {MASTER_PUB} (salt-key -F master), or restart salt-master to write it"
+        )
+    try:
+        digest = hashlib.new(hash_type, "".join(lines[1:-1]).encode()).hexdigest()
+    except (ValueError, TypeError):
+        raise OrchestrateError(
+            f"the master's hash_type {hash_type!r} is not a hash Python knows; set hash_type "
+            "to sha256 (Salt's default) in the master configuration"
+        ) from None
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def current_archive(archives, saltenv: str) -> Archive:
@@ -63,18 +99,29 @@ def build(
     archives,
     ca_path: str,
     read_text: Callable[[str], str],
+    master_pub_path: str = MASTER_PUB,
+    hash_type: str = "sha256",
 ) -> MinionPillar:
-    """The pillar of `saltenv`'s install; `read_text(path)` reads the CA certificate and
-    the archive's signing key (OSError names the file and says to run bootstrap.sh)."""
+    """The pillar of `saltenv`'s install; `read_text(path)` reads the CA certificate, the
+    archive's signing key and the master's public key (OSError names the file and says to
+    run bootstrap.sh); `hash_type` is the master's (Salt's fingerprint hash)."""
     master_ip = check_master_ip(master_ip)
     current = current_archive(archives, saltenv)
     try:
         ca_pem = read_text(ca_path)
         key_asc = read_text(current.path(ARCHIVE_KEY))
+        master_pub = read_text(master_pub_path)
+        lock = read_text(current.path(_archive.LOCK))
     except OSError as err:
         raise OrchestrateError(
             f"cannot read {err.filename}: {err.strerror}; run bootstrap.sh again"
         ) from err
+    try:
+        pins = _packages.pins_from_lock(yaml.safe_load(lock), current.path(_archive.LOCK))
+        # The minion install runs on Debian nodes only (an apt source, apt-get update).
+        python3_venv = _packages.install_options(pins, ["python3-venv"], "Debian", saltenv)
+    except (yaml.YAMLError, _packages.PackageError) as err:
+        raise OrchestrateError(f"{err}; the archive {current.root} cannot install minions") from err
     keyring = f"/etc/apt/keyrings/{saltenv}.asc"
     sources = _archive.apt_sources(
         current, base_url=_repository(master_ip, saltenv, "/deb")
@@ -88,13 +135,15 @@ def build(
         "sources_path": _archive.apt_sources_path(current),
         "sources": sources,
         "apt_update": " ".join(_archive.apt_update_command(current)),
+        "python3_venv": python3_venv,
         "wheels": _repository(master_ip, saltenv, "/wheels/"),
         "venv": _services.VENV,
         "minion_unit": _services.systemd_unit(
             "salt-minion", "The Salt Minion (kubesalt)", "process"
         ),
     }
-    return MinionPillar(shared, tuple(archives), current, master_ip)
+    finger = master_fingerprint(master_pub, hash_type)
+    return MinionPillar(shared, tuple(archives), current, master_ip, finger, hash_type)
 
 
 def as_pillar(data: dict) -> dict:

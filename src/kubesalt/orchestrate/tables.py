@@ -158,6 +158,12 @@ REMOVE_NODE = (
         "no other orchestration runs; the node is declared, is not the CA minion, SSH answers",
         (
             Step("not_ca", "nodes", "not the CA minion"),
+            Step(
+                "etcd_member_left_when_skipped",
+                "nodes",
+                "with phase etcd skipped: no longer an etcd member",
+                timeout=60,
+            ),
             Step("ssh_port", "nodes", "SSH port answers", timeout=10, retry=1),
             Step("host_keys", "nodes", "SSH host keys recorded", timeout=30),
         ),

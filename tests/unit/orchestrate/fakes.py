@@ -44,6 +44,9 @@ ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "cont
             "kubesalt.keepalived": "control-plane"}  # fmt: skip
 
 
+LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+
+
 # The addons phase's calls on the CA minion: the cluster-admins binding with
 # super-admin.conf, every other object with admin.conf, then the rollout status.
 APPLY_SUPER_ADMIN = "bootstrap kubesalt_cluster.apply ClusterRoleBinding with super-admin.conf"
@@ -357,13 +360,17 @@ class FakeBackend:
         self.lock_path = str(tmp_path / "run" / "orchestrate.lock")
         self.log_file = str(tmp_path / "log" / "orchestrate.log")
         self.ca_cert_path = str(tmp_path / "ca.crt")
+        self.master_pub_path = str(tmp_path / "master.pub")
+        self.hash_type = "sha256"
         self.files = {}
         self.now = 0.0
         self.http = {}  # url -> status
         (tmp_path / "ca.crt").write_text("CA PEM")
+        (tmp_path / "master.pub").write_text(pem("master"))
         archive_root = tmp_path / "archive"
         archive_root.mkdir()
         (archive_root / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
+        (archive_root / "manifest.lock.yaml").write_text(LOCK)
         self._archive_root = str(archive_root)
         for node in declared:
             entry = inventory.Node(node, IPS[node], ROLES[node], host_keys=(HOST_KEY,))

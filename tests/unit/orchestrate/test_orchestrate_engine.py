@@ -317,6 +317,26 @@ def test_remove_node_refuses_the_ca_minion_before_any_change(converged):
     assert converged.calls == []
 
 
+def test_remove_node_skipping_etcd_is_refused_while_the_node_is_a_member(converged):
+    """Issue 16, item 5: the cleanup would stop a member the cluster still counts."""
+    report = run(converged, "remove_node", node="cp3", skip_phases=["etcd"])
+    assert report.error.startswith("phase preflight on cp3: node cp3 is still etcd member cp3 ("), (
+        report.error
+    )
+    assert "Run remove_node without skipping etcd, or remove the member first (salt " \
+        "bootstrap kubesalt_etcd.remove cp3)" in report.error  # fmt: skip
+    assert converged.calls == ["bootstrap kubesalt_etcd.members"]
+    assert "cp3" in [m["name"] for m in converged.cluster.members]
+
+
+def test_remove_node_may_skip_etcd_once_the_member_is_gone(converged):
+    converged.cluster.members = [m for m in converged.cluster.members if m["name"] != "cp3"]
+    report = run(converged, "remove_node", node="cp3", skip_phases=["etcd"])
+    assert report.ok, report.error
+    assert "cp3: not an etcd member, phase etcd may be skipped" in report.comment()
+    assert "etcd: skipped (pillar skip_phases)" in report.comment()
+
+
 def test_bootstrap_orchestration(tmp_path):
     cluster = Cluster(deployed=("bootstrap",))
     cluster.minions["bootstrap"]["key"] = "minions_pre"

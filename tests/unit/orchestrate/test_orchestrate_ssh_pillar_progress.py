@@ -104,9 +104,26 @@ def test_read_key_script_waits_and_encodes():
     assert base64.b64decode(base64.b64encode(b"k")) == b"k"
 
 
+LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+
+
+def rsa_public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
 @pytest.fixture
 def archive(tmp_path):
     (tmp_path / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
+    (tmp_path / "master.pub").write_text(rsa_public_pem())
+    (tmp_path / "manifest.lock.yaml").write_text(LOCK)
     return Archive("/srv/kubesalt-0.1.0.iso", str(tmp_path), "iso", "kubesalt", "0.1.0")
 
 
@@ -117,7 +134,8 @@ def read(path):
 def test_the_minion_pillar_is_built_once_for_every_node(archive, tmp_path):
     (tmp_path / "ca.crt").write_text("CA PEM")
     built = minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive],
-                               str(tmp_path / "ca.crt"), read)  # fmt: skip
+                               str(tmp_path / "ca.crt"), read,
+                               master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
     data = built.for_nodes(["cp2", "worker1"])
     assert data["ca_pem"] == "CA PEM" and data["keyring_asc"] == "ARCHIVE KEY"
     assert data["wheels"] == "https://198.51.100.10:8443/kubesalt-0.1.0/wheels/"
@@ -125,6 +143,10 @@ def test_the_minion_pillar_is_built_once_for_every_node(archive, tmp_path):
     assert "Signed-By: /etc/apt/keyrings/kubesalt-0.1.0.asc\n" in data["sources"]
     assert data["keyring"] == "/etc/apt/keyrings/kubesalt-0.1.0.asc"
     assert data["venv"] == "/opt/kubesalt/salt"
+    assert data["python3_venv"] == {
+        "pkgs": [{"python3-venv": "3.11.2-1+b1"}], "fromrepo": "kubesalt", "refresh": False,
+        "install_recommends": False,
+    }  # fmt: skip
     assert set(data["minion_configs"]) == {"cp2", "worker1"}
     config = yaml.safe_load(data["minion_configs"]["worker1"])
     assert (config["id"], config["master"], config["saltenv"]) == (
@@ -146,6 +168,64 @@ def test_the_minion_pillar_names_what_is_missing(archive, saltenv, master, messa
         minionpillar.build(saltenv, master, [archive], "/nonexistent", read)
 
 
+def test_every_minion_config_pins_the_master_key_as_salt_key_prints_it(archive, tmp_path):
+    """A new minion must refuse any master but ours on first contact: its configuration
+    carries master_finger, the fingerprint salt-key -F master prints (Salt's own function
+    computes the reference), with the master's hash_type."""
+    from salt.utils.crypt import pem_finger
+
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    pub = tmp_path / "master.pub"
+    built = minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive],
+                               str(tmp_path / "ca.crt"), read,
+                               master_pub_path=str(pub))  # fmt: skip
+    data = built.for_nodes(["cp2", "worker1"])
+    for node in ("cp2", "worker1"):
+        config = yaml.safe_load(data["minion_configs"][node])
+        assert config["master_finger"] == pem_finger(str(pub), sum_type="sha256")
+        assert config["hash_type"] == "sha256"
+
+
+@pytest.mark.parametrize("hash_type", ["sha256", "sha512", "md5"])
+def test_the_master_fingerprint_is_salts_for_each_hash_type(tmp_path, hash_type):
+    from salt.utils.crypt import pem_finger
+
+    path = tmp_path / "master.pub"
+    path.write_text(rsa_public_pem())
+    expected = pem_finger(str(path), sum_type=hash_type)
+    assert minionpillar.master_fingerprint(path.read_text(), hash_type) == expected
+    windows = path.read_text().replace("\n", "\r\n")
+    assert minionpillar.master_fingerprint(windows, hash_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("pem", "hash_type", "message"),
+    [
+        ("not a key", "sha256", "the master's public key is not a PEM key"),
+        ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "nohash",
+         "the master's hash_type 'nohash' is not a hash Python knows"),
+    ],
+)  # fmt: skip
+def test_a_bad_master_key_or_hash_type_is_named(pem, hash_type, message):
+    with pytest.raises(OrchestrateError, match=message):
+        minionpillar.master_fingerprint(pem, hash_type)
+
+
+def test_an_archive_without_python3_venv_installs_no_minion(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    (tmp_path / "manifest.lock.yaml").write_text("deb: []\n")
+    with pytest.raises(OrchestrateError, match="pins no version of python3-venv"):
+        minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], str(tmp_path / "ca.crt"),
+                           read, master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
+
+
+def test_an_unreadable_master_key_says_which_file(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    with pytest.raises(OrchestrateError, match="cannot read /nonexistent/master.pub"):
+        minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], str(tmp_path / "ca.crt"),
+                           read, master_pub_path="/nonexistent/master.pub")  # fmt: skip
+
+
 def test_an_unreadable_ca_says_to_run_bootstrap_again(archive):
     with pytest.raises(OrchestrateError, match="cannot read /nonexistent/ca.crt: No such file"):
         minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], "/nonexistent/ca.crt",
@@ -155,7 +235,7 @@ def test_an_unreadable_ca_says_to_run_bootstrap_again(archive):
 def test_the_repository_urls_of_an_ipv6_master_are_bracketed(archive, tmp_path):
     (tmp_path / "ca.crt").write_text("CA PEM")
     built = minionpillar.build("kubesalt-0.1.0", "fd00::10", [archive], str(tmp_path / "ca.crt"),
-                               read)  # fmt: skip
+                               read, master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
     data = built.for_nodes(["cp2"])
     assert data["wheels"] == "https://[fd00::10]:8443/kubesalt-0.1.0/wheels/"
     assert "URIs: https://[fd00::10]:8443/kubesalt-0.1.0/deb\n" in data["sources"]

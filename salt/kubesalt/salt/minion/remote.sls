@@ -52,10 +52,14 @@ Refresh the index of the {{ d.saltenv }} apt repository:
     - require:
       - file: Declare the {{ d.saltenv }} apt repository of the bootstrap node
 
+{#- The archive's version, from its repository alone (kubesalt.packages.install_options). #}
+
 Install python3-venv from the bootstrap node's repository:
   pkg.installed:
-    - name: python3-venv
-    - refresh: false
+    - pkgs: {{ d.python3_venv.pkgs | json }}
+    - fromrepo: {{ d.python3_venv.fromrepo | yaml_dquote }}
+    - refresh: {{ d.python3_venv.refresh | json }}
+    - install_recommends: {{ d.python3_venv.install_recommends | json }}
     - require:
       - cmd: Refresh the index of the {{ d.saltenv }} apt repository
 
