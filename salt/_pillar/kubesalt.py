@@ -41,10 +41,14 @@ def ext_pillar(
     """Return {'kubesalt': <normalized configuration + nodes>} or {'_errors': [...]}.
 
     `kubesalt:nodes` maps each declared node to its roles; SSH details stay out.
+    `kubesalt:first_node` names the node that plays `kubeadm init` (recorded once in the
+    inventory), or is None.
     """
     try:
         cfg = _config.load_file(config)
-        cfg["nodes"] = _inventory.pillar_nodes(_inventory.load(inventory))
+        nodes = _inventory.load(inventory)
+        cfg["nodes"] = _inventory.pillar_nodes(nodes)
+        cfg["first_node"] = _inventory.first_node(nodes, inventory)
     except _config.InvalidConfig as err:
         log.info("kubesalt ext_pillar: %s", err)
         header = f"kubesalt: {err.source} is not valid ({len(err.problems)} problem(s)); fix it, then run again:"

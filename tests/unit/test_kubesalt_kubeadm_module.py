@@ -17,7 +17,8 @@ from tests.unit.test_config import BASE
 kubesalt_kubeadm = load("_modules", "kubesalt_kubeadm")
 kubesalt_pki = load("_pillar", "kubesalt_pki")
 
-CFG, _ = config.validate(dict(BASE, ca={"minion": "boot"}))
+# As the kubesalt ext_pillar gives it: cp1 is the node the inventory recorded as first.
+CFG = dict(config.validate(dict(BASE, ca={"minion": "boot"}))[0], first_node="cp1")
 NODES = {
     "boot": {"roles": ["bootstrap", "ca"]},
     "cp1": {"roles": ["control-plane", "etcd", "node"]},
@@ -301,6 +302,7 @@ def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
     kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
     kubesalt["nodes"] = dict(NODES, boot={"roles": ["bootstrap", "ca", "control-plane", "etcd"]},
                              cp2={"roles": ["control-plane", "etcd"]})  # fmt: skip
+    kubesalt["first_node"] = "boot"  # the inventory recorded boot, declared with every role
     mine_get.published["control_plane_ip"] = dict(IPS, cp2="198.51.100.12")
     from_mine = [["boot", "198.51.100.10"], ["cp1", "198.51.100.11"], ["cp2", "198.51.100.12"]]
     assert kubesalt_kubeadm.node()["etcd_members"] == from_mine
