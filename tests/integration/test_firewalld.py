@@ -129,11 +129,15 @@ def test_loopback_reaches_local_only_ports(applied):
     assert tcp_connects(lab.nodes["fw"], "127.0.0.1", 10257) == "open"
 
 
-def test_pod_cidr_is_trusted(applied):
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [(6443, "open"), (10250, "open"), (2379, "rejected"), (2380, "rejected"),
+     (4505, "rejected"), (8443, "rejected"), (9999, "rejected")],
+)  # fmt: skip
+def test_pods_reach_only_the_api_server_and_the_kubelet(applied, port, expected):
     lab = applied[0]
     outsider = lab.nodes["outsider"]
-    assert tcp_connects(outsider, "198.51.100.11", 9999, source="10.233.1.5") == "open"
-    assert tcp_connects(outsider, "198.51.100.11", 9999, source="198.51.100.200") == "rejected"
+    assert tcp_connects(outsider, "198.51.100.11", port, source="10.233.1.5") == expected
 
 
 def test_vrrp_only_from_control_plane_peers(applied):

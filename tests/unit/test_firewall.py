@@ -50,20 +50,8 @@ HEADER = """\
      local changes are overwritten. See docs/firewall.md. -->
 <zone target="default">
   <short>kubesalt</short>
-  <description>kubesalt node: the ports of its roles, pod and service networks trusted, \
+  <description>kubesalt node: the ports of its roles, to the sources the port matrix gives, \
 everything else rejected.</description>
-"""
-TRUSTED_V4 = """\
-  <!-- trusted: pod and service networks -->
-  <rule family="ipv4">
-    <source address="10.233.0.0/16"/>
-    <accept/>
-  </rule>
-  <!-- trusted: pod and service networks -->
-  <rule family="ipv4">
-    <source address="10.96.0.0/12"/>
-    <accept/>
-  </rule>
 """
 
 
@@ -89,8 +77,8 @@ def test_worker_in_a_three_control_plane_cluster():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        + TRUSTED_V4
         + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in workload)
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + "".join(rich("ipv4", f"198.51.100.{130 + i}", tcp(10250), "kubelet") for i in range(3))
         + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in workload)
         + "</zone>\n"
@@ -108,13 +96,13 @@ def test_single_node_cluster_first_node_has_every_role():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        + TRUSTED_V4
         + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in cidrs[:2])
         + rich("ipv4", cp, tcp(2379), "etcd-client")
         + rich("ipv4", cp, tcp(2380), "etcd-peer")
         + "".join(rich("ipv4", c, tcp(4505), "salt-publish") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(4506), "salt-request") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(8443), "repository") for c in cidrs)
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + rich("ipv4", cp, tcp(10250), "kubelet")
         + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in cidrs[:2])
         + rich("ipv4", cp, '<protocol value="vrrp"/>', "vrrp")
@@ -141,6 +129,7 @@ def test_second_control_plane_node(count):
         + [("tcp", "2379", ip) for ip in cps]
         + [("tcp", "2380", ip) for ip in cps]
         + [("tcp", "6443", None)]
+        + [("tcp", "10250", "10.233.0.0/16")]
         + [("tcp", "10250", ip) for ip in cps]
         + [("tcp", "10256", None), ("tcp", "30000-32767", None)]
         + [("udp", "30000-32767", None)]
@@ -167,27 +156,14 @@ def test_ipv6_control_plane_with_dual_stack_pods():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="10.233.0.0/16"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv6">\n'
-        '    <source address="fd00:233::/56"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv6">\n'
-        '    <source address="fd00:96::/112"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
         + rich("ipv6", "fd00:20::/64", tcp(179), "kube-router-bgp")
         + rich("ipv6", "fd00:10::a", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2380), "etcd-peer")
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:10::a", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:10::b", tcp(10250), "kubelet")
+        + rich("ipv6", "fd00:233::/56", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:20::/64", '<protocol value="41"/>', "kube-router-ipip")
         + rich("ipv6", "fd00:10::a", '<protocol value="vrrp"/>', "vrrp")
         + rich("ipv6", "fd00:10::b", '<protocol value="vrrp"/>', "vrrp")
@@ -246,12 +222,26 @@ def test_error_bad_pod_cidr():
     )
 
 
-def test_error_missing_services():
+def test_error_missing_pods():
     cfg = copy.deepcopy(CONFIG)
-    del cfg["networks"]["services"]
+    del cfg["networks"]["pods"]
     with pytest.raises(ConfigError) as info:
         firewall.zone_xml(cfg, ["node"], {})
-    assert str(info.value) == "networks.services: missing from the configuration"
+    assert str(info.value) == "networks.pods: missing from the configuration"
+
+
+def test_pods_reach_only_the_api_server_and_the_kubelet():
+    """Never salt-master, etcd or the repository; the service network is no source at all."""
+    root = ET.fromstring(firewall.zone_xml(CONFIG, ALL, inventory(3)))
+    from_pods = [
+        (port.get("port"), port.get("protocol")) if port is not None else "everything"
+        for rule in root.iter("rule")
+        if rule.find("source").get("address") == "10.233.0.0/16"
+        for port in [rule.find("port")]
+    ]
+    assert from_pods == [("10250", "tcp")]  # 6443 is open to anyone, pods included
+    assert {"port": "6443", "protocol": "tcp"} in [port.attrib for port in root.findall("port")]
+    assert all(rule.find("source").get("address") != "10.96.0.0/12" for rule in root.iter("rule"))
 
 
 def test_default_zone_line():
