@@ -22,6 +22,7 @@ from typing import Any
 import netaddr
 import yaml
 
+from kubesalt import mine_ips as _mine_ips
 from kubesalt import roles as _roles
 from kubesalt.config.schema import default_of
 from kubesalt.errors import ConfigError, KubesaltError
@@ -503,33 +504,30 @@ def node_rules(
     return sorted(rules, key=_sort_key)
 
 
-def peers_by_role(nodes: dict, control_plane_ips: dict[str, str]) -> dict[str, list[str]]:
+def peers_by_role(
+    nodes: dict, control_plane_ips: dict[str, str], config: dict
+) -> dict[str, list[str]]:
     """Map each role to the sorted control-plane IPs of the nodes that have it.
 
     ``nodes`` is pillar ``kubesalt:nodes`` ({minion: {"roles": [...]}}), and
     ``control_plane_ips`` the mine's ``control_plane_ip`` ({minion: ip}). A node not yet
-    in the mine has no IP and is left out until it publishes one.
+    in the mine has no IP and is left out until it publishes one; so is a node whose entry
+    is bad (not an IP, outside ``networks.controlPlane.cidr``): one bad entry never stops
+    the peer maps of the others (:mod:`kubesalt.mine_ips`).
     """
+    ips = _mine_ips.usable(control_plane_ips, config)
     result: dict[str, list[str]] = {}
     for minion, data in sorted((nodes or {}).items()):
-        roles = (data or {}).get("roles") or []
-        ip = (control_plane_ips or {}).get(minion)
-        if not ip:
+        address = ips.get(minion)
+        if not address:
             continue
-        try:
-            address = str(netaddr.IPAddress(str(ip)))
-        except (netaddr.AddrFormatError, ValueError) as err:
-            raise ConfigError(
-                f"mine control_plane_ip of {minion}: {ip!r} is not an IP address; "
-                f"refresh the grain on {minion} (saltutil.sync_grains, mine.update)"
-            ) from err
-        for role in roles:
+        for role in (data or {}).get("roles") or []:
             result.setdefault(role, [])
             if address not in result[role]:
                 result[role].append(address)
-    for role, ips in result.items():
-        ips.sort(key=lambda ip: (netaddr.IPAddress(ip).version, int(netaddr.IPAddress(ip))))
-        result[role] = ips
+    for role, addresses in result.items():
+        addresses.sort(key=lambda ip: (netaddr.IPAddress(ip).version, int(netaddr.IPAddress(ip))))
+        result[role] = addresses
     return result
 
 

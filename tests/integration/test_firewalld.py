@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 CONFIG = {
     "networks": {
-        "controlPlane": {"cidr": ["198.51.100.0/26"]},
+        # The worker's control-plane IP (198.51.100.70) must be in a control-plane CIDR:
+        # a mine entry outside them is left out of every peer map (kubesalt.mine_ips).
+        "controlPlane": {"cidr": ["198.51.100.0/26", "198.51.100.64/26"]},
         "workloadPlane": {"cidr": ["198.51.100.64/26"], "mtu": None},
         "pods": "10.233.0.0/16",
         "services": "10.96.0.0/12",
@@ -70,7 +72,7 @@ def applied(lab):
     before = daemon.cmd("--get-default-zone").stdout.strip()
     blocked_before = tcp_connects(lab.nodes["cp-2"], "198.51.100.11", 2380)
     mine = {name: lab.nodes[name].ip for name in NODES}
-    xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+    xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
     daemon.write_zone(firewall.ZONE, xml)
     daemon.set_default_zone_in_config(firewall.ZONE)
     daemon.cmd("--reload")
@@ -152,7 +154,7 @@ def test_a_joining_node_is_let_in_after_the_zone_is_rewritten(applied):
     assert tcp_connects(lab.nodes["worker"], "198.51.100.11", 2380) == "rejected"
     mine = {name: lab.nodes[name].ip for name in nodes}
     daemon.write_zone(
-        firewall.ZONE, firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(nodes, mine))
+        firewall.ZONE, firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(nodes, mine, CONFIG))
     )
     daemon.cmd("--reload")
     try:
@@ -160,7 +162,7 @@ def test_a_joining_node_is_let_in_after_the_zone_is_rewritten(applied):
         assert tcp_connects(lab.nodes["worker"], "198.51.100.11", 2379) == "rejected"
     finally:
         mine = {name: lab.nodes[name].ip for name in NODES}
-        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
         daemon.write_zone(firewall.ZONE, xml)
         daemon.cmd("--reload")
 
@@ -170,12 +172,14 @@ def test_without_keepalived_vrrp_is_closed_to_everyone(applied):
     cfg = copy.deepcopy(CONFIG)
     cfg["apiServer"]["keepalived"]["enabled"] = False
     mine = {name: lab.nodes[name].ip for name in NODES}
-    daemon.write_zone(firewall.ZONE, firewall.zone_xml(cfg, ALL, ports.peers_by_role(NODES, mine)))
+    daemon.write_zone(
+        firewall.ZONE, firewall.zone_xml(cfg, ALL, ports.peers_by_role(NODES, mine, CONFIG))
+    )
     daemon.cmd("--reload")
     try:
         senders = [lab.nodes["cp-2"], lab.nodes["worker"]]
         assert ip_protocol_reaches(lab.nodes["fw"], senders, VRRP) == set()
     finally:
-        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
         daemon.write_zone(firewall.ZONE, xml)
         daemon.cmd("--reload")

@@ -287,6 +287,35 @@ def test_ext_pillar_only_for_the_ca_minion(monkeypatch, root):
     ]
 
 
+def test_ext_pillar_leaves_out_a_node_with_a_bad_mine_entry(monkeypatch, caplog):
+    """One bogus control_plane_ip never stops the policies of every other node."""
+    monkeypatch.setattr(
+        kubesalt_pki, "control_plane_ips", lambda opts, names: dict(IPS, w1="garbage")
+    )
+    result = kubesalt_pki.ext_pillar("boot", {"kubesalt": dict(CFG, nodes=NODES)})
+    policies = result["x509_signing_policies"]
+    assert "kubesalt-kubelet-client-w1" not in policies
+    assert policies["kubesalt-kubelet-client-cp1"]["minions"] == "cp1"
+    assert "mine control_plane_ip of w1: 'garbage' is not an IP address" in caplog.text
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_another_nodes_bad_mine_entry_does_not_stop_this_node(mine_get, minion_id):
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["nodes"] = dict(NODES, cp2={"roles": ["control-plane", "etcd"]})
+    kubesalt["first_node"] = None  # the cluster exists: cp1 joins, listing every etcd member
+    mine_get.published["control_plane_ip"] = dict(IPS, cp2="garbage")
+    assert kubesalt_kubeadm.node()["etcd_members"] == [["cp1", "198.51.100.11"]]
+
+
+def test_a_bad_own_mine_entry_is_named(grains_get):
+    grains_get.side_effect = lambda key, default="": (
+        "8.8.8.8" if key == "kubesalt:control_plane_ip" else default
+    )
+    with pytest.raises(CommandExecutionError, match="of w1: '8.8.8.8' is outside"):
+        kubesalt_kubeadm.node()
+
+
 def test_ext_pillar_reports_a_bad_inventory(monkeypatch):
     monkeypatch.setattr(kubesalt_pki, "control_plane_ips", lambda opts, names: IPS)
     pillar = {"kubesalt": dict(CFG, nodes={"w1": {"roles": ["master"]}})}
