@@ -70,7 +70,8 @@ def test_forgetting_the_first_node_retires_it_for_good(tmp_path):
 def test_dropping_a_role_of_the_first_node_retires_it(tmp_path):
     nodes = tmp_path / "nodes"
     declare(nodes, "boot", "198.51.100.10", _roles.BOOTSTRAP_NODE_ROLES)
-    declare(nodes, "boot", "198.51.100.10", (*CA_ONLY, _roles.NODE), replace=True)
+    # Dropping control-plane (dropping etcd is refused while the node is a member).
+    declare(nodes, "boot", "198.51.100.10", (*CA_ONLY, _roles.ETCD, _roles.NODE), replace=True)
     assert first_from_pillar(tmp_path, nodes) is None
     declare(nodes, "boot", "198.51.100.10", _roles.BOOTSTRAP_NODE_ROLES, replace=True)
     assert first_from_pillar(tmp_path, nodes) is None
