@@ -9,6 +9,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import firewall as _firewall
+    from kubesalt import mine_ips as _mine_ips
     from kubesalt import ports as _ports
     from kubesalt import saltglue as _glue
 
@@ -68,7 +69,8 @@ def roles():
 def peers():
     """
     Return, for each role, the control-plane IPs of the nodes that have it (from the
-    mine ``control_plane_ip`` and the pillar's roles).
+    mine ``control_plane_ip`` and the pillar's roles). A node whose mine entry is bad is
+    left out; on that node itself this is an error naming the entry.
 
     CLI Example:
 
@@ -76,9 +78,11 @@ def peers():
 
         salt '*' kubesalt_firewall.peers
     """
-    nodes = _config().get("nodes") or {}
+    cfg = _config()
     mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
-    return _glue.call(_ports.peers_by_role, nodes, mine)
+    # A bad entry of another node leaves that node out; this node's own is an error here.
+    _glue.call(_mine_ips.check_own, __grains__["id"], mine, cfg)  # noqa: F821
+    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg)
 
 
 def rules():

@@ -58,7 +58,8 @@ def _settings():
 def control_plane_ips():
     """
     Return the control-plane IPs of every node with the control-plane role, sorted,
-    from the mine (``control_plane_ip``) and the pillar's roles.
+    from the mine (``control_plane_ip``) and the pillar's roles; a bad mine entry is
+    left out.
 
     CLI Example:
 
@@ -66,9 +67,12 @@ def control_plane_ips():
 
         salt '*' kubesalt_keepalived.control_plane_ips
     """
-    nodes = _config().get("nodes") or {}
+    cfg = _config()
     mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
-    return _glue.call(_ports.peers_by_role, nodes, mine).get("control-plane", [])
+    # A bad entry of another node leaves that node out (kubesalt.mine_ips).
+    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg).get(
+        "control-plane", []
+    )
 
 
 def settings():

@@ -19,6 +19,7 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import mine_ips as _published_ips
     from kubesalt import pkicheck as _pkicheck
     from kubesalt import renewal as _renewal
     from kubesalt import roles as _rolenames
@@ -105,14 +106,17 @@ def _mine_ips():
     return dict(__context__[MINE_IPS_KEY])  # noqa: F821
 
 
-def _ips():
+def _ips(cfg):
+    """Every usable control-plane IP: another node's bad mine entry leaves that node out
+    (kubesalt.mine_ips); this node's own IP, from its grain, must be good."""
     ips = _mine_ips()
     # The node's own IP from its grain, read every time: kubesalt.node may have chosen it
     # earlier in this same job.
     own = __salt__["grains.get"]("kubesalt:control_plane_ip")  # noqa: F821
     if own:
         ips[_id()] = own
-    return ips
+    _glue.call(_published_ips.check_own, _id(), ips, cfg)
+    return _published_ips.usable(ips, cfg)
 
 
 # The etcd members this node joined with (``--initial-cluster``), recorded by the
@@ -123,7 +127,7 @@ INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
 
 def _node(cfg, roles=None, ips=None):
     roles = roles if roles is not None else _roles(cfg)
-    ips = ips if ips is not None else _ips()
+    ips = ips if ips is not None else _ips(cfg)
     this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
     joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
     if joined and this.etcd_members and not this.first:
@@ -291,7 +295,7 @@ def _rendered(cfg, component, this, layout):
     if component == "containerd":
         if not _rolenames.runs_kubelet(this.roles):
             return {}
-        roles, ips = _roles(cfg), _ips()
+        roles, ips = _roles(cfg), _ips(cfg)
         return _render.containerd_files(this, layout, _registry(cfg, roles, ips))
     raise CommandExecutionError(
         f"Unknown component {component!r}: use one of {', '.join(COMPONENTS)}"

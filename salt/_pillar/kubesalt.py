@@ -15,6 +15,7 @@ import logging
 try:
     from kubesalt import config as _config
     from kubesalt import inventory as _inventory
+    from kubesalt import pillar as _pillar
     from kubesalt.errors import KubesaltError
 
     HAS_KUBESALT = True
@@ -33,18 +34,26 @@ def __virtual__():
 
 
 def ext_pillar(
-    minion_id,  # pylint: disable=unused-argument
+    minion_id,
     pillar,  # pylint: disable=unused-argument
     config="/etc/kubesalt/bootstrap.yaml",
     inventory="/etc/kubesalt/nodes",
 ):
     """Return {'kubesalt': <normalized configuration + nodes>} or {'_errors': [...]}.
 
-    `kubesalt:nodes` maps each declared node to its roles; SSH details stay out.
+    `kubesalt:nodes` maps each declared node to its roles; SSH details stay out. Secrets
+    reach only the nodes that use them (`kubesalt.pillar.for_node`): the VRRP
+    `authPassword` only control-plane nodes running keepalived.
+    `kubesalt:first_node` names the node that plays `kubeadm init` (recorded once in the
+    inventory), or is None.
     """
     try:
         cfg = _config.load_file(config)
-        cfg["nodes"] = _inventory.pillar_nodes(_inventory.load(inventory))
+        nodes = _inventory.load(inventory)
+        cfg["nodes"] = _inventory.pillar_nodes(nodes)
+        cfg["first_node"] = _inventory.first_node(nodes, inventory)
+        own_roles = nodes[minion_id].roles if minion_id in nodes else ()
+        cfg = _pillar.for_node(cfg, own_roles)
     except _config.InvalidConfig as err:
         log.info("kubesalt ext_pillar: %s", err)
         header = f"kubesalt: {err.source} is not valid ({len(err.problems)} problem(s)); fix it, then run again:"

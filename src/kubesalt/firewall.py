@@ -12,7 +12,8 @@ The zone:
 - ports open to some sources become rich rules, one per source address or CIDR;
 - VRRP (IP protocol 112) becomes a rich rule per control-plane peer, the CNI's IP-in-IP
   tunnels (protocol 4, or 41 over IPv6) a rich rule per workload-plane CIDR;
-- the pod and service CIDRs are trusted: a rich rule accepts everything from them.
+- pods (`networks.pods`) are a source like any other: they reach only the ports whose
+  matrix entry lists `pods`, never salt-master, etcd or the repository.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-import netaddr
-
-from kubesalt.errors import ConfigError
 from kubesalt.ports import PortEntry, Rule, node_rules
 
 ZONE = "kubesalt"
@@ -46,36 +44,6 @@ class Zone:
     ports: tuple[tuple[str, str], ...]  # (port, protocol) open to anyone
     protocols: tuple[str, ...]  # protocols open to anyone
     rules: tuple[Rule, ...]  # source-restricted openings
-    trusted: tuple[tuple[str, str], ...]  # (family, cidr) accepted entirely
-
-
-def _split_cidrs(value: str | list[str], key: str) -> list[str]:
-    items = value if isinstance(value, list) else str(value).split(",")
-    cidrs = []
-    for item in items:
-        text = str(item).strip()
-        try:
-            cidrs.append(str(netaddr.IPNetwork(text, expand_partial=False).cidr))
-        except (netaddr.AddrFormatError, ValueError, TypeError) as err:
-            raise ConfigError(
-                f"{key}: {text!r} is not a CIDR; use a network such as 10.233.0.0/16"
-            ) from err
-    return cidrs
-
-
-def trusted_cidrs(config: dict) -> list[tuple[str, str]]:
-    """(family, cidr) of the pod and service networks, pods first."""
-    trusted = []
-    for key in ("pods", "services"):
-        try:
-            value = config["networks"][key]
-        except (KeyError, TypeError) as err:
-            raise ConfigError(f"networks.{key}: missing from the configuration") from err
-        for cidr in _split_cidrs(value, f"networks.{key}"):
-            entry = (f"ipv{netaddr.IPNetwork(cidr).version}", cidr)
-            if entry not in trusted:
-                trusted.append(entry)
-    return trusted
 
 
 def desired_zone(
@@ -94,7 +62,7 @@ def desired_zone(
         for value in protocol_values(rule.protocol, None)
     )
     restricted = tuple(rule for rule in rules if rule.source is not None)
-    return Zone(ZONE_TARGET, ports, protocols, restricted, tuple(trusted_cidrs(config)))
+    return Zone(ZONE_TARGET, ports, protocols, restricted)
 
 
 def protocol_values(protocol: str, family: str | None) -> tuple[str, ...]:
@@ -121,21 +89,13 @@ def render_zone_xml(zone: Zone) -> str:
         "     local changes are overwritten. See docs/firewall.md. -->",
         f"<zone target={quoteattr(zone.target)}>",
         f"  <short>{ZONE}</short>",
-        "  <description>kubesalt node: the ports of its roles, pod and service networks "
-        "trusted, everything else rejected.</description>",
+        "  <description>kubesalt node: the ports of its roles, to the sources the port "
+        "matrix gives, everything else rejected.</description>",
     ]
     for port, protocol in zone.ports:
         lines.append(f"  <port port={quoteattr(port)} protocol={quoteattr(protocol)}/>")
     for protocol in zone.protocols:
         lines.append(f"  <protocol value={quoteattr(protocol)}/>")
-    for family, cidr in zone.trusted:
-        lines += [
-            "  <!-- trusted: pod and service networks -->",
-            f"  <rule family={quoteattr(family)}>",
-            f"    <source address={quoteattr(cidr)}/>",
-            "    <accept/>",
-            "  </rule>",
-        ]
     for rule in zone.rules:
         if rule.port:
             body = f"<port port={quoteattr(rule.port)} protocol={quoteattr(rule.protocol)}/>"

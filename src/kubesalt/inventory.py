@@ -3,6 +3,10 @@
 The bootstrap node is the source of truth: one YAML file per node under
 /etc/kubesalt/nodes/<name>.yaml, written atomically, validated before it is written.
 SSH credentials stay in these root-only files; only names and roles reach the pillar.
+
+The inventory also records, once, the node that plays `kubeadm init` (`first-node`): its
+etcd starts a new cluster and it alone gets `super-admin.conf`, so a later declaration must
+never hand that to another node (docs/inventory.md).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from kubesalt.errors import KubesaltError
 DEFAULT_DIR = "/etc/kubesalt/nodes"
 # In the inventory directory, written from the nodes' host keys; salt-ssh checks against it.
 KNOWN_HOSTS = "known_hosts"
+# In the inventory directory: the node that plays `kubeadm init`, recorded once.
+FIRST_NODE_FILE = "first-node"
 
 
 class InventoryError(KubesaltError):
@@ -311,8 +317,98 @@ def declare(
         problems += _dropped_etcd(current, node, etcd_member)
     if problems:
         raise InvalidConfig(f"node {node.name}", problems)
+    _record_first_node(existing, directory, node.name, node.roles)
     _write_node(node, directory)
     return True
+
+
+@dataclass(frozen=True)
+class FirstNode:
+    """The node chosen to play `kubeadm init`. `retired` once it left the inventory or lost
+    a role that `kubeadm init` needs: from then on no node plays it (the cluster exists;
+    every etcd member joins it), not even a node declared again under the same name."""
+
+    name: str
+    retired: bool = False
+
+
+def _initial_first_node(nodes: dict[str, Node]) -> str | None:
+    """The first node of an inventory that has no record yet: the CA minion (the node with
+    the `ca` role) when it has control-plane and etcd, as the bootstrap node declared with
+    every role does, else the first such node by name (the rule of inventories written
+    before the record existed)."""
+    candidates = sorted(
+        name for name, node in nodes.items() if set(node.roles) >= _roles.INIT_ROLES
+    )
+    candidates.sort(key=lambda name: _roles.CA not in nodes[name].roles)
+    return candidates[0] if candidates else None
+
+
+def _first_node_path(directory: str) -> pathlib.Path:
+    return pathlib.Path(directory) / FIRST_NODE_FILE
+
+
+def read_first_node(directory: str = DEFAULT_DIR) -> FirstNode | None:
+    """The recorded first node, or None when nothing is recorded yet."""
+    path = _first_node_path(directory)
+    if not path.exists():
+        return None
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise InventoryError(f"{path}: cannot be read as YAML ({err}); restore it") from err
+    name = document.get("name") if isinstance(document, dict) else None
+    retired = document.get("retired", False) if isinstance(document, dict) else None
+    if not names.is_node_name(name) or not isinstance(retired, bool):
+        raise InventoryError(
+            f"{path}: {document!r} is not a first-node record (name: <node>, retired: "
+            "true|false); restore it with the name of the node that ran kubeadm init"
+        )
+    return FirstNode(name, retired)
+
+
+def _write_first_node(record: FirstNode, directory: str) -> None:
+    text = (
+        "# The node that plays kubeadm init, recorded once by kubesalt (docs/inventory.md).\n"
+        + yaml.safe_dump(dataclasses.asdict(record), sort_keys=False)
+    )
+    _write_atomically(_first_node_path(directory), text)
+
+
+def _recorded_or_initial(nodes: dict[str, Node], directory: str) -> FirstNode | None:
+    record = read_first_node(directory)
+    if record is None:
+        initial = _initial_first_node(nodes)
+        record = FirstNode(initial) if initial else None
+    return record
+
+
+def first_node(nodes: dict[str, Node], directory: str = DEFAULT_DIR) -> str | None:
+    """The node that plays `kubeadm init`: the recorded one while it is declared with the
+    roles it needs and not retired; with no record yet, the initial choice; else None."""
+    record = _recorded_or_initial(nodes, directory)
+    if record is None or record.retired or record.name not in nodes:
+        return None
+    if not set(nodes[record.name].roles) >= _roles.INIT_ROLES:
+        return None
+    return record.name
+
+
+def _record_first_node(
+    existing: dict[str, Node], directory: str, name: str, roles: tuple[str, ...] | None
+) -> None:
+    """Record the first node before node `name` changes to `roles` (None: forgotten). The
+    choice made before the change is kept; a first node that loses an init role or leaves
+    is retired; with no choice yet, a node with the init roles becomes the first."""
+    before = read_first_node(directory)
+    record = _recorded_or_initial(existing, directory)
+    has_init_roles = roles is not None and set(roles) >= _roles.INIT_ROLES
+    if record is None and has_init_roles:
+        record = FirstNode(name)
+    elif record is not None and record.name == name and not record.retired and not has_init_roles:
+        record = FirstNode(name, retired=True)
+    if record is not None and record != before:
+        _write_first_node(record, directory)
 
 
 def _node_file(name, directory: str) -> pathlib.Path:
@@ -357,10 +453,12 @@ def write_known_hosts(directory: str = DEFAULT_DIR) -> bool:
 
 
 def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
-    """Remove a node from the inventory; return False when it was not there."""
+    """Remove a node from the inventory; return False when it was not there. Forgetting
+    the first node retires it: no other node ever plays `kubeadm init` after it."""
     path = _node_file(name, directory)
     if not path.exists():
         return False
+    _record_first_node(load(directory), directory, name, None)
     path.unlink()
     write_known_hosts(directory)
     return True

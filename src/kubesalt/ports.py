@@ -22,6 +22,7 @@ from typing import Any
 import netaddr
 import yaml
 
+from kubesalt import mine_ips as _mine_ips
 from kubesalt import roles as _roles
 from kubesalt.config.schema import default_of
 from kubesalt.errors import ConfigError, KubesaltError
@@ -31,7 +32,7 @@ PROTOCOLS = ("tcp", "udp", "vrrp", "ipip")
 # Protocols without ports, as the docs table names them. `ipip` is the IP-in-IP tunnel of
 # the node's family: IP protocol 4 between IPv4 nodes, 41 (IPv6 in IPv6) between IPv6 ones.
 PORTLESS = {"vrrp": "vrrp (IP proto 112)", "ipip": "ipip (IP proto 4; 41 over IPv6)"}
-SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs")
+SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs", "pods")
 PEER_PREFIX = "peers:"
 SWITCHES = ("apiServer.keepalived.enabled",)
 # Configuration keys that set a port: an entry's `port` may name one instead of a number.
@@ -54,12 +55,13 @@ DOCS_HEADER = (
     "<!-- Generated from src/kubesalt/data/ports.yaml by `python -m kubesalt.ports --write`."
     " Do not edit by hand: tests/unit/test_ports.py fails when this file is out of date. -->\n\n"
     "Every port a kubesalt node listens on, per role, and who may reach it. The firewall of\n"
-    "each node (`docs/firewall.md`) opens exactly these; anything else is rejected. Pod and\n"
-    "service CIDRs (`networks.pods`, `networks.services`) are trusted on every node, and\n"
-    "loopback traffic is always accepted.\n\n"
+    "each node (`docs/firewall.md`) opens exactly these; anything else is rejected, and\n"
+    "loopback traffic is always accepted. Pods reach a node only on the ports that list\n"
+    "`pods`.\n\n"
     "Sources: `anyone` (no restriction), `local` (loopback only, no rule opened),\n"
-    "`control-plane-cidrs` / `workload-plane-cidrs` (`networks.*.cidr`), `peers:<role>`\n"
-    "(the control-plane IPs of the nodes that have that role, from the Salt mine).\n"
+    "`control-plane-cidrs` / `workload-plane-cidrs` (`networks.*.cidr`), `pods` (the pod\n"
+    "network, `networks.pods`), `peers:<role>` (the control-plane IPs of the nodes that\n"
+    "have that role, from the Salt mine).\n"
     "*Free* says whether preflight requires the port to be unused before installing.\n"
     "A port followed by a configuration key (`apiServer.port`) is that key's default: the\n"
     "firewall and preflight use the configured value.\n\n"
@@ -422,6 +424,38 @@ def _cidrs(config: dict, plane: str) -> list[str]:
     return [cidrs] if isinstance(cidrs, str) else list(cidrs)
 
 
+def pod_cidrs(config: dict) -> list[str]:
+    """The pod network(s) of `networks.pods` (one CIDR, or a dual-stack pair "v4,v6")."""
+    try:
+        value = config["networks"]["pods"]
+    except (KeyError, TypeError) as err:
+        raise ConfigError("networks.pods: missing from the configuration") from err
+    items = value if isinstance(value, list) else str(value).split(",")
+    cidrs = []
+    for item in items:
+        text = str(item).strip()
+        try:
+            cidrs.append(str(netaddr.IPNetwork(text, expand_partial=False).cidr))
+        except (netaddr.AddrFormatError, ValueError, TypeError) as err:
+            raise ConfigError(
+                f"networks.pods: {text!r} is not a CIDR; use a network such as 10.233.0.0/16"
+            ) from err
+    return cidrs
+
+
+def _sources(token: str, config: dict, peers: dict[str, list[str]]) -> list[str | None]:
+    """The addresses a `from` token of the matrix stands for (None: anyone)."""
+    if token == "anyone":
+        return [None]
+    if token == "control-plane-cidrs":
+        return list(_cidrs(config, "controlPlane"))
+    if token == "workload-plane-cidrs":
+        return list(_cidrs(config, "workloadPlane"))
+    if token == "pods":
+        return pod_cidrs(config)
+    return list(peers.get(token[len(PEER_PREFIX) :], []))
+
+
 def _sort_key(rule: Rule) -> tuple:
     first = rule.port.partition("-")[0] if rule.port else "0"
     source = netaddr.IPNetwork(rule.source) if rule.source else None
@@ -453,15 +487,7 @@ def node_rules(
         for token in entry.sources:
             if token == "local":
                 continue
-            if token == "anyone":
-                sources: list[str | None] = [None]
-            elif token == "control-plane-cidrs":
-                sources = list(_cidrs(config, "controlPlane"))
-            elif token == "workload-plane-cidrs":
-                sources = list(_cidrs(config, "workloadPlane"))
-            else:
-                sources = list(peers.get(token[len(PEER_PREFIX) :], []))
-            for source in sources:
+            for source in _sources(token, config, peers):
                 key = (entry.protocol, entry.port, source)
                 merged.setdefault(key, set()).add(entry.name)
     open_to_all = {(proto, port) for proto, port, source in merged if source is None}
@@ -478,33 +504,30 @@ def node_rules(
     return sorted(rules, key=_sort_key)
 
 
-def peers_by_role(nodes: dict, control_plane_ips: dict[str, str]) -> dict[str, list[str]]:
+def peers_by_role(
+    nodes: dict, control_plane_ips: dict[str, str], config: dict
+) -> dict[str, list[str]]:
     """Map each role to the sorted control-plane IPs of the nodes that have it.
 
     ``nodes`` is pillar ``kubesalt:nodes`` ({minion: {"roles": [...]}}), and
     ``control_plane_ips`` the mine's ``control_plane_ip`` ({minion: ip}). A node not yet
-    in the mine has no IP and is left out until it publishes one.
+    in the mine has no IP and is left out until it publishes one; so is a node whose entry
+    is bad (not an IP, outside ``networks.controlPlane.cidr``): one bad entry never stops
+    the peer maps of the others (:mod:`kubesalt.mine_ips`).
     """
+    ips = _mine_ips.usable(control_plane_ips, config)
     result: dict[str, list[str]] = {}
     for minion, data in sorted((nodes or {}).items()):
-        roles = (data or {}).get("roles") or []
-        ip = (control_plane_ips or {}).get(minion)
-        if not ip:
+        address = ips.get(minion)
+        if not address:
             continue
-        try:
-            address = str(netaddr.IPAddress(str(ip)))
-        except (netaddr.AddrFormatError, ValueError) as err:
-            raise ConfigError(
-                f"mine control_plane_ip of {minion}: {ip!r} is not an IP address; "
-                f"refresh the grain on {minion} (saltutil.sync_grains, mine.update)"
-            ) from err
-        for role in roles:
+        for role in (data or {}).get("roles") or []:
             result.setdefault(role, [])
             if address not in result[role]:
                 result[role].append(address)
-    for role, ips in result.items():
-        ips.sort(key=lambda ip: (netaddr.IPAddress(ip).version, int(netaddr.IPAddress(ip))))
-        result[role] = ips
+    for role, addresses in result.items():
+        addresses.sort(key=lambda ip: (netaddr.IPAddress(ip).version, int(netaddr.IPAddress(ip))))
+        result[role] = addresses
     return result
 
 

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 CONFIG = {
     "networks": {
-        "controlPlane": {"cidr": ["198.51.100.0/26"]},
+        # The worker's control-plane IP (198.51.100.70) must be in a control-plane CIDR:
+        # a mine entry outside them is left out of every peer map (kubesalt.mine_ips).
+        "controlPlane": {"cidr": ["198.51.100.0/26", "198.51.100.64/26"]},
         "workloadPlane": {"cidr": ["198.51.100.64/26"], "mtu": None},
         "pods": "10.233.0.0/16",
         "services": "10.96.0.0/12",
@@ -70,7 +72,7 @@ def applied(lab):
     before = daemon.cmd("--get-default-zone").stdout.strip()
     blocked_before = tcp_connects(lab.nodes["cp-2"], "198.51.100.11", 2380)
     mine = {name: lab.nodes[name].ip for name in NODES}
-    xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+    xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
     daemon.write_zone(firewall.ZONE, xml)
     daemon.set_default_zone_in_config(firewall.ZONE)
     daemon.cmd("--reload")
@@ -129,11 +131,15 @@ def test_loopback_reaches_local_only_ports(applied):
     assert tcp_connects(lab.nodes["fw"], "127.0.0.1", 10257) == "open"
 
 
-def test_pod_cidr_is_trusted(applied):
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [(6443, "open"), (10250, "open"), (2379, "rejected"), (2380, "rejected"),
+     (4505, "rejected"), (8443, "rejected"), (9999, "rejected")],
+)  # fmt: skip
+def test_pods_reach_only_the_api_server_and_the_kubelet(applied, port, expected):
     lab = applied[0]
     outsider = lab.nodes["outsider"]
-    assert tcp_connects(outsider, "198.51.100.11", 9999, source="10.233.1.5") == "open"
-    assert tcp_connects(outsider, "198.51.100.11", 9999, source="198.51.100.200") == "rejected"
+    assert tcp_connects(outsider, "198.51.100.11", port, source="10.233.1.5") == expected
 
 
 def test_vrrp_only_from_control_plane_peers(applied):
@@ -148,7 +154,7 @@ def test_a_joining_node_is_let_in_after_the_zone_is_rewritten(applied):
     assert tcp_connects(lab.nodes["worker"], "198.51.100.11", 2380) == "rejected"
     mine = {name: lab.nodes[name].ip for name in nodes}
     daemon.write_zone(
-        firewall.ZONE, firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(nodes, mine))
+        firewall.ZONE, firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(nodes, mine, CONFIG))
     )
     daemon.cmd("--reload")
     try:
@@ -156,7 +162,7 @@ def test_a_joining_node_is_let_in_after_the_zone_is_rewritten(applied):
         assert tcp_connects(lab.nodes["worker"], "198.51.100.11", 2379) == "rejected"
     finally:
         mine = {name: lab.nodes[name].ip for name in NODES}
-        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
         daemon.write_zone(firewall.ZONE, xml)
         daemon.cmd("--reload")
 
@@ -166,12 +172,14 @@ def test_without_keepalived_vrrp_is_closed_to_everyone(applied):
     cfg = copy.deepcopy(CONFIG)
     cfg["apiServer"]["keepalived"]["enabled"] = False
     mine = {name: lab.nodes[name].ip for name in NODES}
-    daemon.write_zone(firewall.ZONE, firewall.zone_xml(cfg, ALL, ports.peers_by_role(NODES, mine)))
+    daemon.write_zone(
+        firewall.ZONE, firewall.zone_xml(cfg, ALL, ports.peers_by_role(NODES, mine, CONFIG))
+    )
     daemon.cmd("--reload")
     try:
         senders = [lab.nodes["cp-2"], lab.nodes["worker"]]
         assert ip_protocol_reaches(lab.nodes["fw"], senders, VRRP) == set()
     finally:
-        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine))
+        xml = firewall.zone_xml(CONFIG, ALL, ports.peers_by_role(NODES, mine, CONFIG))
         daemon.write_zone(firewall.ZONE, xml)
         daemon.cmd("--reload")

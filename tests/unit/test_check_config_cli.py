@@ -78,10 +78,66 @@ def test_runs_from_a_checkout_without_the_package_installed(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(deps)},
+        # No virtualenv to move to (a checkout's .venv would be preferred otherwise).
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(deps), "KUBESALT_VENV": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
     assert "valid:" in result.stdout
+
+
+def fake_checkout(tmp_path):
+    """A checkout whose .venv python says it was used, then runs the real one."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "scripts" / SCRIPT.name).write_bytes(SCRIPT.read_bytes())
+    (checkout / "src").symlink_to(REPO / "src")
+    venv_bin = checkout / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(
+        f'#!/bin/sh\necho "venv python" >&2\nexec {sys.executable} "$@"\n'
+    )
+    (venv_bin / "python").chmod(0o755)
+    return checkout
+
+
+def test_from_a_checkout_it_runs_in_the_checkouts_virtualenv(tmp_path):
+    """The first python3 on PATH lacks netaddr (as after lab.sh up): the script moves to
+    the checkout's .venv instead of saying "cannot import netaddr"."""
+    checkout = fake_checkout(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(checkout / "scripts" / SCRIPT.name),
+            str(REPO / "bootstrap.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "venv python\n"  # once: it never re-runs itself twice
+    assert "valid:" in result.stdout
+
+
+def test_kubesalt_venv_wins_over_the_checkouts(tmp_path):
+    checkout = fake_checkout(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(checkout / "scripts" / SCRIPT.name),
+            str(REPO / "bootstrap.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "KUBESALT_VENV": str(tmp_path / "none")},
+    )
+    assert result.returncode == 2  # no python there: the bare python3 has no netaddr
+    assert "venv python" not in result.stderr
+    assert "cannot import" in result.stderr
 
 
 LAUGHS = (

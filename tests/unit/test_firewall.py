@@ -10,7 +10,7 @@ import pytest
 import salt.modules.mine
 from salt.exceptions import CommandExecutionError
 
-from kubesalt import firewall, ports
+from kubesalt import firewall, mine_ips, ports
 from kubesalt.errors import ConfigError
 from tests.unit.loader import load
 from tests.unit.test_keepalived import render_sls
@@ -41,7 +41,7 @@ def inventory(control_planes, workers=1, base=130):
     for i in range(workers):
         nodes[f"w-{i + 1}"] = {"roles": ["node"]}
         ips[f"w-{i + 1}"] = f"198.51.100.{base + 20 + i}"
-    return ports.peers_by_role(nodes, ips)
+    return ports.peers_by_role(nodes, ips, CONFIG)
 
 
 HEADER = """\
@@ -50,20 +50,8 @@ HEADER = """\
      local changes are overwritten. See docs/firewall.md. -->
 <zone target="default">
   <short>kubesalt</short>
-  <description>kubesalt node: the ports of its roles, pod and service networks trusted, \
+  <description>kubesalt node: the ports of its roles, to the sources the port matrix gives, \
 everything else rejected.</description>
-"""
-TRUSTED_V4 = """\
-  <!-- trusted: pod and service networks -->
-  <rule family="ipv4">
-    <source address="10.233.0.0/16"/>
-    <accept/>
-  </rule>
-  <!-- trusted: pod and service networks -->
-  <rule family="ipv4">
-    <source address="10.96.0.0/12"/>
-    <accept/>
-  </rule>
 """
 
 
@@ -89,8 +77,8 @@ def test_worker_in_a_three_control_plane_cluster():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        + TRUSTED_V4
         + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in workload)
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + "".join(rich("ipv4", f"198.51.100.{130 + i}", tcp(10250), "kubelet") for i in range(3))
         + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in workload)
         + "</zone>\n"
@@ -108,13 +96,13 @@ def test_single_node_cluster_first_node_has_every_role():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        + TRUSTED_V4
         + "".join(rich("ipv4", c, tcp(179), "kube-router-bgp") for c in cidrs[:2])
         + rich("ipv4", cp, tcp(2379), "etcd-client")
         + rich("ipv4", cp, tcp(2380), "etcd-peer")
         + "".join(rich("ipv4", c, tcp(4505), "salt-publish") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(4506), "salt-request") for c in cidrs)
         + "".join(rich("ipv4", c, tcp(8443), "repository") for c in cidrs)
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + rich("ipv4", cp, tcp(10250), "kubelet")
         + "".join(rich("ipv4", c, IPIP_V4, "kube-router-ipip") for c in cidrs[:2])
         + rich("ipv4", cp, '<protocol value="vrrp"/>', "vrrp")
@@ -141,6 +129,7 @@ def test_second_control_plane_node(count):
         + [("tcp", "2379", ip) for ip in cps]
         + [("tcp", "2380", ip) for ip in cps]
         + [("tcp", "6443", None)]
+        + [("tcp", "10250", "10.233.0.0/16")]
         + [("tcp", "10250", ip) for ip in cps]
         + [("tcp", "10256", None), ("tcp", "30000-32767", None)]
         + [("udp", "30000-32767", None)]
@@ -158,7 +147,7 @@ def test_ipv6_control_plane_with_dual_stack_pods():
     cfg["networks"]["pods"] = "10.233.0.0/16,fd00:233::/56"
     cfg["networks"]["services"] = "fd00:96::/112"
     nodes = {"a": {"roles": ["control-plane", "etcd"]}, "b": {"roles": ["control-plane"]}}
-    peers = ports.peers_by_role(nodes, {"a": "fd00:10::b", "b": "FD00:10::A"})
+    peers = ports.peers_by_role(nodes, {"a": "fd00:10::b", "b": "FD00:10::A"}, cfg)
     assert peers == {"control-plane": ["fd00:10::a", "fd00:10::b"], "etcd": ["fd00:10::b"]}
     tcp = '<port port="{}" protocol="tcp"/>'.format
     expected = (
@@ -167,27 +156,14 @@ def test_ipv6_control_plane_with_dual_stack_pods():
         '  <port port="10256" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="tcp"/>\n'
         '  <port port="30000-32767" protocol="udp"/>\n'
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv4">\n'
-        '    <source address="10.233.0.0/16"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv6">\n'
-        '    <source address="fd00:233::/56"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
-        "  <!-- trusted: pod and service networks -->\n"
-        '  <rule family="ipv6">\n'
-        '    <source address="fd00:96::/112"/>\n'
-        "    <accept/>\n"
-        "  </rule>\n"
         + rich("ipv6", "fd00:20::/64", tcp(179), "kube-router-bgp")
         + rich("ipv6", "fd00:10::a", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2379), "etcd-client")
         + rich("ipv6", "fd00:10::b", tcp(2380), "etcd-peer")
+        + rich("ipv4", "10.233.0.0/16", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:10::a", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:10::b", tcp(10250), "kubelet")
+        + rich("ipv6", "fd00:233::/56", tcp(10250), "kubelet")
         + rich("ipv6", "fd00:20::/64", '<protocol value="41"/>', "kube-router-ipip")
         + rich("ipv6", "fd00:10::a", '<protocol value="vrrp"/>', "vrrp")
         + rich("ipv6", "fd00:10::b", '<protocol value="vrrp"/>', "vrrp")
@@ -222,18 +198,36 @@ def test_a_node_joining_adds_its_sources_everywhere():
 
 def test_a_node_not_yet_in_the_mine_is_left_out():
     nodes = {"cp-1": {"roles": ["control-plane"]}, "cp-2": {"roles": ["control-plane"]}}
-    assert ports.peers_by_role(nodes, {"cp-1": "198.51.100.130"}) == {
+    assert ports.peers_by_role(nodes, {"cp-1": "198.51.100.130"}, CONFIG) == {
         "control-plane": ["198.51.100.130"]
     }
 
 
-def test_error_bad_ip_in_the_mine():
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ("garbage", "is not an IP address"),
+        ("5", "is not an IP address"),  # netaddr would read 0.0.0.5
+        (["198.51.100.9"], "is not an IP address"),
+        ("10.20.0.5", "is outside networks.controlPlane.cidr (192.168.10.0/24, 198.51.100.128/25)"),
+        ("fd00::5", "is outside networks.controlPlane.cidr (192.168.10.0/24, 198.51.100.128/25)"),
+    ],
+)
+def test_a_bad_mine_entry_leaves_that_node_out_of_every_peer_map(bad, what):
+    nodes = {"cp-1": {"roles": ["control-plane", "etcd"]}, "w-1": {"roles": ["etcd", "node"]}}
+    mine = {"cp-1": "198.51.100.130", "w-1": bad}
+    assert ports.peers_by_role(nodes, mine, CONFIG) == {
+        "control-plane": ["198.51.100.130"],
+        "etcd": ["198.51.100.130"],
+    }
     with pytest.raises(ConfigError) as info:
-        ports.peers_by_role({"cp-1": {"roles": ["etcd"]}}, {"cp-1": "garbage"})
+        mine_ips.check_own("w-1", mine, CONFIG)
     assert str(info.value) == (
-        "mine control_plane_ip of cp-1: 'garbage' is not an IP address; refresh the grain "
-        "on cp-1 (saltutil.sync_grains, mine.update)"
+        f"mine control_plane_ip of w-1: {bad!r} {what}; on w-1 run state.apply kubesalt.node "
+        "(it chooses the IP again from networks.controlPlane.cidr) and mine.update; until "
+        "then w-1 is left out of certificates, firewalls and peer lists"
     )
+    mine_ips.check_own("cp-1", mine, CONFIG)  # the others are fine
 
 
 def test_error_bad_pod_cidr():
@@ -246,12 +240,26 @@ def test_error_bad_pod_cidr():
     )
 
 
-def test_error_missing_services():
+def test_error_missing_pods():
     cfg = copy.deepcopy(CONFIG)
-    del cfg["networks"]["services"]
+    del cfg["networks"]["pods"]
     with pytest.raises(ConfigError) as info:
         firewall.zone_xml(cfg, ["node"], {})
-    assert str(info.value) == "networks.services: missing from the configuration"
+    assert str(info.value) == "networks.pods: missing from the configuration"
+
+
+def test_pods_reach_only_the_api_server_and_the_kubelet():
+    """Never salt-master, etcd or the repository; the service network is no source at all."""
+    root = ET.fromstring(firewall.zone_xml(CONFIG, ALL, inventory(3)))
+    from_pods = [
+        (port.get("port"), port.get("protocol")) if port is not None else "everything"
+        for rule in root.iter("rule")
+        if rule.find("source").get("address") == "10.233.0.0/16"
+        for port in [rule.find("port")]
+    ]
+    assert from_pods == [("10250", "tcp")]  # 6443 is open to anyone, pods included
+    assert {"port": "6443", "protocol": "tcp"} in [port.attrib for port in root.findall("port")]
+    assert all(rule.find("source").get("address") != "10.96.0.0/12" for rule in root.iter("rule"))
 
 
 def test_default_zone_line():
@@ -267,7 +275,7 @@ NODES = {
     "cp-2": {"roles": ["control-plane", "etcd"]},
     "w-1": {"roles": ["node"]},
 }
-MINE = {"cp-1": "198.51.100.130", "cp-2": "198.51.100.131", "w-1": "10.20.0.5"}
+MINE = {"cp-1": "198.51.100.130", "cp-2": "198.51.100.131", "w-1": "198.51.100.150"}
 
 
 @pytest.fixture
@@ -291,7 +299,7 @@ def test_module_virtual_name():
 
 
 def test_module_zone_is_the_pure_rendering(mine_get):
-    peers = ports.peers_by_role(NODES, MINE)
+    peers = ports.peers_by_role(NODES, MINE, CONFIG)
     assert kubesalt_firewall.zone_xml() == firewall.zone_xml(
         CONFIG, ["control-plane", "etcd"], peers
     )
@@ -304,7 +312,7 @@ def test_module_peers_roles_and_enabled():
         "ca": ["198.51.100.130"],
         "control-plane": ["198.51.100.130", "198.51.100.131"],
         "etcd": ["198.51.100.130", "198.51.100.131"],
-        "node": ["10.20.0.5", "198.51.100.130"],
+        "node": ["198.51.100.130", "198.51.100.150"],
     }
     assert kubesalt_firewall.roles() == ["control-plane", "etcd"]
     assert kubesalt_firewall.enabled() is True
@@ -353,6 +361,14 @@ def test_module_follows_a_configured_api_server_port():
     opened = [rule["port"] for rule in kubesalt_firewall.rules() if rule["protocol"] == "tcp"]
     assert "7443" in opened and "6443" not in opened
     assert '<port port="7443" protocol="tcp"/>' in kubesalt_firewall.zone_xml()
+
+
+def test_module_a_bad_mine_entry_stops_only_its_own_node(mine_get):
+    mine_get.return_value = dict(MINE, **{"w-1": "not-an-ip"})
+    assert "198.51.100.150" not in kubesalt_firewall.zone_xml()  # cp-2 renders without w-1
+    kubesalt_firewall.__grains__["id"] = "w-1"
+    with pytest.raises(CommandExecutionError, match="^ConfigError: mine control_plane_ip of w-1"):
+        kubesalt_firewall.zone_xml()
 
 
 def test_module_error_node_not_in_the_inventory():

@@ -568,6 +568,7 @@ def test_states_write_the_rendered_files():
     }
     assert files[keepalived.CONF_PATH]["contents"] == conf
     assert files[keepalived.CONF_PATH]["mode"] == "0600"
+    assert files[keepalived.CONF_PATH]["show_changes"] is False  # may hold authPassword
     assert files[keepalived.CHECK_SCRIPT_PATH]["contents"] == script
     assert files[keepalived.CHECK_SCRIPT_PATH]["mode"] == "0755"
     assert "Restart=on-failure" in files[DROP_IN]["contents"]

@@ -17,7 +17,8 @@ from tests.unit.test_config import BASE
 kubesalt_kubeadm = load("_modules", "kubesalt_kubeadm")
 kubesalt_pki = load("_pillar", "kubesalt_pki")
 
-CFG, _ = config.validate(dict(BASE, ca={"minion": "boot"}))
+# As the kubesalt ext_pillar gives it: cp1 is the node the inventory recorded as first.
+CFG = dict(config.validate(dict(BASE, ca={"minion": "boot"}))[0], first_node="cp1")
 NODES = {
     "boot": {"roles": ["bootstrap", "ca"]},
     "cp1": {"roles": ["control-plane", "etcd", "node"]},
@@ -286,6 +287,35 @@ def test_ext_pillar_only_for_the_ca_minion(monkeypatch, root):
     ]
 
 
+def test_ext_pillar_leaves_out_a_node_with_a_bad_mine_entry(monkeypatch, caplog):
+    """One bogus control_plane_ip never stops the policies of every other node."""
+    monkeypatch.setattr(
+        kubesalt_pki, "control_plane_ips", lambda opts, names: dict(IPS, w1="garbage")
+    )
+    result = kubesalt_pki.ext_pillar("boot", {"kubesalt": dict(CFG, nodes=NODES)})
+    policies = result["x509_signing_policies"]
+    assert "kubesalt-kubelet-client-w1" not in policies
+    assert policies["kubesalt-kubelet-client-cp1"]["minions"] == "cp1"
+    assert "mine control_plane_ip of w1: 'garbage' is not an IP address" in caplog.text
+
+
+@pytest.mark.parametrize("minion_id", ["cp1"])
+def test_another_nodes_bad_mine_entry_does_not_stop_this_node(mine_get, minion_id):
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["nodes"] = dict(NODES, cp2={"roles": ["control-plane", "etcd"]})
+    kubesalt["first_node"] = None  # the cluster exists: cp1 joins, listing every etcd member
+    mine_get.published["control_plane_ip"] = dict(IPS, cp2="garbage")
+    assert kubesalt_kubeadm.node()["etcd_members"] == [["cp1", "198.51.100.11"]]
+
+
+def test_a_bad_own_mine_entry_is_named(grains_get):
+    grains_get.side_effect = lambda key, default="": (
+        "8.8.8.8" if key == "kubesalt:control_plane_ip" else default
+    )
+    with pytest.raises(CommandExecutionError, match="of w1: '8.8.8.8' is outside"):
+        kubesalt_kubeadm.node()
+
+
 def test_ext_pillar_reports_a_bad_inventory(monkeypatch):
     monkeypatch.setattr(kubesalt_pki, "control_plane_ips", lambda opts, names: IPS)
     pillar = {"kubesalt": dict(CFG, nodes={"w1": {"roles": ["master"]}})}
@@ -301,6 +331,7 @@ def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
     kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
     kubesalt["nodes"] = dict(NODES, boot={"roles": ["bootstrap", "ca", "control-plane", "etcd"]},
                              cp2={"roles": ["control-plane", "etcd"]})  # fmt: skip
+    kubesalt["first_node"] = "boot"  # the inventory recorded boot, declared with every role
     mine_get.published["control_plane_ip"] = dict(IPS, cp2="198.51.100.12")
     from_mine = [["boot", "198.51.100.10"], ["cp1", "198.51.100.11"], ["cp2", "198.51.100.12"]]
     assert kubesalt_kubeadm.node()["etcd_members"] == from_mine

@@ -7,6 +7,7 @@ import salt.modules.grains
 import yaml
 from salt.exceptions import CommandExecutionError
 
+from kubesalt import roles
 from tests.unit.loader import load
 from tests.unit.test_config import BASE
 
@@ -138,6 +139,30 @@ def test_ext_pillar_adds_the_inventory_roles(tmp_path):
             "remove or fix it"
         ]
     }
+
+
+def test_ext_pillar_gives_the_vrrp_password_only_to_control_plane_nodes(tmp_path):
+    config_path = tmp_path / "bootstrap.yaml"
+    document = dict(BASE, apiServer=dict(BASE["apiServer"], keepalived={"authPassword": "s3cret"}))
+    config_path.write_text(yaml.safe_dump(document))
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    for name, host, node_roles in (("cp2", "11", [roles.CONTROL_PLANE, roles.ETCD]),
+                                   ("w1", "21", [roles.NODE])):  # fmt: skip
+        node = {"name": name, "ssh": {"host": f"198.51.100.{host}"}, "roles": node_roles}
+        (nodes / f"{name}.yaml").write_text(yaml.safe_dump(node))
+
+    def keepalived_of(minion_id):
+        pillar = kubesalt_pillar.ext_pillar(minion_id, {}, str(config_path), str(nodes))
+        return pillar["kubesalt"]["apiServer"]["keepalived"]
+
+    assert keepalived_of("cp2")["authPassword"] == "s3cret"
+    assert "authPassword" not in keepalived_of("w1")
+    assert "authPassword" not in keepalived_of("undeclared")  # e.g. the master's own id
+    config_path.write_text(yaml.safe_dump(
+        dict(document, apiServer=dict(document["apiServer"],
+                                      keepalived={"enabled": False, "authPassword": "s3cret"}))))  # fmt: skip
+    assert "authPassword" not in keepalived_of("cp2")  # keepalived is not kubesalt's
 
 
 def test_saltglue_translates_kubesalt_errors_once():

@@ -46,6 +46,7 @@ CFG, _ = config.validate(
         pki={"algorithm": "ECDSA-P256"},
     )
 )
+CFG["first_node"] = "cp1"  # as the kubesalt ext_pillar gives it (the inventory's record)
 # What x509_v2 reads from the CA's certificate arguments in kubesalt.pki.ca.
 CA_ARGS = ("CN", "subjectAltName", "basicConstraints", "keyUsage", "subjectKeyIdentifier")
 

@@ -102,4 +102,5 @@ def test_errors_list_the_valid_roles():
     with pytest.raises(RenderError, match=f"give a list of roles \\({listing}\\)"):
         roles_by_node({"w1": {"roles": ["master"]}})
     cfg, _ = validate(dict(BASE, ca={"minion": "boot"}))
+    cfg["first_node"] = "cp1"
     assert first_node(cfg, {"cp1": roles.INIT_ROLES, "w1": frozenset({"node"})}) == "cp1"

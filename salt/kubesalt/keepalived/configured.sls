@@ -18,6 +18,8 @@ Write the keepalived configuration for the API server virtual IP:
   file.managed:
     - name: /etc/keepalived/keepalived.conf
     - contents: {{ salt['kubesalt_keepalived.config']() | yaml_dquote }}
+    # It may hold the VRRP password: no diff in the state's return (the job cache).
+    - show_changes: false
     - user: root
     - group: root
     - mode: '0600'

@@ -1,9 +1,10 @@
 """A node of the cluster as the renderer sees it, built from the inventory and the mine.
 
 Salt gives three things: the roles of every node (pillar `kubesalt:nodes`), the control-plane
-IP each node chose (the mine, `control_plane_ip`), and the configuration. From them this
-module decides which node plays `kubeadm init` (`first_node`) and builds the `Node` of any
-member, with its etcd member list. The signing-policy generation (on the master) and the
+IP each node chose (the mine, `control_plane_ip`), and the configuration. The node that plays
+`kubeadm init` is recorded once in the inventory (pillar `kubesalt:first_node`, see
+`kubesalt.inventory.first_node`); from them this module builds the `Node` of any member, with
+its etcd member list. The signing-policy generation (on the master) and the
 execution module (on each minion) both use it, so they agree on every node's identity.
 """
 
@@ -29,16 +30,14 @@ def roles_by_node(pillar_nodes: dict | None) -> dict[str, frozenset[str]]:
 
 
 def first_node(cfg: dict, roles: dict[str, frozenset[str]]) -> str | None:
-    """The node that plays `kubeadm init`: the CA minion when it has control-plane and etcd
-    (the bootstrap node, declared with every role), else the first such node by name;
-    None when no node has both roles."""
-    candidates = sorted(
-        name for name, node_roles in roles.items() if node_roles >= _roles.INIT_ROLES
-    )
-    ca_minion = cfg["ca"]["minion"]
-    if ca_minion in candidates:
-        return ca_minion
-    return candidates[0] if candidates else None
+    """The node that plays `kubeadm init`: the one the inventory recorded (pillar
+    `kubesalt:first_node`) while it has control-plane and etcd in `roles`; else None (the
+    cluster exists: every etcd member joins it). Never chosen here from the names, so that
+    declaring another node can never move it."""
+    name = cfg.get("first_node")
+    if name in roles and roles[name] >= _roles.INIT_ROLES:
+        return name
+    return None
 
 
 def etcd_members(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError, containerd, render
 from kubesalt.kubeadm.certs import CertSpec, ca_files_for, node_certificates
-from kubesalt.kubeadm.cluster import first_node
 from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.kubeadm.pki import CA_FILES
 
@@ -69,9 +68,12 @@ def node_files(cfg: dict, node: Node, layout: Layout) -> dict[str, str]:
     return files
 
 
-def _paths_node(cfg: dict, name: str, roles, others: dict) -> Node:
-    """The `Node` called `name` with `roles`, among `others` (`{name: roles}`), for paths."""
-    first = first_node(cfg, {**others, name: frozenset(roles)}) == name
+def _paths_node(name: str, roles) -> Node:
+    """The `Node` called `name` with `roles`, for paths. With control-plane and etcd it is
+    taken as the first node, whose files are a superset (`super-admin.conf`): an absent
+    state then removes them wherever they are, also from a first node that the inventory
+    retired when it lost the role."""
+    first = frozenset(roles) >= _roles.INIT_ROLES
     return Node(name, PATHS_ONLY_IP, frozenset(roles), first=first)
 
 
@@ -108,14 +110,13 @@ def role_files(
             f"component(s) {', '.join(map(repr, unknown))} unknown; valid: {', '.join(COMPONENTS)}"
         )
     now = frozenset(roles_by_node.get(name, ()))
-    others = {n: r for n, r in roles_by_node.items() if n != name}
     # A role this one needs (etcd for the control plane) is on both sides, so that only
     # the role's own files differ; a role that needs this one goes with it.
     needs = _roles.REQUIRES.get(role, frozenset())
     with_role = now | {role} | needs
     without = (now - {role} - _roles.needed_by(role)) | needs
-    had = node_files(cfg, _paths_node(cfg, name, with_role, others), layout)
-    kept = node_files(cfg, _paths_node(cfg, name, without, others), layout) if without else {}
+    had = node_files(cfg, _paths_node(name, with_role), layout)
+    kept = node_files(cfg, _paths_node(name, without), layout) if without else {}
     gone = [p for p, c in had.items() if p not in kept and c in components]
     return _ordered(set(gone) - ca_key_files(layout), had)
 
@@ -127,10 +128,10 @@ def component_files(cfg: dict, name: str, component: str, layout: Layout, is_ca:
     stay everywhere."""
     if component not in COMPONENTS:
         raise RenderError(f"component {component!r} unknown; valid: {', '.join(COMPONENTS)}")
-    everything = node_files(cfg, _paths_node(cfg, name, _roles.ROLES, {}), layout)
+    everything = node_files(cfg, _paths_node(name, _roles.ROLES), layout)
     kept = set(ca_key_files(layout))
     if is_ca:
-        ca_only = _paths_node(cfg, name, (_roles.CA,), {})
+        ca_only = _paths_node(name, (_roles.CA,))
         kept |= set(node_files(cfg, ca_only, layout))
     wanted = [p for p, c in everything.items() if c == component and p not in kept]
     return _ordered(wanted, everything)
