@@ -169,12 +169,15 @@ def test_salt_came_from_the_bootstrap_wheels(lab, node):
 
 @pytest.mark.parametrize("node", [n.name for n in model.NODES if not n.bootstrap])
 def test_new_minions_accept_only_the_masters_key_fingerprint(lab, node):
-    """Issue 16, item 4: master_finger is the master's key as salt-key -F master prints it."""
-    printed = lab.run("bootstrap", "salt-key", "-F", "master").stdout
-    finger = next(line.split()[-1] for line in printed.splitlines() if "master.pub" in line)
+    """Issue 16, item 4: master_finger is the fingerprint of the master's public key, which
+    the minion checked on its first contact (key.finger_master: the key it cached)."""
+    finger = lab.run("bootstrap", "/opt/kubesalt/salt/bin/python", "-c",
+                     "import salt.utils.crypt as c; print(c.pem_finger("
+                     "'/etc/salt/pki/master/master.pub', sum_type='sha256'))").stdout.strip()  # fmt: skip
     config = yaml.safe_load(lab.run(node, "cat", "/etc/salt/minion.d/kubesalt.conf").stdout)
-    assert config["master_finger"] == finger, printed
-    assert config["hash_type"] == "sha256"
+    assert (config["master_finger"], config["hash_type"]) == (finger, "sha256")
+    cached = lab.run(node, "salt-call", "--local", "--out=json", "key.finger_master").stdout
+    assert json.loads(cached)["local"] == finger
 
 
 @pytest.mark.parametrize("node", [n.name for n in model.NODES])

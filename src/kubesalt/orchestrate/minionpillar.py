@@ -59,8 +59,8 @@ def check_master_ip(master_ip) -> str:
 
 
 def master_fingerprint(pem: str, hash_type: str = "sha256") -> str:
-    """The fingerprint Salt gives a public key (`salt-key -F master`, and what a minion
-    compares with `master_finger`): the digest of the PEM's base64 lines (newlines kept,
+    """The fingerprint Salt gives a public key (what a minion compares with `master_finger`,
+    and `salt-call key.finger_master` prints for the master key it cached): the digest of the PEM's base64 lines (newlines kept,
     header, footer and blank lines left out), as hex pairs joined by colons."""
     lines = [line for line in pem.replace("\r\n", "\n").splitlines(keepends=True) if line.strip()]
     if (
@@ -70,7 +70,7 @@ def master_fingerprint(pem: str, hash_type: str = "sha256") -> str:
     ):
         raise OrchestrateError(
             "the master's public key is not a PEM key (-----BEGIN ... -----END lines); "
-            f"check {MASTER_PUB} (salt-key -F master), or restart salt-master to write it"
+            f"check {MASTER_PUB}, or restart salt-master to write it"
         )
     try:
         digest = hashlib.new(hash_type, "".join(lines[1:-1]).encode()).hexdigest()

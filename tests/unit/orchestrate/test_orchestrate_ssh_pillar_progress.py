@@ -170,7 +170,7 @@ def test_the_minion_pillar_names_what_is_missing(archive, saltenv, master, messa
 
 def test_every_minion_config_pins_the_master_key_as_salt_key_prints_it(archive, tmp_path):
     """A new minion must refuse any master but ours on first contact: its configuration
-    carries master_finger, the fingerprint salt-key -F master prints (Salt's own function
+    carries master_finger, the fingerprint salt-call key.finger_master prints (Salt's own function
     computes the reference), with the master's hash_type."""
     from salt.utils.crypt import pem_finger
 
