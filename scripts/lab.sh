@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kubesalt lab (docs/lab.md):
-#   lab.sh up | down | status | exec NODE CMD...
+#   lab.sh up | down | status | exec NODE CMD... | kill NODE | start NODE | add NODE [ROLES]
 # `up` installs what this machine lacks (scripts/dev-env.sh), builds the lab ISO and a
 # rootfs, boots the nodes on a private bridge and runs bootstrap.sh on the bootstrap node.
 # The logic is Python (src/kubesalt_lab); this is the wrapper.

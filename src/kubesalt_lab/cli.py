@@ -1,4 +1,5 @@
-"""`scripts/lab.sh up | down | status | exec NODE CMD...` (docs/lab.md)."""
+"""`scripts/lab.sh up | down | status | exec NODE CMD... | kill NODE | start NODE |
+add NODE [ROLES]` (docs/lab.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import glob
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,15 +99,17 @@ def boot_nodes(state: dict, lower: str, iso: str) -> None:
 
 def leader_of(name: str, state: dict | None = None) -> int:
     state = state if state is not None else host.load_state()
-    entry = state.get("nodes", {}).get(name)
-    if not entry:
+    entry = model.entry_of(state, name)
+    launcher = entry.get("launcher")
+    if not host.is_launcher(launcher):
         raise LabError(
-            f"node {name!r} is not up (lab.sh status); nodes: {', '.join(n.name for n in model.NODES)}"
+            f"node {name} is {model.power(entry, False)}: boot it with: lab.sh start {name}"
         )
-    pid = host.leader(entry["launcher"])
+    pid = host.leader(launcher)
     if not pid:
         raise LabError(
-            f"node {name!r}: its systemd-nspawn (pid {entry['launcher']}) is gone; run lab.sh down, then up"
+            f"node {name}: its systemd-nspawn (pid {launcher}) runs no systemd; "
+            f"lab.sh kill {name}, then lab.sh start {name}"
         )
     return pid
 
@@ -158,10 +162,10 @@ def saltenv() -> str:
 
 
 def declare_nodes(names: list[str]) -> None:
+    """Declare lab nodes (those of `lab.sh add` too) with their roles and the lab's key."""
+    nodes = model.lab_nodes(host.load_state())
     for name in names:
-        node = model.node(name)
-        salt_run(["kubesalt_inventory.declare", node.name, node.ip, ",".join(node.roles),
-                  f"key={model.SSH_KEY}"], what=f"declare {node.name}")  # fmt: skip
+        salt_run(model.declare_args(model.node(name, nodes)), what=f"declare {name}")
 
 
 def deploy(names: list[str], together: bool = True) -> list[tuple[str, float, str]]:
@@ -212,16 +216,17 @@ def etcd_summary(pid: int) -> str:
 def rows() -> list[dict]:
     state = host.load_state()
     out = []
-    for node in model.NODES:
+    for node in model.lab_nodes(state):
+        entry = state.get("nodes", {}).get(node.name)
+        launcher = entry.get("launcher") if entry else None
+        pid = host.leader(launcher) if host.is_launcher(launcher) else None
         row = {
             "name": node.name,
             "roles": node.roles,
             "ip": node.ip,
-            "state": "down",
+            "state": model.power(entry, False),
             "services": [],
         }
-        entry = state.get("nodes", {}).get(node.name)
-        pid = host.leader(entry["launcher"]) if entry else None
         if pid:
             result = subprocess.run(host.nsenter_command(pid, ["systemctl", "is-system-running"]),
                                     capture_output=True, text=True, check=False)  # fmt: skip
@@ -256,7 +261,8 @@ def cmd_up(args) -> int:
     steps = Steps()
     iso = steps.run("build the lab ISO (iso/build --flavour lab)", build_iso)
     lower = steps.run("rootfs (mmdebstrap, cached by package list)", host.rootfs, say)
-    state = {"seed": secrets.token_hex(8), "bridge": model.BRIDGE, "nodes": {}, "iso": iso}
+    state = {"seed": secrets.token_hex(8), "bridge": model.BRIDGE, "nodes": {}, "iso": iso,
+             "rootfs": lower}  # fmt: skip
     host.save_state(state)
     steps.run(
         f"bridge {model.BRIDGE} ({model.SUBNET}, no host address, no route out)", host.bridge_up
@@ -292,11 +298,15 @@ def cmd_down(_args) -> int:
     state = host.load_state()
     removed = []
     for name, entry in sorted(state.get("nodes", {}).items()):
-        host.stop(entry["launcher"])
-        removed.append(f"node {name}")
+        # A killed node has no launcher; a recorded PID may belong to another process now.
+        if host.is_launcher(entry.get("launcher")):
+            host.stop(entry["launcher"])
+        # What a shutdown left (or a node killed halfway): every process by PID.
+        leftover = host.kill_node(name, None)
+        removed.append(f"node {name}" + (f" (killed pids {leftover})" if leftover else ""))
     base = os.path.join(model.STATE_DIR, "nodes")
     removed += [f"mount {m}" for m in host.unmount_all(base)]
-    for node in model.NODES:
+    for node in model.lab_nodes(state):
         if host.veth_down(node.name):
             removed.append(f"veth vb-{node.name}")
     for hierarchy in host.CGROUP_HIERARCHIES:
@@ -323,6 +333,84 @@ def cmd_status(_args) -> int:
     return 0
 
 
+def lower_dir(state: dict) -> str:
+    """The rootfs the overlays are made on: the one `up` recorded, else (a lab brought up
+    before it was recorded) the cached one."""
+    return state.get("rootfs") or host.rootfs(say)
+
+
+def boot_recorded(state: dict, node: model.Node, entry: dict, now: str) -> int:
+    """Boot `node` from its overlay (mounted again if it is not), record it, wait until its
+    systemd runs; return its PID 1. `now` is its power state before (a running node is
+    refused before anything is touched)."""
+    entry = model.started_entry(node.name, entry, now)
+    root = entry["root"]
+    if not host.is_mounted(root):
+        host.overlay_mount(node.name, lower_dir(state))
+    # The host side of a veth nspawn could not clean up would make it fail with "File exists".
+    host.veth_down(node.name)
+    entry["launcher"] = host.boot(node, root)
+    state["nodes"][node.name] = entry
+    host.save_state(state)
+    entry["leader"] = host.wait_booted(node.name, entry["launcher"])
+    host.save_state(state)
+    return entry["leader"]
+
+
+def cmd_kill(args) -> int:
+    state = host.load_state()
+    entry = model.entry_of(state, args.node)
+    now = model.power(entry, host.running(args.node, entry))
+    killed_entry = model.killed_entry(args.node, entry, now)
+    pids = host.kill_node(args.node, entry.get("launcher"))
+    state["nodes"][args.node] = killed_entry
+    host.save_state(state)
+    say(f"node {args.node} killed (SIGKILL to pids {', '.join(map(str, pids))}); its disk "
+        f"(overlay) stays: lab.sh start {args.node} boots it again")  # fmt: skip
+    return 0
+
+
+def cmd_start(args) -> int:
+    state = host.load_state()
+    entry = model.entry_of(state, args.node)
+    now = model.power(entry, host.running(args.node, entry))
+    node = model.node(args.node, model.lab_nodes(state))
+    leader = boot_recorded(state, node, entry, now)
+    say(f"node {node.name} ({node.ip}) booted from its overlay; its systemd runs (pid {leader})")
+    return 0
+
+
+def cmd_add(args) -> int:
+    state = host.load_state()
+    if not state.get("nodes"):
+        raise LabError("no lab is up: lab.sh up first (add puts a node on the lab's bridge)")
+    node = model.new_node(args.node, args.roles, state)
+    base = host.node_dir(node.name)
+    if os.path.exists(base):
+        raise LabError(f"{base} is left from an earlier node {node.name}; lab.sh down removes it")
+    lower = lower_dir(state)
+    # Recorded before anything is made: `down` removes it even if what follows fails.
+    entry = model.added_entry(node, os.path.join(base, "root"))
+    state["nodes"][node.name] = entry
+    host.save_state(state)
+    root = host.overlay_mount(node.name, lower)
+    host.write_node_files(root, node, state["seed"], model.lab_nodes(state))
+    leader = boot_recorded(state, node, entry, model.DOWN)
+    say(f"node {node.name} added: {node.ip} on {model.BRIDGE}, a fresh machine (pid {leader}), "
+        "not in the cluster")  # fmt: skip
+    bootstrap = next(n.name for n in model.NODES if n.bootstrap)
+    if node.roles:
+        say("declare and deploy it with:")
+        declare = ["salt-run", *model.declare_args(node)]
+        deploy = ["salt-run", *model.orchestrate_command("deploy_node", node.name, saltenv())]
+        for command in (declare, deploy):
+            print(f"  scripts/lab.sh exec {bootstrap} {shlex.join(command)}")
+    else:
+        say(f"no roles recorded; declare it with: scripts/lab.sh exec {bootstrap} salt-run "
+            f"kubesalt_inventory.declare {node.name} {node.ip} ROLES key={model.SSH_KEY}")  # fmt: skip
+    return 0
+
+
 def cmd_exec(args) -> int:
     if not args.command:
         raise LabError("lab.sh exec NODE CMD...: give a command")
@@ -342,6 +430,15 @@ def parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("exec", help="run a command in a node")
     ex.add_argument("node")
     ex.add_argument("command", nargs=argparse.REMAINDER)
+    kill = sub.add_parser("kill", help="power a node off without warning (SIGKILL)")
+    kill.add_argument("node")
+    start = sub.add_parser("start", help="boot a killed node again from its overlay")
+    start.add_argument("node")
+    add = sub.add_parser("add", help="boot a fresh node on the bridge, not in the cluster")
+    add.add_argument("node")
+    add.add_argument(
+        "roles", nargs="?", default="", help="e.g. control-plane,etcd,node (recorded, not declared)"
+    )
     return p
 
 
@@ -353,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    actions = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec}
+    actions = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec,
+               "kill": cmd_kill, "start": cmd_start, "add": cmd_add}  # fmt: skip
     try:
         return actions[args.action](args)
     except (LabError, kconfig.InvalidConfig) as err:

@@ -327,6 +327,71 @@ def wait_booted(name: str, launcher: int, timeout: float = 90) -> int:
     raise LabError(f"node {name}: not booted after {timeout:.0f}s (systemd state {state!r})")
 
 
+def is_launcher(pid: int | None) -> bool:
+    """Whether `pid` is a live systemd-nspawn: a PID recorded in the state may have been
+    reused by another process since."""
+    if not pid or not alive(pid):
+        return False
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "systemd-nspawn"
+    except OSError:
+        return False
+
+
+def cgroup_pids(name: str) -> list[int]:
+    """The live processes in the node's cgroups, at every level (the node's systemd makes
+    its own cgroups below the one the launcher was started in)."""
+    found = set()
+    for top in cgroup_dirs(name):
+        for dirpath, _dirs, files in os.walk(top):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    found.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
+    return sorted(pid for pid in found if alive(pid))
+
+
+def running(name: str, entry: dict) -> bool:
+    """Whether any process of the node lives: its launcher, or anything in its cgroups."""
+    return is_launcher(entry.get("launcher")) or bool(cgroup_pids(name))
+
+
+def _sigkill(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_node(name: str, launcher: int | None, timeout: float = 10) -> list[int]:
+    """Pull the plug: SIGKILL, by PID, the node's PID 1 (the kernel then kills every
+    process of its PID namespace, commands run in it by nsenter included), its launcher,
+    and every process in its cgroups, until none lives. Its mounts stay. Returns the PIDs
+    killed."""
+    first = []
+    if is_launcher(launcher):
+        first = [pid for pid in (leader(launcher), launcher) if pid]
+    killed = set()
+    deadline = time.monotonic() + timeout
+    targets = first + cgroup_pids(name)
+    while targets:
+        _sigkill(targets)
+        killed.update(targets)
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"node {name}: processes {', '.join(map(str, targets))} still live {timeout:.0f}s "
+                f"after SIGKILL (stuck in the kernel?); see ps -o pid,stat,cmd -p "
+                f"{','.join(map(str, targets))}, then lab.sh down"
+            )
+        time.sleep(0.1)
+        targets = [pid for pid in first if alive(pid)] + cgroup_pids(name)
+    for path in cgroup_dirs(name):
+        cgroup_remove(path)
+    return sorted(killed)
+
+
+def is_mounted(path: str) -> bool:
+    return path in mounts_under(path)
+
+
 def stop(launcher: int, timeout: float = 30) -> None:
     """Power a node off (SIGTERM to nspawn asks its systemd to shut down), then SIGKILL."""
     if not alive(launcher):

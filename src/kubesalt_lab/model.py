@@ -8,8 +8,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 
+from kubesalt import roles as kroles
+from kubesalt.inventory import parse_roles
 from kubesalt.kubeadm import skip
 
 NAME = "kubesalt-lab"
@@ -18,6 +21,11 @@ CACHE_DIR = "/var/cache/kubesalt-lab"
 BRIDGE = "ksbr0"
 SUBNET = "198.51.100.0/24"  # TEST-NET-2: never the host's network (192.0.2.0/24)
 VIP = "198.51.100.100"
+# `lab.sh add` gives a new node the lowest free host address from this one up.
+ADD_FROM = "198.51.100.10"
+# A node name: a minion ID and a Kubernetes node name (lowercase), and short enough for the
+# host side of its veth, vb-NAME (15 characters at most).
+NODE_NAME = re.compile(r"[a-z0-9]{1,11}")
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # What a freshly installed server has (Debian's "important" netbase included: firewalld
@@ -131,9 +139,10 @@ def check_nodes(nodes=NODES, subnet: str = SUBNET, vip: str = VIP) -> list[str]:
     network = ipaddress.ip_network(subnet)
     seen_names, seen_ips = set(), {vip}
     for node in nodes:
-        if not node.name.isalnum() or len(node.name) > 11:
+        if not NODE_NAME.fullmatch(node.name):
             problems.append(
-                f"node name {node.name!r}: use at most 11 letters or digits (veth names)"
+                f"node name {node.name!r}: use 1 to 11 lowercase letters or digits (a minion "
+                "ID, a Kubernetes node name, and the veth vb-NAME)"
             )
         if node.name in seen_names:
             problems.append(f"node name {node.name!r} is used twice")
@@ -330,3 +339,126 @@ def ipv4_addresses(ip_json: str) -> list[str]:
     for link in _load_json(ip_json) or []:
         found += [a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet"]
     return found
+
+
+# -- nodes killed, started again, added (lab.sh kill | start | add) --------------------
+
+RUNNING, KILLED, DOWN = "running", "killed", "down"
+
+
+def lab_nodes(state: dict) -> tuple[Node, ...]:
+    """NODES, then the nodes `lab.sh add` recorded in the state, by address."""
+    added = [
+        Node(name, entry["ip"], tuple(entry["roles"]))
+        for name, entry in state.get("nodes", {}).items()
+        if entry.get("added")
+    ]
+    return NODES + tuple(sorted(added, key=lambda n: ipaddress.ip_address(n.ip)))
+
+
+def power(entry: dict | None, running: bool) -> str:
+    """RUNNING when any process of the node lives; KILLED after `lab.sh kill`; else DOWN
+    (never booted, or its systemd-nspawn is gone on its own)."""
+    if running:
+        return RUNNING
+    return KILLED if entry and entry.get("killed") else DOWN
+
+
+def entry_of(state: dict, name: str) -> dict:
+    """The state entry of lab node `name`; LabError for a name that is no lab node, or a
+    node that was never booted."""
+    node(name, lab_nodes(state))
+    entry = state.get("nodes", {}).get(name)
+    if not entry:
+        raise LabError(f"node {name} was never booted: no lab is up (lab.sh up)")
+    return entry
+
+
+def killed_entry(name: str, entry: dict, now: str) -> dict:
+    """The entry of `name` once `lab.sh kill` pulled its plug: no process, overlay kept.
+    `now` is the node's power state before."""
+    if now == KILLED:
+        raise LabError(f"node {name} is already killed; boot it again with: lab.sh start {name}")
+    if now == DOWN:
+        raise LabError(
+            f"node {name} is not running (its systemd-nspawn is gone): nothing to kill; "
+            f"boot it with: lab.sh start {name}"
+        )
+    return {**entry, "killed": True, "launcher": None, "leader": None}
+
+
+def started_entry(name: str, entry: dict, now: str) -> dict:
+    """The entry of `name` about to boot again from its overlay (its launcher recorded once
+    started). `now` is the node's power state before."""
+    if now == RUNNING:
+        raise LabError(
+            f"node {name} is already running; power it off first with: lab.sh kill {name}"
+        )
+    fresh = {key: value for key, value in entry.items() if key != "killed"}
+    return {**fresh, "launcher": None, "leader": None}
+
+
+def added_entry(node_: Node, root: str) -> dict:
+    """The entry `lab.sh add` records before it makes anything, so `down` finds it."""
+    return {"added": True, "ip": node_.ip, "roles": list(node_.roles), "root": root,
+            "launcher": None, "leader": None}  # fmt: skip
+
+
+def next_free_ip(nodes, subnet: str = SUBNET, vip: str = VIP, first: str = ADD_FROM) -> str:
+    """The lowest host address of `subnet`, from `first` up, that no node and not the VIP
+    has. The lab uses no other range: a full subnet is an error."""
+    network = ipaddress.ip_network(subnet)
+    taken = {vip, *(n.ip for n in nodes)}
+    start = ipaddress.ip_address(first)
+    for address in network.hosts():
+        if address >= start and str(address) not in taken:
+            return str(address)
+    raise LabError(
+        f"the lab subnet {subnet} is full: every host address from {first} on is taken by a "
+        f"node or the VIP {vip} ({len(taken)} in all); the lab uses no other range: "
+        "lab.sh down, then up, for a fresh lab"
+    )
+
+
+def role_problems(name: str, wanted: tuple[str, ...]) -> list[str]:
+    """What kubesalt_inventory.declare would refuse in the roles of an added node."""
+    problems = []
+    unknown = kroles.unknown(wanted)
+    if unknown:
+        problems.append(f"unknown role(s) {', '.join(unknown)}: use {kroles.listing()}")
+    held = [role for role in wanted if role in kroles.CA_NODE_ROLES]
+    if held:
+        problems.append(f"{', '.join(held)}: only the bootstrap node holds them")
+    for role, needs in kroles.REQUIRES.items():
+        if role in wanted and not needs <= set(wanted):
+            problems.append(f"{role} needs {', '.join(sorted(needs - set(wanted)))} too")
+    return [f"roles of {name}: {problem}" for problem in problems]
+
+
+def new_node(name: str, roles_text: str, state: dict) -> Node:
+    """The node `lab.sh add NAME ROLES` makes: a free name, roles kubesalt accepts (or none
+    yet), and the next free address of the lab subnet."""
+    nodes = lab_nodes(state)
+    if name in {n.name for n in nodes}:
+        raise LabError(
+            f"node name {name!r} is taken (lab.sh status shows it); choose another; "
+            f"nodes: {', '.join(n.name for n in nodes)}"
+        )
+    wanted = parse_roles(roles_text)
+    candidate = Node(name, next_free_ip(nodes), wanted)
+    problems = role_problems(name, wanted) + check_nodes((*nodes, candidate))
+    if problems:
+        raise LabError(f"cannot add node {name!r}: " + "; ".join(problems))
+    return candidate
+
+
+def declare_args(node_: Node) -> list[str]:
+    """salt-run's arguments declaring a lab node with its recorded roles and the lab's key."""
+    if not node_.roles:
+        raise LabError(
+            f"node {node_.name} has no roles recorded (lab.sh add {node_.name} gave none): "
+            f"declare it by hand: salt-run kubesalt_inventory.declare {node_.name} {node_.ip} "
+            f"ROLES key={SSH_KEY}"
+        )
+    return ["kubesalt_inventory.declare", node_.name, node_.ip, ",".join(node_.roles),
+            f"key={SSH_KEY}"]  # fmt: skip

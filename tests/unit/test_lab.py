@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import json
 import pathlib
+import signal
+import subprocess
 
 import pytest
 
+from kubesalt import roles
 from kubesalt_lab import cli, host, model
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def lab_dirs(tmp_path, monkeypatch):
+    """Every test here gets the lab's state and cgroups in tmp_path, never the real ones: a
+    lab may be up on this machine, and kill_node SIGKILLs what a node's cgroups hold.
+    `lab_dirs(node, *pids, sub=...)` writes a cgroup.procs as the kernel would."""
+    state_dir = tmp_path / "state"
+    monkeypatch.setattr(model, "STATE_DIR", str(state_dir))
+    monkeypatch.setattr(host, "STATE_FILE", str(state_dir / "state.json"))
+    monkeypatch.setattr(host, "CGROUP_ROOT", str(tmp_path / "cgroup"))
+
+    def cgroup(node, *pids, sub="payload"):
+        path = tmp_path / "cgroup" / "unified" / model.NAME / node / sub
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "cgroup.procs").write_text("".join(f"{pid}\n" for pid in pids))
+
+    return cgroup
+
+
+def test_no_test_here_reaches_the_real_lab():
+    assert not host.CGROUP_ROOT.startswith("/sys/")
+    assert not host.STATE_FILE.startswith("/var/lib/")
 
 
 def test_the_lab_node_list_is_valid():
@@ -63,7 +89,10 @@ def test_every_node_gets_the_stand_ins_from_the_lab_package(tmp_path, monkeypatc
             "or is the VIP",
         ),
         ((model.Node("b", "198.51.100.10"),), "exactly one node must be the bootstrap node"),
-        ((model.Node("a-very-long-name", "198.51.100.10", bootstrap=True),), "at most 11 letters"),
+        (
+            (model.Node("a-very-long-name", "198.51.100.10", bootstrap=True),),
+            "1 to 11 lowercase letters",
+        ),
         ((model.Node("b", "198.51.100.255", bootstrap=True),), "not a host address"),
     ],
 )
@@ -73,7 +102,7 @@ def test_check_nodes_refuses(nodes, problem):
 
 def test_node_lookup():
     assert model.node("worker1").ip == "198.51.100.20"
-    with pytest.raises(model.LabError, match="nodes: bootstrap, cp2, cp3, worker1"):
+    with pytest.raises(model.LabError, match="nodes: bootstrap, cp2, cp3, worker1$"):
         model.node("cp9")
 
 
@@ -217,3 +246,242 @@ def test_pending_states_are_those_that_changed_or_would_change():
         "c": {"__id__": "C", "result": True, "comment": "did", "changes": {"x": 1}},
     }})  # fmt: skip
     assert model.pending_states(out) == ["B: would", "C: did"]
+
+
+# -- lab.sh kill | start | add ---------------------------------------------------------
+
+CP = ",".join((roles.CONTROL_PLANE, roles.ETCD, roles.NODE))
+
+
+def added(name, ip, *node_roles, **extra):
+    return {"added": True, "ip": ip, "roles": list(node_roles), "root": f"/r/{name}",
+            "launcher": None, "leader": None, **extra}  # fmt: skip
+
+
+def test_lab_nodes_are_the_fixed_ones_then_the_added_ones_by_address():
+    assert model.lab_nodes({}) == model.NODES
+    state = {"nodes": {"cp2": {"launcher": 1}, "w9": added("w9", "198.51.100.21", roles.NODE),
+                       "cp4": added("cp4", "198.51.100.13", *CP.split(","))}}  # fmt: skip
+    assert model.lab_nodes(state)[len(model.NODES) :] == (
+        model.Node("cp4", "198.51.100.13", (roles.CONTROL_PLANE, roles.ETCD, roles.NODE)),
+        model.Node("w9", "198.51.100.21", (roles.NODE,)),
+    )
+
+
+def test_next_free_ip_is_the_lowest_free_one_from_dot_10_and_never_the_vip():
+    assert model.next_free_ip(model.NODES) == "198.51.100.13"
+    busy = [model.Node(f"n{i}", f"198.51.100.{i}") for i in range(10, 100)]
+    assert model.next_free_ip(busy) == "198.51.100.101"
+
+
+def test_next_free_ip_stays_in_the_lab_subnet_and_says_when_it_is_full():
+    busy = [model.Node(f"n{i}", f"198.51.100.{i}") for i in range(10, 100)]
+    busy += [model.Node(f"m{i}", f"198.51.100.{i}") for i in range(101, 255)]
+    with pytest.raises(model.LabError, match=r"198\.51\.100\.0/24 is full.*uses no other range"):
+        model.next_free_ip(busy)
+    small = [model.Node("a", "198.51.100.10")]
+    assert model.next_free_ip(small, subnet="198.51.100.0/28", vip="198.51.100.11") == (
+        "198.51.100.12"
+    )
+    with pytest.raises(model.LabError, match="full"):
+        model.next_free_ip(
+            [*small, model.Node("b", "198.51.100.12"), model.Node("c", "198.51.100.13"),
+             model.Node("d", "198.51.100.14")], subnet="198.51.100.0/28", vip="198.51.100.11",
+        )  # fmt: skip
+
+
+def test_new_node_takes_its_roles_in_order_and_the_next_address():
+    state = {"nodes": {"cp4": added("cp4", "198.51.100.13", roles.NODE)}}
+    assert model.new_node("cp5", f"{CP},{roles.NODE}", state) == model.Node(
+        "cp5", "198.51.100.14", (roles.CONTROL_PLANE, roles.ETCD, roles.NODE)
+    )
+    assert model.new_node("fresh", "", {}).roles == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "roles_text", "problem"),
+    [
+        ("cp2", roles.NODE, "node name 'cp2' is taken"),
+        ("cp4", roles.NODE, "node name 'cp4' is taken"),
+        ("CP5", roles.NODE, "1 to 11 lowercase letters or digits"),
+        ("averylongname", roles.NODE, "1 to 11 lowercase letters or digits"),
+        ("cp5", "master", "unknown role(s) master: use bootstrap, ca, control-plane, etcd, node"),
+        ("cp5", f"{roles.CA},{roles.NODE}", "ca: only the bootstrap node holds them"),
+        ("cp5", roles.CONTROL_PLANE, "control-plane needs etcd too"),
+    ],
+)
+def test_new_node_refuses(name, roles_text, problem):
+    state = {"nodes": {"cp4": added("cp4", "198.51.100.13", roles.NODE)}}
+    with pytest.raises(model.LabError) as err:
+        model.new_node(name, roles_text, state)
+    assert problem in str(err.value)
+
+
+def test_power_states():
+    assert model.power(None, False) == model.DOWN
+    assert model.power({"launcher": 5}, False) == model.DOWN
+    assert model.power({"killed": True, "launcher": None}, False) == model.KILLED
+    assert model.power({"launcher": 5}, True) == model.RUNNING
+
+
+def test_kill_then_start_keeps_the_overlay_and_refuses_the_wrong_state():
+    entry = {"launcher": 5, "leader": 6, "root": "/r/cp3"}
+    killed = model.killed_entry("cp3", entry, model.RUNNING)
+    assert killed == {"launcher": None, "leader": None, "root": "/r/cp3", "killed": True}
+    with pytest.raises(model.LabError, match="cp3 is already killed; .*lab.sh start cp3"):
+        model.killed_entry("cp3", killed, model.KILLED)
+    with pytest.raises(model.LabError, match="cp3 is not running .*nothing to kill"):
+        model.killed_entry("cp3", entry, model.DOWN)
+    assert model.started_entry("cp3", killed, model.KILLED) == {
+        "launcher": None, "leader": None, "root": "/r/cp3",
+    }  # fmt: skip
+    with pytest.raises(model.LabError, match="cp3 is already running; .*lab.sh kill cp3"):
+        model.started_entry("cp3", entry, model.RUNNING)
+
+
+def test_entry_of_names_unknown_and_never_booted_nodes():
+    with pytest.raises(model.LabError, match="no lab node 'cp9'; nodes: bootstrap, cp2, cp3"):
+        model.entry_of({"nodes": {}}, "cp9")
+    with pytest.raises(model.LabError, match="cp2 was never booted"):
+        model.entry_of({}, "cp2")
+    state = {"nodes": {"cp4": added("cp4", "198.51.100.13")}}
+    assert model.entry_of(state, "cp4")["ip"] == "198.51.100.13"
+
+
+def test_declare_args_use_the_recorded_roles_and_the_lab_key():
+    node = model.Node("cp4", "198.51.100.13", (roles.CONTROL_PLANE, roles.ETCD, roles.NODE))
+    assert model.declare_args(node) == [
+        "kubesalt_inventory.declare", "cp4", "198.51.100.13", CP, "key=/root/.ssh/kubesalt-lab",
+    ]  # fmt: skip
+    with pytest.raises(model.LabError, match="cp4 has no roles recorded"):
+        model.declare_args(model.Node("cp4", "198.51.100.13"))
+
+
+def test_the_cli_parses_the_new_commands():
+    args = cli.parser().parse_args(["add", "cp4", CP])
+    assert (args.action, args.node, args.roles) == ("add", "cp4", CP)
+    assert cli.parser().parse_args(["add", "w9"]).roles == ""
+    assert cli.parser().parse_args(["kill", "cp3"]).node == "cp3"
+    assert cli.parser().parse_args(["start", "cp3"]).node == "cp3"
+
+
+def sleepers(count):
+    return [subprocess.Popen(["sleep", "300"]) for _ in range(count)]
+
+
+def test_kill_node_sigkills_every_process_in_the_node_cgroups(lab_dirs):
+    procs = sleepers(3)
+    lab_dirs("cp3", procs[0].pid, sub="supervisor")
+    lab_dirs("cp3", procs[1].pid, sub="payload/system.slice")
+    lab_dirs("cp2", procs[2].pid)
+    try:
+        assert host.running("cp3", {"launcher": None})
+        assert sorted(host.kill_node("cp3", None)) == sorted(p.pid for p in procs[:2])
+        assert [p.wait(timeout=5) for p in procs[:2]] == [-signal.SIGKILL] * 2
+        assert not host.running("cp3", {"launcher": None})
+        assert procs[2].poll() is None, "another node's process was touched"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_recorded_launcher_pid_now_held_by_another_process_is_not_the_node():
+    (proc,) = sleepers(1)
+    try:
+        assert not host.is_launcher(proc.pid)
+        assert host.kill_node("cp3", proc.pid) == []
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cmd_kill_records_the_node_killed_and_start_boots_it_from_its_overlay(
+    lab_dirs, monkeypatch, capsys
+):
+    (proc,) = sleepers(1)
+    lab_dirs("cp3", proc.pid)
+    host.save_state({"nodes": {"cp3": {"launcher": None, "leader": None, "root": "/r/cp3"}}})
+    try:
+        assert cli.cmd_kill(cli.parser().parse_args(["kill", "cp3"])) == 0
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    assert host.load_state()["nodes"]["cp3"] == {
+        "killed": True, "launcher": None, "leader": None, "root": "/r/cp3",
+    }  # fmt: skip
+    assert "lab.sh start cp3 boots it again" in capsys.readouterr().out
+    with pytest.raises(model.LabError, match="already killed"):
+        cli.cmd_kill(cli.parser().parse_args(["kill", "cp3"]))
+    assert [row["state"] for row in cli.rows() if row["name"] == "cp3"] == ["killed"]
+
+    booted = []
+    monkeypatch.setattr(host, "is_mounted", lambda path: path == "/r/cp3")
+    monkeypatch.setattr(host, "veth_down", booted.append)
+    monkeypatch.setattr(host, "boot", lambda node, root: booted.append((node.name, root)) or 4242)
+    monkeypatch.setattr(host, "wait_booted", lambda name, launcher: launcher + 1)
+    assert cli.cmd_start(cli.parser().parse_args(["start", "cp3"])) == 0
+    assert booted == ["cp3", ("cp3", "/r/cp3")]
+    assert host.load_state()["nodes"]["cp3"] == {"launcher": 4242, "leader": 4243,
+                                                 "root": "/r/cp3"}  # fmt: skip
+
+
+def test_cmd_add_records_a_fresh_node_then_boots_it_and_prints_the_declare_command(
+    lab_dirs, tmp_path, monkeypatch, capsys
+):
+    host.save_state({"seed": "s", "rootfs": "/rootfs", "nodes": {"bootstrap": {"launcher": 1}}})
+    made = []
+
+    def overlay_mount(name, lower):
+        made.append((name, lower))
+        root = tmp_path / "root"
+        root.mkdir()
+        return str(root)
+
+    monkeypatch.setattr(host, "overlay_mount", overlay_mount)
+    monkeypatch.setattr(host, "is_mounted", lambda path: True)
+    monkeypatch.setattr(host, "ssh_keypair", lambda: ("private\n", "public\n"))
+    monkeypatch.setattr(host, "veth_down", lambda name: False)
+    monkeypatch.setattr(host, "boot", lambda node, root: 4242)
+    monkeypatch.setattr(host, "wait_booted", lambda name, launcher: 4243)
+    monkeypatch.setattr(cli, "saltenv", lambda: "kubesalt-0.1.0")
+    assert cli.cmd_add(cli.parser().parse_args(["add", "cp4", CP])) == 0
+
+    assert made == [("cp4", "/rootfs")]
+    entry = host.load_state()["nodes"]["cp4"]
+    assert entry == {"added": True, "ip": "198.51.100.13", "roles": CP.split(","),
+                     "root": str(tmp_path / "state/nodes/cp4/root"), "launcher": 4242,
+                     "leader": 4243}  # fmt: skip
+    assert "198.51.100.13 cp4\n" in (tmp_path / "root/etc/hosts").read_text()
+    assert "Address=198.51.100.13/24" in (tmp_path / "root" / model.NETWORK_FILE[1:]).read_text()
+    assert (tmp_path / "root/etc/salt/grains").read_text() == model.grains_file()
+    assert not (tmp_path / "root" / model.SSH_KEY[1:]).exists()
+    out = capsys.readouterr().out
+    assert (
+        "scripts/lab.sh exec bootstrap salt-run kubesalt_inventory.declare cp4 198.51.100.13 "
+        f"{CP} key=/root/.ssh/kubesalt-lab" in out
+    )
+    assert "kubesalt.orchestrate.deploy_node saltenv=kubesalt-0.1.0" in out
+    with pytest.raises(model.LabError, match="'cp4' is taken"):
+        cli.cmd_add(cli.parser().parse_args(["add", "cp4", CP]))
+
+
+def test_cmd_down_stops_running_nodes_only_and_removes_added_ones(lab_dirs, monkeypatch):
+    host.save_state({"nodes": {
+        "cp2": {"launcher": 11, "root": "/r/cp2"},
+        "cp3": {"killed": True, "launcher": None, "root": "/r/cp3"},
+        "cp4": added("cp4", "198.51.100.13", roles.NODE, launcher=12),
+    }})  # fmt: skip
+    calls = []
+    monkeypatch.setattr(host, "is_launcher", lambda pid: pid in (11, 12))
+    monkeypatch.setattr(host, "stop", lambda pid: calls.append(("stop", pid)))
+    monkeypatch.setattr(host, "kill_node", lambda name, pid: calls.append(("kill", name)) or [])
+    monkeypatch.setattr(host, "unmount_all", lambda base: [])
+    monkeypatch.setattr(host, "veth_down", lambda name: calls.append(("veth", name)) or True)
+    monkeypatch.setattr(host, "bridge_down", lambda bridge: False)
+    assert cli.cmd_down(None) == 0
+    assert [c for c in calls if c[0] == "stop"] == [("stop", 11), ("stop", 12)]
+    assert {c[1] for c in calls if c[0] == "kill"} == {"cp2", "cp3", "cp4"}
+    assert ("veth", "cp4") in calls
+    assert not pathlib.Path(model.STATE_DIR).exists()
