@@ -144,7 +144,7 @@ def _etcd_minion(run) -> str:
             if _own_member_healthy(seen[minion]):
                 return minion
     asked = "; ".join(
-        f"{minion}: {'no answer' if health is None else _unhealthy_text(health)}"
+        f"{minion}: {'no answer, or the call failed' if health is None else _unhealthy_text(health)}"
         for minion, health in seen.items()
     )
     raise StepFailed(
