@@ -14,8 +14,9 @@ import dataclasses
 from kubesalt import kubectl as _kubectl
 from kubesalt import ports as _ports
 from kubesalt import renewal as _renewal
+from kubesalt import roles as _roles
 from kubesalt import urls as _urls
-from kubesalt.etcd import find, peer_url
+from kubesalt.etcd import EtcdError, find, healthy_members, peer_url, plan_remove
 from kubesalt.kubeadm.model import Layout
 from kubesalt.orchestrate import etcdjoin
 from kubesalt.orchestrate.model import OrchestrateError, StepFailed, StepResult
@@ -117,26 +118,104 @@ def _join(run, plan, timeout) -> dict:
     return changes
 
 
+def _own_member_healthy(health) -> bool:
+    """Whether kubesalt_etcd.health (this minion's own endpoint) answered healthy."""
+    return (
+        isinstance(health, dict)
+        and bool(health)
+        and all(isinstance(state, dict) and state.get("health") for state in health.values())
+    )
+
+
+def _etcd_minion(run) -> str:
+    """The minion to run etcd membership changes on: the CA minion when its own member
+    answers healthy, else the first other etcd node (outside the run) whose member does.
+    etcdctl there talks to that member, never to the one being removed, which may be gone.
+    A dead CA node is beyond this: it comes back from its backup, not through here."""
+    ca = run.options.ca_minion
+    others = [n for n in run.others(frozenset({_roles.ETCD})) if n != ca]
+    seen = {}
+    for group in ([ca], others):
+        if not group:
+            continue
+        answers = run.rpc.answers(group, "kubesalt_etcd.health", [], {"cluster": False}, 30)
+        for minion in group:
+            seen[minion] = answers.get(minion)
+            if _own_member_healthy(seen[minion]):
+                return minion
+    asked = "; ".join(
+        f"{minion}: {'no answer, or the call failed' if health is None else _unhealthy_text(health)}"
+        for minion, health in seen.items()
+    )
+    raise StepFailed(
+        f"no etcd member answers healthy through its own minion ({asked}): etcd cannot "
+        "change its membership now. Check etcd on those nodes (salt <node> "
+        "kubesalt_etcd.health cluster=True, the etcd static pod's log); if the cluster lost "
+        "its quorum for good, restore etcd from a snapshot"
+    )
+
+
+def _unhealthy_text(health) -> str:
+    if not isinstance(health, dict) or not health:
+        return f"answered {str(health)[:100]!r}"
+    return ", ".join(f"{url} {state.get('error') or 'unhealthy'}"
+                     for url, state in health.items() if not (state or {}).get("health"))  # fmt: skip
+
+
+def _planned_removal(run, minion, node):
+    """What kubesalt_etcd.remove would do, decided from the member list and the voters'
+    health read through `minion` (a dry run): the same rules, the same refusals."""
+    members = etcdjoin.members_from(
+        run.rpc.call([minion], "kubesalt_etcd.members", [], {}, 60,
+                     what="list the etcd members")[minion]
+    )  # fmt: skip
+    member = find(members, node)
+    healthy = set()
+    if member is not None and member.voter:
+        health = run.rpc.call([minion], "kubesalt_etcd.health", [], {"cluster": True}, 60,
+                              what="etcd health of every voting member")[minion]  # fmt: skip
+        healthy = healthy_members(members, health or {})
+    try:
+        return plan_remove(members, node, healthy)
+    except EtcdError as err:
+        refusal = f"{type(err).__name__}: {err}; the run would refuse it"
+        raise StepFailed(_with_quorum_hint(refusal), [node]) from None
+
+
+# remove_node's pillar force says the node is gone; it never overrides a quorum rule.
+QUORUM_HINT = (
+    "remove_node never overrides the quorum rules (pillar force means the node is gone: "
+    "removing a gone member of three leaves two healthy of two); if the health seen is "
+    "wrong (a member that votes while its client port is filtered), remove the member by "
+    "hand, kubesalt_etcd.remove NODE force=True on an etcd node, then run remove_node again"
+)
+
+
+def _with_quorum_hint(message: str) -> str:
+    return f"{message}. {QUORUM_HINT}" if "QuorumError" in message else message
+
+
 def etcd_left(run, step, nodes, targets):
-    """The node's etcd member removed, asked on the CA minion's member: refused for the
-    last member, and (unless pillar force) when the voters left would lose quorum."""
+    """The node's etcd member removed through a healthy member (`_etcd_minion`), with the
+    quorum rules of kubesalt.etcd.plan_remove: never the last voting member, never when
+    the voters left would not keep a healthy quorum. A dry run applies the same rules to
+    the member list and the voters' health."""
+    minion = _etcd_minion(run)
     changes = {}
     for node in nodes:
         if run.test:
-            member = find(_members(run), node)
-            if member is not None:
-                changes[node] = {"etcd": f"would remove member {member.label()}"}
+            plan = _planned_removal(run, minion, node)
+            if plan.action == "remove":
+                changes[node] = {"etcd": f"would remove member {plan.member.label()} "
+                                 f"(through {minion})"}  # fmt: skip
             continue
         try:
-            removed = _ca_call(run, "kubesalt_etcd.remove", [node],
-                               {"force": run.options.force, "timeout": run.timeout(step)},
-                               run.timeout(step) + 30, f"remove the etcd member {node}")  # fmt: skip
+            removed = run.rpc.call([minion], "kubesalt_etcd.remove", [node],
+                                   {"timeout": run.timeout(step)}, run.timeout(step) + 30,
+                                   f"remove the etcd member {node}")[minion]  # fmt: skip
         except StepFailed as err:
-            raise StepFailed(
-                f"{err.message}; nothing was changed (pillar force: true overrides the quorum "
-                "check, never the last-member check)",
-                [node],
-            ) from err
+            raise StepFailed(_with_quorum_hint(f"{err.message}; nothing was changed"),
+                             [node]) from err  # fmt: skip
         if removed.get("changed"):
             changes[node] = {"removed": removed.get("member")}
     return StepResult(changes)

@@ -21,7 +21,7 @@ from kubesalt.orchestrate.options import Options
 from kubesalt.orchestrate.progress import Progress
 from kubesalt.orchestrate.rpc import Rpc
 from kubesalt.orchestrate.saltssh import SaltSsh
-from kubesalt.orchestrate.tables import phases_of
+from kubesalt.orchestrate.tables import FINISHES_UNDECLARED, phases_of
 
 KUBESALT_GRAIN = "kubesalt"
 KINDS = {**steps.KINDS, **clustersteps.KINDS, **addonsteps.KINDS}
@@ -46,10 +46,14 @@ class PhaseOutcome:
 
 @dataclass
 class Report:
+    """`left_behind`: {node: what stays on its disk}, for nodes given up as gone (pillar
+    force of remove_node), whose own steps did not run."""
+
     label: str
     test: bool
     outcomes: list[PhaseOutcome] = field(default_factory=list)
     error: str = ""
+    left_behind: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +76,9 @@ class Report:
                 what = f"{verb} on {', '.join(o.changes)}" if o.changes else "no changes"
                 notes = f"; {'; '.join(o.notes)}" if o.notes else ""
                 lines.append(f"{o.name}: {what} ({o.seconds:.1f}s){notes}")
+        verb = "would not be cleaned" if self.test else "not cleaned"
+        for node, items in self.left_behind.items():
+            lines.append(f"{verb} on the node {node}: {'; '.join(items)}")
         head = f"{self.label}{' (dry run)' if self.test else ''}"
         if self.error:
             return f"{self.error}\n{head}:\n" + "\n".join(lines)
@@ -98,6 +105,12 @@ class Run:
         self.survey: dict | None = None  # {node: StateRun} of the survey
         self.no_minion: set[str] = set()  # dry run: nodes whose minion cannot be asked
         self.ran_phases: list[str] = []
+        # remove_node: nodes no longer declared (their removal is being finished), nodes
+        # given up as gone (force), and per node what of it does not answer (NEEDS -> why).
+        self.forgotten: set[str] = set()
+        self.gone: set[str] = set()
+        self.unreachable: dict[str, dict[str, str]] = {}
+        self.left_behind: dict[str, list[str]] = {}
 
     # -- read once per run ---------------------------------------------------------
     @property
@@ -182,9 +195,29 @@ class Run:
         ]
 
     def phase_nodes(self, phase: Phase) -> list[str]:
+        """The run's nodes with one of the phase's roles; a node no longer declared has no
+        roles to tell, so every phase acts on it (each step finds what is left)."""
         return [
-            n for n in self.options.nodes if not phase.roles or phase.roles & set(self.roles(n))
+            n
+            for n in self.options.nodes
+            if not phase.roles or phase.roles & set(self.roles(n)) or n in self.forgotten
         ]
+
+    def able(self, step, nodes, outcome: PhaseOutcome) -> list[str]:
+        """The nodes that have what `step` needs; each other one is noted in the phase's
+        outcome (a node no longer declared once, by preflight), and for a node given up as
+        gone, what the step would have removed from it is recorded as left behind."""
+        acting = []
+        for node in nodes:
+            why = self.unreachable.get(node, {}).get(step.needs) if step.needs else None
+            if why is None:
+                acting.append(node)
+                continue
+            if node not in self.forgotten:
+                outcome.notes.append(f"{step.what}: not on {node} ({why})")
+            if step.leaves and node in self.gone:
+                self.left_behind.setdefault(node, []).append(step.leaves)
+        return acting
 
     def targets(self, step, nodes) -> list[str]:
         if step.target == "nodes":
@@ -226,7 +259,8 @@ class Run:
         outcome = PhaseOutcome(phase.name, nodes=tuple(nodes))
         for step in phase.steps:
             kind = KINDS[step.kind]
-            result = kind(self, step, list(nodes), self.targets(step, nodes))
+            acting = self.able(step, nodes, outcome)
+            result = kind(self, step, acting, self.targets(step, acting))
             for node, changes in (result.changes or {}).items():
                 if changes:
                     _merge(outcome.changes.setdefault(node, {}), changes)
@@ -277,9 +311,14 @@ def plan(options: Options, inventory: dict) -> list[dict]:
     def roles_of(node):
         return tuple(inventory[node].roles) if node in inventory else ()
 
+    def acts_on(phase, node):
+        if options.orchestration in FINISHES_UNDECLARED and node not in inventory:
+            return True  # as Run.phase_nodes: no roles to tell
+        return not phase.roles or bool(phase.roles & set(roles_of(node)))
+
     result = []
     for phase in phases_of(options.orchestration):
-        nodes = [n for n in options.nodes if not phase.roles or phase.roles & set(roles_of(n))]
+        nodes = [n for n in options.nodes if acts_on(phase, n)]
         why = ""
         if phase.name in options.skip:
             why, nodes = "skipped (pillar skip_phases)", []
@@ -306,6 +345,7 @@ def execute(options: Options, backend, test: bool = False, progress=None) -> Rep
         return report
     try:
         _run_phases(run, phases, report, progress)
+        report.left_behind = run.left_behind
     finally:
         if held:
             _lock.release(backend.lock_path)

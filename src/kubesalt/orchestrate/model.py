@@ -34,13 +34,19 @@ class StepResult:
 # phase's roles); `others` are the accepted, declared minions not in the run (filtered by
 # the step's roles); `ca` is the CA minion (the bootstrap node); `master` is the master.
 TARGETS = ("nodes", "others", "ca", "master")
+# What a step may need of each node of the run: `ssh`, the machine up (its SSH port
+# answers: salt-ssh, a drain's evictions), `minion`, its minion answering (state runs).
+# remove_node's preflight says which nodes lack what (`Run.unreachable`).
+NEEDS = ("ssh", "minion")
 
 
 @dataclass(frozen=True)
 class Step:
     """One call of a step kind (`steps.KINDS`) on its targets: `timeout` in seconds, or
     the name of an option (`timeout`, `state_timeout`, `drain_timeout`); `retry` the
-    seconds between two attempts while a wait lasts (0: one attempt)."""
+    seconds between two attempts while a wait lasts (0: one attempt). `needs`: what the
+    step needs of a node of the run (NEEDS); a node without it is left out, and for a node
+    given up as gone (remove_node's force), `leaves` says what then stays on its disk."""
 
     kind: str
     target: str
@@ -49,10 +55,14 @@ class Step:
     timeout: int | str = 120
     retry: float = 0
     roles: frozenset[str] = frozenset()
+    needs: str = ""
+    leaves: str = ""
 
     def __post_init__(self):
         if self.target not in TARGETS:
             raise OrchestrateError(f"step {self.kind}: target {self.target!r}; valid: {TARGETS}")
+        if self.needs and self.needs not in NEEDS:
+            raise OrchestrateError(f"step {self.kind}: needs {self.needs!r}; valid: {NEEDS}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ TIMEOUTS = {"timeout": 120, "state_timeout": 300, "drain_timeout": 300}
 class Options:
     """What one run acts on and how. `ca_minion` is the CA (bootstrap) node's minion ID,
     `api_port` kubesalt:apiServer:port (the readyz URL), `config` the validated
-    configuration (pillar `kubesalt`; never shown: it may hold the VRRP password)."""
+    configuration (pillar `kubesalt`; never shown: it may hold the VRRP password). `force`:
+    for remove_node, the node is gone for good (do without it; etcd's quorum rules still
+    hold); for renew_certificates, renew every certificate now."""
 
     orchestration: str
     nodes: tuple[str, ...]

@@ -18,7 +18,7 @@ from kubesalt import inventory as _inventory
 from kubesalt import roles as _roles
 from kubesalt.etcd import find
 from kubesalt.orchestrate import etcdjoin, minionpillar, saltssh
-from kubesalt.orchestrate.model import StepFailed, StepResult
+from kubesalt.orchestrate.model import NEEDS, StepFailed, StepResult
 from kubesalt.orchestrate.rpc import summarize_state
 
 KEYS_DIR = "/etc/kubesalt/minion-keys"  # public keys read back from new minions
@@ -64,7 +64,7 @@ def etcd_member_left_when_skipped(run, step, nodes, targets):
     never removed: a voter lost, and two such nodes lose quorum."""
     if ETCD_PHASE not in run.options.skip:
         return StepResult()
-    etcd_nodes = [n for n in nodes if _roles.ETCD in run.roles(n)]
+    etcd_nodes = [n for n in nodes if _roles.ETCD in run.roles(n) or n in run.forgotten]
     if not etcd_nodes:
         return StepResult()
     ca = run.options.ca_minion
@@ -88,7 +88,9 @@ def etcd_member_left_when_skipped(run, step, nodes, targets):
                              "may be skipped"])  # fmt: skip
 
 
-def ssh_port(run, step, nodes, targets):
+def _closed_ports(run, step, nodes) -> dict[str, str]:
+    """{node: what did not answer} for the nodes whose SSH port stays closed (TCP connect,
+    retried every `step.retry` seconds for the step's timeout)."""
     entries = {node: run.entry(node) for node in nodes}
     errors = {}
 
@@ -102,18 +104,107 @@ def ssh_port(run, step, nodes, targets):
                 left.append(node)
         return left
 
-    silent = wait(run, step, nodes, closed)
-    if silent:
+    return {
+        n: f"node {n}: SSH port {entries[n].host}:{entries[n].port} did not answer within "
+        f"{run.timeout(step)}s ({errors[n]})"
+        for n in wait(run, step, nodes, closed)
+    }
+
+
+def ssh_port(run, step, nodes, targets):
+    closed = _closed_ports(run, step, nodes)
+    if closed:
         raise StepFailed(
             "; ".join(
-                f"node {n}: SSH port {entries[n].host}:{entries[n].port} did not answer within "
-                f"{run.timeout(step)}s ({errors[n]}); check that the node is up and sshd runs, "
-                "and the address declared (salt-run kubesalt_inventory.list_nodes)"
-                for n in silent
+                f"{text}; check that the node is up and sshd runs, and the address declared "
+                "(salt-run kubesalt_inventory.list_nodes)"
+                for text in closed.values()
             ),
-            silent,
+            list(closed),
         )
     return StepResult()
+
+
+# -- remove_node: a node gone for good, a removal finished ------------------------------
+IF_GONE = (
+    "if the machine is gone for good, run again with pillar force: true (its etcd member, "
+    "Node object, minion key and inventory entry are then removed without it, and what "
+    "stays on its disk is listed)"
+)
+
+
+def declared_or_finishing(run, step, nodes, targets):
+    """remove_node: a node no longer declared is one whose removal stopped after phase
+    inventory (it comes before peers: the CA minion's signing policies follow the
+    inventory). Accepted, to finish: the later steps find what is left of it (etcd member,
+    Node object, key, the other nodes' peers); nothing runs on the node, whose address is
+    no longer known. Removing what is not there changes nothing, as for any absent state."""
+    notes = []
+    for node in nodes:
+        if node in run.inventory:
+            continue
+        run.forgotten.add(node)
+        run.unreachable[node] = {need: "not declared" for need in NEEDS}
+        notes.append(
+            f"{node} is not declared: finishing its removal (what is left of it in etcd, "
+            "the API, the key store and the other nodes' peers; nothing runs on the node)"
+        )
+    return StepResult(notes=notes)
+
+
+def _gone_or_refused(run, problems: dict, needs, why: str, fix: str) -> StepResult:
+    """Nodes that did not answer ({node: what}): refused with `fix`, or with pillar force
+    given up as gone (`why`) for `needs`: the steps that need them leave the node out, and
+    what they would have removed from it is listed at the end of the run."""
+    if not problems:
+        return StepResult()
+    if not run.options.force:
+        raise StepFailed(
+            "; ".join(f"{text}. {fix}; {IF_GONE}" for text in problems.values()), list(problems)
+        )
+    notes = []
+    for node, text in problems.items():
+        run.gone.add(node)
+        for need in needs:
+            run.unreachable.setdefault(node, {})[need] = why
+        notes.append(
+            f"{text}: taken as gone (pillar force): the steps that need it are skipped, what "
+            "they leave on its disk is listed at the end; wipe the machine before it is "
+            "started again on this network"
+        )
+    return StepResult(notes=notes)
+
+
+def ssh_port_or_gone(run, step, nodes, targets):
+    """remove_node: each declared node's SSH port answers (the machine is up), or, with
+    pillar force, the node is gone: nothing at all runs on it."""
+    declared = [n for n in nodes if n not in run.forgotten]
+    fix = ("remove_node cleans the node through its minion and salt-ssh: start it, check "
+           "sshd and the address declared (salt-run kubesalt_inventory.list_nodes)")  # fmt: skip
+    return _gone_or_refused(run, _closed_ports(run, step, declared), NEEDS, "gone", fix)
+
+
+def minion_answers_or_gone(run, step, nodes, targets):
+    """remove_node: each node's accepted minion answers test.ping (the cleanup states run
+    through it), or, with pillar force, the steps that need it leave the node out. A node
+    without an accepted key has no minion to ask: those steps leave it out, force or not
+    (an earlier remove_node deletes the key only after the cleanup)."""
+    for node in nodes:
+        if node not in run.accepted:
+            run.unreachable.setdefault(node, {})["minion"] = "no accepted minion key"
+    askable = [n for n in nodes if n in run.accepted and n not in run.answering]
+
+    def silent_of(pending):
+        answering = run.rpc.ping(pending)
+        run.answering.update(answering)
+        return [n for n in pending if n not in answering]
+
+    silent = wait(run, step, askable, silent_of)
+    problems = {n: f"node {n}: its minion did not answer test.ping within "
+                   f"{run.timeout(step)}s" for n in silent}  # fmt: skip
+    fix = ("remove_node applies the cleanup states through it: start it (systemctl restart "
+           "salt-minion on the node; journalctl -u salt-minion)")  # fmt: skip
+    return _gone_or_refused(run, problems, ("minion",), "gone: its minion is silent", fix)
 
 
 def _read_host_keys(run, node, entry):
@@ -474,6 +565,8 @@ def highstate(run, step, nodes, targets):
 
 KINDS = {
     "not_ca": not_ca, "ssh_port": ssh_port, "host_keys": host_keys,
+    "declared_or_finishing": declared_or_finishing, "ssh_port_or_gone": ssh_port_or_gone,
+    "minion_answers_or_gone": minion_answers_or_gone,
     "etcd_member_left_when_skipped": etcd_member_left_when_skipped,
     "minion_installed": minion_installed, "minion_stopped": minion_stopped,
     "key_accepted": key_accepted, "minion_answers": minion_answers,

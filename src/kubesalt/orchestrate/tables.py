@@ -152,30 +152,58 @@ DEPLOY_NODE = (
     ),
 )
 
+# What stays on a node given up as gone (pillar force) when a step cannot run there.
+LEFT_BY_CLEANUP = (
+    "kubesalt's files (its static pods and /var/lib/etcd, the certificates and keys under "
+    "/etc/kubernetes/pki, the kubeconfigs, the kubelet and containerd, keepalived, the "
+    "firewalld zone): if it starts again as it is, its kubelet registers its Node again "
+    "and its keepalived may claim the VIP"
+)
+LEFT_BY_MINION = "salt-minion, enabled, with its configuration and keys under /etc/salt"
+
+# Order: the node is forgotten (inventory) before the peers phase, because the CA
+# minion's signing policies and the other nodes' firewall sources and keepalived peers are
+# computed from the inventory and the mine. A run that stopped after `inventory` is
+# finished by running it again: preflight accepts a node no longer declared
+# (declared_or_finishing), and every later step finds what is left of it.
 REMOVE_NODE = (
     Phase(
         "preflight",
-        "no other orchestration runs; the node is declared, is not the CA minion, SSH answers",
+        "no other orchestration runs; the node is not the CA minion; it answers (SSH port, "
+        "minion), or is gone (pillar force), or is no longer declared (its removal finishes)",
         (
             Step("not_ca", "nodes", "not the CA minion"),
+            Step("declared_or_finishing", "nodes", "declared, or its removal is finished"),
             Step(
                 "etcd_member_left_when_skipped",
                 "nodes",
                 "with phase etcd skipped: no longer an etcd member",
                 timeout=60,
             ),
-            Step("ssh_port", "nodes", "SSH port answers", timeout=10, retry=1),
-            Step("host_keys", "nodes", "SSH host keys recorded", timeout=30),
+            Step("ssh_port_or_gone", "nodes", "SSH port answers", timeout=10, retry=1),
+            Step(
+                "minion_answers_or_gone",
+                "nodes",
+                "minion answers test.ping",
+                timeout=20,
+                retry=2,
+                needs="ssh",
+            ),  # fmt: skip
+            Step("host_keys", "nodes", "SSH host keys recorded", timeout=30, needs="ssh"),
         ),
+        why="a node that does not answer is refused before any change, unless pillar force "
+        "says it is gone for good",
     ),
     Phase(
         "drain",
         "the Node object cordoned and its pods evicted (kubectl drain)",
-        (Step("drained", "ca", "drain the Node object", timeout="drain_timeout"),),
+        (Step("drained", "ca", "drain the Node object", timeout="drain_timeout", needs="ssh"),),
+        why="a gone node is not drained: its evictions never finish; its pods go with its "
+        "Node object (delete-node)",
     ),
     Phase(
         "etcd",
-        "the node's etcd member removed from the cluster",
+        "the node's etcd member removed, through a healthy member",
         (Step("etcd_left", "ca", "remove the etcd member", timeout=60),),
         roles=ETCD,
     ),
@@ -183,11 +211,14 @@ REMOVE_NODE = (
         "cleanup",
         "the node's kubesalt files removed (the -absent states)",
         (
-            _apply(
+            Step(
+                "applied",
                 "nodes",
-                REMOVE_SLS,
                 "the absent states",
-                only_after={"kubesalt.etcd.data-absent": "etcd"},
+                {"sls": REMOVE_SLS, "only_after": {"kubesalt.etcd.data-absent": "etcd"}},
+                600,
+                needs="minion",
+                leaves=LEFT_BY_CLEANUP,
             ),
         ),  # fmt: skip
     ),
@@ -199,7 +230,16 @@ REMOVE_NODE = (
     Phase(
         "minion",
         "the node's salt-minion stopped and disabled (salt-ssh)",
-        (Step("minion_stopped", "nodes", "stop salt-minion", timeout=120),),
+        (
+            Step(
+                "minion_stopped",
+                "nodes",
+                "stop salt-minion",
+                timeout=120,
+                needs="ssh",
+                leaves=LEFT_BY_MINION,
+            ),
+        ),  # fmt: skip
     ),
     Phase(
         "key",
@@ -395,6 +435,8 @@ ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_no
 MULTI_NODE = ("deploy_node", "renew_certificates")
 # Orchestrations that act on every declared node when the pillar names none.
 EVERY_NODE_BY_DEFAULT = ("renew_certificates",)
+# Orchestrations that take a node no longer declared: remove_node finishes its removal.
+FINISHES_UNDECLARED = ("remove_node",)
 
 
 def _nested(phase: Phase) -> tuple[Phase, ...]:

@@ -17,16 +17,19 @@ import yaml
 
 from kubesalt import config, inventory
 from kubesalt.cluster import cluster_nodes, render
+from kubesalt.etcd import EtcdError, plan_remove
+from kubesalt.orchestrate.etcdjoin import members_from
 
 SILENT = object()
 THREE_NODES = ["cp2", "cp3", "worker1"]
 SALTENV = "kubesalt-0.1.0"
 IPS = {"bootstrap": "198.51.100.10", "cp2": "198.51.100.11", "cp3": "198.51.100.12",
-       "worker1": "198.51.100.21"}  # fmt: skip
+       "cp4": "198.51.100.13", "worker1": "198.51.100.21"}  # fmt: skip
 ROLES = {
     "bootstrap": ("bootstrap", "ca", "control-plane", "etcd", "node"),
     "cp2": ("control-plane", "etcd", "node"),
     "cp3": ("control-plane", "etcd", "node"),
+    "cp4": ("control-plane", "etcd", "node"),
     "worker1": ("node",),
 }
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
@@ -80,6 +83,8 @@ class Cluster:
         self.failures = {}  # (node, sls) -> comment
         self.unsynced = set()  # nodes whose modules are not synced yet
         self.installed = set()  # nodes with the minion install done
+        self.dead = set()  # powered off: no SSH, no minion, no etcd member answering
+        self.etcd_down = set()  # nodes whose etcd member does not answer
         for node in deployed:
             self.deploy(node)
         for node in fresh:
@@ -106,10 +111,18 @@ class Cluster:
         return {sls: list(ids) for sls, ids in FRESH_DRIFT.items()
                 if sls not in ROLE_SLS or ROLE_SLS[sls] in ROLES[node]}  # fmt: skip
 
+    def kill(self, node):
+        """Power `node` off without warning."""
+        self.dead.add(node)
+
+    def etcd_healthy(self, node):
+        return node not in self.dead and node not in self.etcd_down
+
     # -- minion functions ----------------------------------------------------------
     def answers(self, node):
         minion = self.minions.get(node)
-        return bool(minion and minion["running"] and minion["key"] == "minions")
+        alive = node not in self.dead
+        return bool(alive and minion and minion["running"] and minion["key"] == "minions")
 
     def respond(self, node, fun, args, kwargs):
         if not self.answers(node):
@@ -155,7 +168,9 @@ class Cluster:
                     "__id__": ident, "result": None if test else True,
                     "changes": {} if test else {"diff": "secret"}, "comment": "",
                     "__sls__": sls, "__run_num__": index * 10 + 2 + number}  # fmt: skip
-            if not test and drift.pop(sls, None) and sls == "kubesalt.node":
+            if test or (node, sls) in self.failures:
+                continue  # a failed run leaves its drift
+            if drift.pop(sls, None) and sls == "kubesalt.node":
                 self._peers_learn(node)
         return result
 
@@ -180,8 +195,25 @@ class Cluster:
         return self._state_run(node, sorted(self.drift.get(node, {})), test)
 
     # -- CA minion functions -------------------------------------------------------
+    def _own_etcd_error(self, node):
+        """The answer of a kubesalt_etcd call asked on `node` whose own member is down."""
+        if not self.etcd_healthy(node):
+            return (f"ERROR: Unreachable: etcdctl member list -w json failed: context "
+                    f"deadline exceeded (https://{IPS[node]}:2379)")  # fmt: skip
+        return None
+
     def _kubesalt_etcd_members(self, node):
-        return [dict(m) for m in self.members]
+        return self._own_etcd_error(node) or [dict(m) for m in self.members]
+
+    def _kubesalt_etcd_health(self, node, cluster):
+        """{client URL: health} of this node's member, or (cluster) of every voter."""
+        if cluster and not self.etcd_healthy(node):
+            return self._own_etcd_error(node)
+        names = [m["name"] for m in self.members if not m["is_learner"]] if cluster else [node]
+        return {f"https://{IPS[n]}:2379": {"health": self.etcd_healthy(n),
+                                            "error": None if self.etcd_healthy(n) else
+                                            "context deadline exceeded"}
+                for n in names}  # fmt: skip
 
     def _kubesalt_etcd_wait_healthy(self, node, timeout, cluster):
         return {"healthy": True}
@@ -203,10 +235,19 @@ class Cluster:
                 return {"changed": changed}
         raise AssertionError(f"promote {name}: not a member")
 
-    def _kubesalt_etcd_remove(self, node, name, force, timeout):
-        before = len(self.members)
+    def _kubesalt_etcd_remove(self, node, name, timeout, force=False):
+        """As kubesalt_etcd.remove decides: through this node's own member, with the
+        quorum rules of kubesalt.etcd.plan_remove on the members' health."""
+        if self._own_etcd_error(node):
+            return self._own_etcd_error(node)
+        members = members_from(self.members)
+        healthy = {m["name"] for m in self.members if self.etcd_healthy(m["name"])}
+        try:
+            plan = plan_remove(members, name, healthy, force)
+        except EtcdError as err:
+            return f"ERROR: {type(err).__name__}: {err}"
         self.members = [m for m in self.members if m["name"] != name]
-        return {"changed": len(self.members) < before, "member": {"name": name}}
+        return {"changed": plan.action == "remove", "member": {"name": name}}
 
     def _cmd_run_all(self, node, command, python_shell):
         name = command[command.index("node") + 1]
@@ -255,6 +296,7 @@ class Cluster:
         return {"complete": not pending, "pending": pending}
 
     def _kubesalt_kubectl_drain(self, node, name, timeout):
+        assert name not in self.dead, f"drain of the dead {name}: its evictions never finish"
         return {"changed": name in self.node_objects, "cordoned": True, "evicted": []}
 
     def _kubesalt_kubectl_delete_node(self, node, name, timeout):
@@ -262,6 +304,7 @@ class Cluster:
 
     # -- salt-ssh --------------------------------------------------------------------
     def salt_ssh(self, node, args):
+        assert node not in self.dead, f"salt-ssh to the dead {node}"
         if args[0] == "state.sls":
             pillar = json.loads(args[3][len("pillar="):])  # fmt: skip
             assert pillar["kubesalt_deploy"]["minion_configs"][node]
@@ -413,6 +456,8 @@ class FakeBackend:
 
     def connect(self, host, port, timeout):
         self.calls.append(f"connect {host}:{port}")
+        if any(IPS[node] == host for node in self.cluster.dead):
+            raise OSError("No route to host")
 
     def keyscan(self, host, port):
         self.calls.append(f"keyscan {host}:{port}")

@@ -254,8 +254,12 @@ def test_a_dry_run_of_a_fresh_node_says_what_would_be_done_without_asking_it(fre
 
 
 REMOVE = [
+    # preflight: the machine is up, its minion answers
     "connect 198.51.100.12:22",
+    "cp3 test.ping",
     "bootstrap kubesalt_kubectl.drain cp3",
+    # etcd: through the CA minion, whose own member answers healthy
+    "bootstrap kubesalt_etcd.health",
     "bootstrap kubesalt_etcd.remove cp3",
     "cp3 state.sls kubesalt.keepalived.absent,kubesalt.roles.etcd-absent,"
     "kubesalt.etcd.data-absent,kubesalt.roles.control-plane-absent,kubesalt.kubelet.absent,"
@@ -303,6 +307,11 @@ def test_a_dry_run_of_remove_node_changes_nothing_and_says_what_it_would(converg
     report = run(converged, "remove_node", test=True, node="cp3")
     assert set(report.changes) == {"drain", "etcd", "delete-node", "minion", "key", "inventory"}
     assert report.changes["etcd"]["cp3"]["etcd"].startswith("would remove member cp3 (")
+    assert report.changes["etcd"]["cp3"]["etcd"].endswith(") (through bootstrap)")
+    # the quorum rules decided from the member list and every voter's health
+    assert converged.calls[converged.calls.index("bootstrap kubesalt_etcd.health"):][:3] == [
+        "bootstrap kubesalt_etcd.health", "bootstrap kubesalt_etcd.members",
+        "bootstrap kubesalt_etcd.health"]  # fmt: skip
     assert not [c for c in converged.calls if c.startswith(("keys.", "remove ", "write "))]
     assert "salt-ssh cp3 -r stop salt-minion (check)" in converged.calls
     assert "cp3" in inventory.load(converged.inventory_dir)
