@@ -1,7 +1,7 @@
 """Certificate renewal times on the lab: `renew_certificates` with every leaf certificate due
 (a window wider than their validity), then a run with nothing due. Per node, the time the
 engine reports ("<node> done in ...s"). Results replace the "Certificate renewal" section of
-docs/benchmarks.md. No timed assertions: this measures, tests/lab/test_renewal.py checks
+docs/benchmarks.md. No timed assertions: this measures, tests/lab/test_renew_certificates.py checks
 behaviour."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from kubesalt_lab import model
 from tests.benchmarks.docs_section import write_section
 from tests.lab.test_cluster import salt_json
-from tests.lab.test_renewal import renew_command
+from tests.lab.test_renew_certificates import renew_command
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.lab]
 

@@ -61,3 +61,13 @@ def test_public_functions_have_a_cli_example(path):
 
 def test_there_are_loader_modules_to_check():
     assert len(LOADER_FILES) >= 3
+
+
+def test_test_files_have_unique_names_across_the_test_folders():
+    # The test folders are not packages: pytest imports each file by its base name, and two
+    # files of one name stop the whole session at collection ("import file mismatch").
+    tests = pathlib.Path(__file__).resolve().parents[1]
+    seen = {}
+    for path in sorted(tests.rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
