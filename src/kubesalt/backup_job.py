@@ -105,13 +105,14 @@ def _archive_versions(root: str) -> list[str]:
 
 
 def run_backup(out: str = backup.BACKUP_DIR, keep: int = backup.DEFAULT_KEEP, copy: bool = True,
-               root: str = "/", run: betcd.Run = betcd.run_program, tool: str | None = None,
+               root: str = "/", run: betcd.Run | None = None, tool: str | None = None,
                now: datetime.datetime | None = None) -> dict:  # fmt: skip
     """Write one backup archive into `out`, verify it, keep the `keep` newest, copy it to
     the control-plane nodes (unless not `copy`). Returns `path`, `size`, `seconds`,
     `etcd` (the snapshot's entry), `pruned`, `copies` ({node: None or the failure}).
     BackupError (or LockBusy) when no archive was written."""
     keep = backup.check_keep(keep)
+    run = run or betcd.run_program
     started = time.monotonic()
     now = now or datetime.datetime.now(tz=datetime.UTC)
     probe_lock()

@@ -137,3 +137,7 @@ class FakeEtcd:
             os.makedirs(os.path.join(data_dir, "member"), mode=0o755)
             return subprocess.CompletedProcess(argv, 0, "", "")
         raise AssertionError(f"unexpected command {argv}")
+
+
+# The member list as a backup records it (etcd.Member.to_dict).
+RECORDED = [m.to_dict() for m in etcd.parse_member_list(json.dumps({"members": MEMBERS}))]
