@@ -76,9 +76,18 @@ def etcdctl(endpoint: str, tls: list[str], *args: str) -> list[str]:
 ENV = {"ETCDCTL_API": "3"}
 
 
+# A Go program that crashes prints a whole traceback; its first line says why.
+_CRASH = ("panic:", "fatal error:")
+
+
 def _failure(result, what: str) -> str:
-    error = _etcd.etcdctl_error(result.stderr or "", result.stdout or "", what)
-    return error.message
+    """etcd's error line of a failed run; for a crash (etcdctl reading a damaged
+    snapshot panics), the panic's line, not the last of its traceback."""
+    lines = [line.strip() for line in (result.stderr or "").splitlines()]
+    crash = next((line for line in lines if line.startswith(_CRASH)), None)
+    if crash and not any(line.startswith("Error:") for line in lines):
+        return f"{what} crashed: {crash}"
+    return _etcd.etcdctl_error(result.stderr or "", result.stdout or "", what).message
 
 
 def endpoint_health(endpoint: str, tls: list[str], run: Run) -> str | None:

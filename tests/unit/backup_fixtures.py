@@ -11,7 +11,6 @@ import yaml
 from kubesalt import etcd, inventory
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
-from kubesalt.kubeadm.model import Layout
 from kubesalt.kubeadm.pki import CA_FILES
 from tests.unit.test_config import BASE
 
@@ -34,38 +33,39 @@ def write(root, path: str, data: bytes, mode: int = 0o600) -> None:
     os.chmod(target, mode)
 
 
-def bootstrap_node(root) -> None:
-    """Every file a backup reads, as a bootstrapped node has it (keys are stand-in bytes:
-    a backup copies them, it never parses them)."""
-    write(root, services.CONFIG_PATH, yaml.safe_dump(BASE).encode())
+def bootstrap_node(root, nodes=None, config=None, stand_in_pki: bool = True) -> None:
+    """Every file a backup reads, as a bootstrapped node has it: `nodes` ({name: (IP,
+    roles)}, default NODES) declared, `config` (default BASE) as bootstrap.yaml. With
+    `stand_in_pki`, the CAs and client certificates are stand-in bytes (a backup copies
+    keys, it never parses them); without, the caller wrote real ones."""
+    nodes = NODES if nodes is None else nodes
+    config = BASE if config is None else config
+    write(root, services.CONFIG_PATH, yaml.safe_dump(config).encode())
     register = karchive.register_text(
         [karchive.Archive("/srv/kubesalt.iso", "/srv/kubesalt/x", "iso", "kubesalt", "0.1.0")]
     )
     write(root, karchive.REGISTER, register.encode(), 0o644)
     nodes_dir = os.path.join(str(root), services.INVENTORY_DIR.lstrip("/"))
-    cfg = {
-        "ca": {"minion": "bootstrap"},
-        "networks": {"controlPlane": {"cidr": ["198.51.100.0/24"]}},
-    }
-    for name, (ip, roles) in NODES.items():
-        node = inventory.Node(name, ip, roles, key=SSH_KEY, host_keys=(HOST_KEY,))
+    cidr = config["networks"]["controlPlane"]["cidr"]
+    cfg = {"ca": config["ca"], "networks": {"controlPlane": {"cidr": [cidr]}}}
+    for name, (ip, roles) in nodes.items():
+        node = inventory.Node(name, ip, tuple(roles), key=SSH_KEY, host_keys=(HOST_KEY,))
         inventory.declare(node, cfg, nodes_dir)
     write(root, SSH_KEY, b"-----BEGIN OPENSSH PRIVATE KEY-----\nlab\n")
     write(root, SSH_KEY + ".pub", b"ssh-ed25519 AAAA lab\n", 0o644)
     write(root, "/etc/kubesalt/minion-keys/cp2.pub", b"cp2 minion public key\n", 0o644)
-    layout = Layout(str(root))
-    os.makedirs(layout.pki("etcd"), exist_ok=True)
-    for base in CA_FILES.values():
-        write(root, f"/etc/kubernetes/pki/{base}.crt", f"{base} certificate\n".encode(), 0o644)
-        write(root, f"/etc/kubernetes/pki/{base}.key", f"{base} key\n".encode())
-    write(root, "/etc/kubernetes/pki/sa.key", b"sa key\n")
-    write(root, "/etc/kubernetes/pki/sa.pub", b"sa pub\n")
-    for client in ("apiserver-etcd-client", "etcd/healthcheck-client"):
-        write(root, f"/etc/kubernetes/pki/{client}.crt", b"client cert\n", 0o644)
-        write(root, f"/etc/kubernetes/pki/{client}.key", b"client key\n")
+    if stand_in_pki:
+        for base in CA_FILES.values():
+            write(root, f"/etc/kubernetes/pki/{base}.crt", f"{base} certificate\n".encode(), 0o644)
+            write(root, f"/etc/kubernetes/pki/{base}.key", f"{base} key\n".encode())
+        write(root, "/etc/kubernetes/pki/sa.key", b"sa key\n")
+        write(root, "/etc/kubernetes/pki/sa.pub", b"sa pub\n")
+        for client in ("apiserver-etcd-client", "etcd/healthcheck-client"):
+            write(root, f"/etc/kubernetes/pki/{client}.crt", b"client cert\n", 0o644)
+            write(root, f"/etc/kubernetes/pki/{client}.key", b"client key\n")
     write(root, "/etc/salt/pki/master/master.pem", b"master private key\n", 0o400)
     write(root, "/etc/salt/pki/master/master.pub", b"master public key\n", 0o644)
-    for name in ("bootstrap", "cp2", "cp3", "worker1"):
+    for name in nodes:
         write(root, f"/etc/salt/pki/master/minions/{name}", f"{name} key\n".encode(), 0o644)
     os.chmod(os.path.join(str(root), "etc/salt/pki/master"), 0o700)
     write(root, "/etc/salt/pki/minion/minion.pem", b"minion private key\n", 0o400)

@@ -191,3 +191,16 @@ def test_the_wait_for_etcd_to_stop_is_bounded(tmp_path, monkeypatch):
     clock = iter(range(0, 1000, 60))
     with pytest.raises(backup.BackupError, match=r"etcd still runs on /var/lib/etcd \(PID 4242\)"):
         backup_etcd.wait_stopped("/var/lib/etcd", sleep=lambda s: None, clock=lambda: next(clock))
+
+
+def test_a_crash_of_the_snapshot_tool_is_reported_by_its_panic_line():
+    traceback = ("panic: freepages: failed to get all reachable pages (page -1: out of bounds)\n\n"
+                 "goroutine 103 [running]:\ngo.etcd.io/bbolt.(*DB).freepages.func2()\n"
+                 "created by go.etcd.io/bbolt.(*DB).freepages\n")  # fmt: skip
+
+    def crashing(argv, timeout, env=None, stdin=None):
+        return subprocess.CompletedProcess(argv, 2, "", traceback)
+
+    found = backup_etcd.snapshot_status_with(crashing, "etcdctl")("/tmp/s.db")
+    assert found == {"tool": "etcdctl", "error": "etcdctl snapshot status crashed: panic: "
+                     "freepages: failed to get all reachable pages (page -1: out of bounds)"}  # fmt: skip
