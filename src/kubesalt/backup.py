@@ -728,3 +728,15 @@ def apply_restore(plan: list[Action], root: str = "/", overwrite: bool = False) 
         if _write_file(target, action):
             changed.append(action.path)
     return changed
+
+
+def surviving_endpoints(data: dict, node: str) -> list[str]:
+    """The client URLs of the etcd members recorded in a backup's manifest other than
+    `node`: where the restored bootstrap node's stale member is removed from before it
+    joins again (its own data died with its disk)."""
+    return [
+        url
+        for member in data["etcd"].get("members") or []
+        if member.get("name") != node
+        for url in member.get("client_urls") or []
+    ]

@@ -408,3 +408,10 @@ def test_actions_keep_file_contents_out_of_their_repr(archive):
     assert "ca key" not in repr(key)
     owner = f"{key.uid}:{key.gid}"
     assert key.describe() == f"file /etc/kubernetes/pki/ca.key (mode 0600, owner {owner})"
+
+
+def test_the_surviving_members_are_the_recorded_ones_but_the_restored_node(archive):
+    assert backup.surviving_endpoints(manifest_of(archive), "bootstrap") == [
+        "https://198.51.100.11:2379",
+        "https://198.51.100.12:2379",
+    ]
