@@ -8,17 +8,18 @@ import subprocess
 
 import yaml
 
-from kubesalt import etcd, inventory
+from kubesalt import etcd, inventory, roles
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
 from kubesalt.kubeadm.pki import CA_FILES
 from tests.unit.test_config import BASE
 
+CONTROL_PLANE = (roles.CONTROL_PLANE, roles.ETCD, roles.NODE)
 NODES = {  # name: (control-plane IP, roles)
-    "bootstrap": ("198.51.100.10", ("bootstrap", "ca", "control-plane", "etcd", "node")),
-    "cp2": ("198.51.100.11", ("control-plane", "etcd", "node")),
-    "cp3": ("198.51.100.12", ("control-plane", "etcd", "node")),
-    "worker1": ("198.51.100.20", ("node",)),
+    "bootstrap": ("198.51.100.10", roles.BOOTSTRAP_NODE_ROLES),
+    "cp2": ("198.51.100.11", CONTROL_PLANE),
+    "cp3": ("198.51.100.12", CONTROL_PLANE),
+    "worker1": ("198.51.100.20", (roles.NODE,)),
 }
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SSH_KEY = "/etc/kubesalt/ssh/id_ed25519"

@@ -15,10 +15,10 @@ from kubesalt import backup, backup_etcd
 from kubesalt.backup_etcd import QuorumExists
 from kubesalt.kubeadm import manifests
 from kubesalt.kubeadm.model import Layout, Node
-from tests.unit.backup_fixtures import RECORDED, FakeEtcd, write
+from tests.unit.backup_fixtures import CONTROL_PLANE, RECORDED, FakeEtcd, write
 
 NOW = datetime.datetime(2026, 12, 5, 3, 0, 0, tzinfo=datetime.UTC)
-CP = frozenset({"control-plane", "etcd", "node"})
+CP = frozenset(CONTROL_PLANE)
 OWN = "https://198.51.100.11:2379"
 
 
