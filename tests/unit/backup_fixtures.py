@@ -49,8 +49,8 @@ def bootstrap_node(root, nodes=None, config=None, stand_in_pki: bool = True) -> 
     nodes_dir = os.path.join(str(root), services.INVENTORY_DIR.lstrip("/"))
     cidr = config["networks"]["controlPlane"]["cidr"]
     cfg = {"ca": config["ca"], "networks": {"controlPlane": {"cidr": [cidr]}}}
-    for name, (ip, roles) in nodes.items():
-        node = inventory.Node(name, ip, tuple(roles), key=SSH_KEY, host_keys=(HOST_KEY,))
+    for name, (ip, node_roles) in nodes.items():
+        node = inventory.Node(name, ip, tuple(node_roles), key=SSH_KEY, host_keys=(HOST_KEY,))
         inventory.declare(node, cfg, nodes_dir)
     write(root, SSH_KEY, b"-----BEGIN OPENSSH PRIVATE KEY-----\nlab\n")
     write(root, SSH_KEY + ".pub", b"ssh-ed25519 AAAA lab\n", 0o644)
