@@ -129,6 +129,22 @@ def test_the_schedule_item_runs_the_backup_daily_one_at_a_time():
     assert "salt <this node> schedule.run_job kubesalt-backup" in text
 
 
+def test_salt_merges_the_backup_item_with_the_renewals(tmp_path):
+    """Two files of minion.d, each with a `schedule`: salt-minion runs both items."""
+    import salt.config
+
+    from kubesalt import certreport
+
+    (tmp_path / "minion").write_text("id: bootstrap\n")
+    (tmp_path / "minion.d").mkdir()
+    (tmp_path / "minion.d/kubesalt-schedule.conf").write_text(
+        certreport.schedule_config("kubesalt-0.1.0")
+    )
+    (tmp_path / "minion.d/kubesalt-backup-schedule.conf").write_text(backup_job.schedule_config())
+    opts = salt.config.minion_config(str(tmp_path / "minion"))
+    assert sorted(opts["schedule"]) == ["kubesalt-backup", "kubesalt-renew-certificates"]
+
+
 def test_the_state_writes_the_schedule_item_beside_the_renewals():
     functions = {"kubesalt_backup.schedule_file": module.schedule_file,
                  "kubesalt_backup.schedule_config": module.schedule_config}  # fmt: skip
