@@ -150,6 +150,10 @@ def manifest_data(
                          "components": ["main"]},
         "yum-upstream": {"type": "yum", "url": "http://127.0.0.1:9/yum"},
         "pypi-upstream": {"type": "pypi", "url": "http://127.0.0.1:9/simple"},
+        # Every pulled image's registry is a source (the build refuses one that is not);
+        # these images come from the offline cache, never from this address.
+        "registry-upstream": {"type": "registry", "host": "kubesalt.test", "url": "127.0.0.1:9",
+                              "tls_verify": False},
     }  # fmt: skip
     apt = next(n for n, s in sources.items() if s["type"] == "apt")
     yum = next(n for n, s in sources.items() if s["type"] == "yum")
