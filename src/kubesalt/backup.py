@@ -88,12 +88,14 @@ class Source:
 
 
 def sources(nodes: dict[str, inventory.Node], config_path: str = services.CONFIG_PATH,
-            inventory_dir: str = services.INVENTORY_DIR) -> list[Source]:  # fmt: skip
+            inventory_dir: str = services.INVENTORY_DIR, this: str | None = None) -> list[Source]:  # fmt: skip
     """Everything of the bootstrap node a restore needs, given the declared nodes (their
     SSH keys are backed up too): the configuration, the archives register, the inventory
     with its known_hosts, the minion keys read back at deploy, the cluster CAs and the
     service-account key, the salt-master's keys and the accepted minion keys, this node's
-    own minion key (the master accepted it)."""
+    own minion key (the master accepted it). `this`, the bootstrap node, is never reached
+    over SSH (bootstrap.sh declares it with the default key path): its key is backed up only
+    when it exists."""
     layout = Layout()
     found = [
         Source(config_path, "bootstrap.yaml"),
@@ -105,7 +107,9 @@ def sources(nodes: dict[str, inventory.Node], config_path: str = services.CONFIG
     for name, node in sorted(nodes.items()):
         users.setdefault(node.key, []).append(name)
     for key, names in sorted(users.items()):
-        found.append(Source(key, f"the SSH key (ssh.key) of node(s) {', '.join(names)}"))
+        reached = names != [this]  # a key only this node names is never used
+        found.append(Source(key, f"the SSH key (ssh.key) of node(s) {', '.join(names)}",
+                            required=reached))  # fmt: skip
         found.append(Source(f"{key}.pub", f"the public SSH key of node(s) {', '.join(names)}",
                             required=False))  # fmt: skip
     for kind, base in CA_FILES.items():

@@ -124,7 +124,7 @@ def run_backup(out: str = backup.BACKUP_DIR, keep: int = backup.DEFAULT_KEEP, co
         raise backup.BackupError(f"{err}\nfix it first (kubesalt-check-config)") from None
     nodes = inventory.load(inventory_dir)
     this = cfg["ca"]["minion"]
-    files, directories = backup.collect(backup.sources(nodes), root)
+    files, directories = backup.collect(backup.sources(nodes, this=this), root)
     layout = Layout(root)
     backup.ensure_directory(out)
     scratch = tempfile.mkdtemp(dir=out, prefix=".kubesalt-backup-")

@@ -101,6 +101,23 @@ def test_the_sources_name_every_part_of_the_trust_root():
     assert not paths["/etc/kubesalt/minion-keys"].required
 
 
+def test_a_key_only_the_bootstrap_node_names_is_backed_up_when_present():
+    # bootstrap.sh declares the bootstrap node with the default key path and never reaches
+    # it over SSH: that key may not exist; a key a reached node names must.
+    from kubesalt import inventory
+
+    nodes = {
+        "bootstrap": inventory.Node("bootstrap", "198.51.100.10", ("ca",), key="/etc/own"),
+        "cp2": inventory.Node("cp2", "198.51.100.11", ("node",), key="/root/.ssh/k"),
+    }
+    paths = {source.path: source for source in backup.sources(nodes, this="bootstrap")}
+    assert not paths["/etc/own"].required
+    assert paths["/root/.ssh/k"].required
+    shared = {n: inventory.Node(n, "198.51.100.1" + str(i), ("ca",), key="/root/.ssh/k")
+              for i, n in enumerate(("bootstrap", "cp2"))}  # fmt: skip
+    assert {s.path: s for s in backup.sources(shared, this="bootstrap")}["/root/.ssh/k"].required
+
+
 def test_a_missing_required_file_is_named_with_what_it_is(node):
     from kubesalt import inventory
 
