@@ -28,7 +28,7 @@ def lab_sh(*args: str) -> subprocess.CompletedProcess:
 
 
 def ip_of(node: str) -> str:
-    return labhost.load_state()["nodes"][node]["ip"]
+    return model.node(node, model.lab_nodes(labhost.load_state())).ip
 
 
 def remove_command(lab, **pillar) -> list[str]:
