@@ -63,9 +63,10 @@ def wait_for(what, predicate, timeout, interval=0.5):
     raise AssertionError(f"waited {timeout}s for {what}")
 
 
-def vip_holders(lab):
+def vip_holders(lab, nodes=tuple(CP_NODES)):
+    """The nodes of `nodes` (default: the lab's control-plane nodes) that hold the VIP."""
     holders = []
-    for node in CP_NODES:
+    for node in nodes:
         out = lab.run(node, "ip", "-j", "-4", "addr", "show", "host0").stdout
         if model.VIP in model.ipv4_addresses(out):
             holders.append(node)

@@ -14,7 +14,7 @@ import pytest
 from kubesalt_lab import host as labhost
 from kubesalt_lab import model
 from tests.lab.session import ROOT
-from tests.lab.test_cluster import etcdctl, members, salt_json, saltenv, wait_for
+from tests.lab.test_cluster import etcdctl, members, salt_json, saltenv, vip_holders, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -34,15 +34,6 @@ def ip_of(node: str) -> str:
 def remove_command(lab, **pillar) -> list[str]:
     return model.orchestrate_command("remove_node", "cp3", saltenv(lab), skip=REMOVE_SKIPS,
                                      **pillar)  # fmt: skip
-
-
-def vip_holders(lab, nodes):
-    holders = []
-    for node in nodes:
-        out = lab.run(node, "ip", "-j", "-4", "addr", "show", "host0").stdout
-        if model.VIP in model.ipv4_addresses(out):
-            holders.append(node)
-    return holders
 
 
 def healthy(lab) -> bool:

@@ -378,12 +378,7 @@ RENEW_MEMBER_PHASES = (
         roles=ETCD,
         why="the next member restarts only once this one is back: quorum holds",
     ),
-    Phase(
-        "wait-control-plane",
-        "the node's kube-apiserver answers /readyz",
-        (Step("api_ready", "nodes", "kube-apiserver /readyz", timeout=300, retry=5),),
-        roles=CP,
-    ),
+    WAIT_CONTROL_PLANE,
 )
 RENEW_WORKER_PHASES = (RENEW_CERTS, RENEW_KUBECONFIGS, RENEW_KUBELET)
 
