@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 
+import pytest
 import yaml
 
-from kubesalt import etcd, inventory, roles
+from kubesalt import etcd, inventory, lock, roles
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
 from kubesalt.kubeadm.pki import CA_FILES
@@ -142,3 +144,16 @@ class FakeEtcd:
 
 # The member list as a backup records it (etcd.Member.to_dict).
 RECORDED = [m.to_dict() for m in etcd.parse_member_list(json.dumps({"members": MEMBERS}))]
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture(name="node")
+def node_fixture(tmp_path, monkeypatch):
+    """A bootstrap node's files under tmp_path/node, the orchestration lock beside it."""
+    monkeypatch.setattr(lock, "LOCK_FILE", str(tmp_path / "run" / "orchestrate.lock"))
+    root = tmp_path / "node"
+    bootstrap_node(root)
+    return root

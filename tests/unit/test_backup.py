@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import stat
 import tarfile
 
 import pytest
@@ -19,23 +18,17 @@ import pytest
 import kubesalt
 from kubesalt import backup, backup_job, lock
 from kubesalt.backup import BackupError, RestoreError, VerifyError
-from tests.unit.backup_fixtures import SNAPSHOT, SSH_KEY, FakeEtcd, bootstrap_node
+from tests.unit.backup_fixtures import (
+    SNAPSHOT,
+    SSH_KEY,
+    FakeEtcd,
+    mode_of,
+    node_fixture,  # noqa: F401  (the fixture `node`)
+)
 
 NOW = datetime.datetime(2026, 12, 4, 2, 0, 0, tzinfo=datetime.UTC)
 BOOTSTRAP_URL = "https://198.51.100.10:2379"
 CP2_URL = "https://198.51.100.11:2379"
-
-
-def mode_of(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-@pytest.fixture
-def node(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock, "LOCK_FILE", str(tmp_path / "run" / "orchestrate.lock"))
-    root = tmp_path / "node"
-    bootstrap_node(root)
-    return root
 
 
 def take(node, tmp_path, etcd=None, now=NOW, keep=7, out=None):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,12 @@ import pytest
 import yaml
 
 from kubesalt import backup, backup_cli, backup_job, inventory, lock
-from tests.unit.backup_fixtures import SSH_KEY, FakeEtcd, bootstrap_node
+from tests.unit.backup_fixtures import (
+    SSH_KEY,
+    FakeEtcd,
+    mode_of,
+    node_fixture,  # noqa: F401  (the fixture `node`)
+)
 from tests.unit.loader import load
 from tests.unit.test_backup import held_lock
 from tests.unit.test_keepalived import render_sls
@@ -27,18 +31,6 @@ NAME = "kubesalt-backup-20261204T020000Z.tar.gz"
 HEALTHY = {"https://198.51.100.10:2379"}
 
 module = load("_modules", "kubesalt_backup")
-
-
-def mode_of(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-@pytest.fixture
-def node(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock, "LOCK_FILE", str(tmp_path / "run" / "orchestrate.lock"))
-    root = tmp_path / "node"
-    bootstrap_node(root)
-    return root
 
 
 def nodes_of(root) -> dict[str, inventory.Node]:
