@@ -137,4 +137,7 @@ else
 fi
 
 export PYTHONDONTWRITEBYTECODE=1
-exec "$python" -m kubesalt.bootstrap "$@"
+# Not exec: the EXIT trap must still remove $workdir once the phases are done.
+status=0
+"$python" -m kubesalt.bootstrap "$@" || status=$?
+exit "$status"

@@ -7,6 +7,7 @@ every run) must refuse a changed, an unlisted or a badly signed file, and a bad 
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -114,9 +115,12 @@ def test_bootstrap_sh_runs_the_wheel_of_a_good_archive_with_or_without_a_fingerp
     tmp_path, signed, signer
 ):
     marker = tmp_path / "ran"
+    workdirs = set(glob.glob("/tmp/kubesalt-bootstrap.*"))
     result = run_bootstrap(signed, marker)
     assert result.returncode == 0, result.stderr
     assert marker.read_text() == "ran"
+    # Its work directory (the checked copies) is removed once the phases are done.
+    assert set(glob.glob("/tmp/kubesalt-bootstrap.*")) == workdirs
     marker.unlink()
     spaced = " ".join(signer.fingerprint[i : i + 4] for i in range(0, 40, 4)).lower()
     result = run_bootstrap(signed, marker, "--archive-fingerprint", spaced)
