@@ -38,13 +38,11 @@ def rendered(run) -> list[dict]:
 
 def _apply(run, objects, kubeconfig=None) -> dict:
     """kubesalt_cluster.apply of `objects` on the CA minion (a dry run with run.test)."""
-    ca = run.options.ca_minion
     kwargs = {"test": run.test}
     if kubeconfig:
         kwargs["kubeconfig"] = kubeconfig
     what = f"apply {len(objects)} API object(s) with {kubeconfig or 'admin.conf'}"
-    return run.rpc.call([ca], "kubesalt_cluster.apply", [objects], kwargs, APPLY_SECONDS,
-                        what=what)[ca]  # fmt: skip
+    return run.ca_call("kubesalt_cluster.apply", [objects], kwargs, APPLY_SECONDS, what)
 
 
 def _node_name(outcome: dict) -> str | None:
@@ -134,8 +132,13 @@ def rolled_out(run, step, nodes, targets):
     last: list[str] = []
 
     def incomplete(pending):
-        answer = run.rpc.call([ca], "kubesalt_cluster.rollout_status", [workloads],
-                              {"timeout": 0}, 60, what="ask the rollout status")[ca]  # fmt: skip
+        answer = run.ca_call(
+            "kubesalt_cluster.rollout_status",
+            [workloads],
+            {"timeout": 0},
+            60,
+            "ask the rollout status",
+        )
         last[:] = answer.get("pending") or []
         return pending if last else []
 

@@ -26,15 +26,41 @@ INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
 ETCD_SLS = ("kubesalt.roles.etcd",)
 
 
-def _ca_call(run, fun, args, kwargs, timeout, what):
-    ca = run.options.ca_minion
-    return run.rpc.call([ca], fun, args, kwargs, timeout, what=what)[ca]
-
-
 # -- etcd ------------------------------------------------------------------------------
-def _members(run):
-    listing = _ca_call(run, "kubesalt_etcd.members", [], {}, 60, "list the etcd members")
+def _members(run, timeout=60):
+    listing = run.ca_call("kubesalt_etcd.members", [], {}, timeout, "list the etcd members")
     return etcdjoin.members_from(listing)
+
+
+ETCD_PHASE = "etcd"  # remove_node's phase that removes the member from the cluster
+
+
+def etcd_member_left_when_skipped(run, step, nodes, targets):
+    """remove_node with phase etcd skipped: refused for an etcd node that etcd still lists
+    (asked on the CA minion), before any change. Its cleanup would stop a member that was
+    never removed: a voter lost, and two such nodes lose quorum."""
+    if ETCD_PHASE not in run.options.skip:
+        return StepResult()
+    etcd_nodes = [n for n in nodes if _roles.ETCD in run.roles(n) or n in run.forgotten]
+    if not etcd_nodes:
+        return StepResult()
+    ca = run.options.ca_minion
+    members = _members(run, run.timeout(step))
+    listed = {n: find(members, n) for n in etcd_nodes}
+    still = [n for n in etcd_nodes if listed[n] is not None]
+    if still:
+        raise StepFailed(
+            "; ".join(
+                f"node {n} is still etcd member {listed[n].label()}: remove_node cannot skip "
+                "phase etcd for it (its cleanup would stop a member the cluster still counts, "
+                "and two such nodes lose quorum). Run remove_node without skipping etcd, or "
+                f"remove the member first (salt {ca} kubesalt_etcd.remove {n})"
+                for n in still
+            ),
+            still,
+        )
+    return StepResult(notes=[f"{', '.join(etcd_nodes)}: not an etcd member, phase etcd "
+                             "may be skipped"])  # fmt: skip
 
 
 def etcd_joined(run, step, nodes, targets):
@@ -94,10 +120,10 @@ def _join(run, plan, timeout) -> dict:
     healthy = {"timeout": timeout, "cluster": True}
     for action in plan.actions:
         if action == etcdjoin.WAIT_HEALTHY:
-            _ca_call(run, "kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
+            run.ca_call("kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
                      f"wait for a healthy etcd cluster ({node})")  # fmt: skip
         elif action == etcdjoin.ADD_LEARNER:
-            added = _ca_call(run, "kubesalt_etcd.add_learner", [node, plan.peer_url], {},
+            added = run.ca_call("kubesalt_etcd.add_learner", [node, plan.peer_url], {},
                              timeout, f"add {node} as an etcd learner")  # fmt: skip
             if added.get("changed"):
                 changes["learner"] = (added.get("member") or {}).get("id", node)
@@ -111,7 +137,7 @@ def _join(run, plan, timeout) -> dict:
             if runs[node].changed:
                 changes["states"] = runs[node].changed
         elif action == etcdjoin.PROMOTE:
-            promoted = _ca_call(run, "kubesalt_etcd.promote", [node], {"timeout": timeout},
+            promoted = run.ca_call("kubesalt_etcd.promote", [node], {"timeout": timeout},
                                 timeout + 30, f"promote the etcd learner {node}")  # fmt: skip
             if promoted.get("changed"):
                 changes["promoted"] = node
@@ -228,7 +254,7 @@ ADMIN_CONF = Layout().kubeconfig("admin.conf")
 def _read_node(run, node):
     """The Node object `node` as the CA minion's kubectl sees it (None: absent)."""
     command = _kubectl.get_node_command(ADMIN_CONF, node)
-    out = _ca_call(run, "cmd.run_all", [command], {"python_shell": False}, 60,
+    out = run.ca_call("cmd.run_all", [command], {"python_shell": False}, 60,
                    f"read the Node object {node}")  # fmt: skip
     if out.get("retcode"):
         raise StepFailed(f"kubectl get node {node} on {run.options.ca_minion} failed: "
@@ -249,7 +275,7 @@ def drained(run, step, nodes, targets):
             continue
         seconds = run.timeout(step)
         try:
-            result = _ca_call(run, "kubesalt_kubectl.drain", [node], {"timeout": seconds},
+            result = run.ca_call("kubesalt_kubectl.drain", [node], {"timeout": seconds},
                               seconds + 30, f"drain the Node object {node}")  # fmt: skip
         except StepFailed as err:
             raise StepFailed(f"{err.message}; nothing else was changed", [node]) from err
@@ -268,7 +294,7 @@ def node_deleted(run, step, nodes, targets):
                 changes[node] = {"deleted": "would delete the Node object"}
             continue
         seconds = run.timeout(step)
-        result = _ca_call(run, "kubesalt_kubectl.delete_node", [node], {"timeout": seconds},
+        result = run.ca_call("kubesalt_kubectl.delete_node", [node], {"timeout": seconds},
                           seconds + 30, f"delete the Node object {node}")  # fmt: skip
         if result.get("changed"):
             changes[node] = {"deleted": node}
@@ -449,6 +475,7 @@ def etcd_renewed(run, step, nodes, targets):
 
 
 KINDS = {
+    "etcd_member_left_when_skipped": etcd_member_left_when_skipped,
     "etcd_joined": etcd_joined, "etcd_left": etcd_left,
     "drained": drained, "node_deleted": node_deleted, "api_ready": api_ready,
     "renewed": renewed, "in_turn": in_turn, "together": together,

@@ -155,6 +155,12 @@ class Run:
             self._minion_pillar = built.for_nodes(self.options.nodes)
         return self._minion_pillar
 
+    def ca_call(self, fun, args, kwargs, timeout, what):
+        """`fun` on the CA minion (the bootstrap node, which holds the CA, the etcd client
+        certificate and admin.conf): its return, or StepFailed naming the CA minion."""
+        ca = self.options.ca_minion
+        return self.rpc.call([ca], fun, args, kwargs, timeout, what=what)[ca]
+
     def kubesalt_grains(self, nodes) -> dict[str, dict]:
         """{node: its grain `kubesalt`} (control-plane IP, recorded --initial-cluster),
         one job for the nodes not read yet in this run."""

@@ -15,9 +15,7 @@ import posixpath
 
 from kubesalt import hostkeys
 from kubesalt import inventory as _inventory
-from kubesalt import roles as _roles
-from kubesalt.etcd import find
-from kubesalt.orchestrate import etcdjoin, minionpillar, saltssh
+from kubesalt.orchestrate import minionpillar, saltssh
 from kubesalt.orchestrate.model import NEEDS, StepFailed, StepResult
 from kubesalt.orchestrate.rpc import summarize_state
 
@@ -53,39 +51,6 @@ def not_ca(run, step, nodes, targets):
                 [node],
             )
     return StepResult()
-
-
-ETCD_PHASE = "etcd"  # remove_node's phase that removes the member from the cluster
-
-
-def etcd_member_left_when_skipped(run, step, nodes, targets):
-    """remove_node with phase etcd skipped: refused for an etcd node that etcd still lists
-    (asked on the CA minion), before any change. Its cleanup would stop a member that was
-    never removed: a voter lost, and two such nodes lose quorum."""
-    if ETCD_PHASE not in run.options.skip:
-        return StepResult()
-    etcd_nodes = [n for n in nodes if _roles.ETCD in run.roles(n) or n in run.forgotten]
-    if not etcd_nodes:
-        return StepResult()
-    ca = run.options.ca_minion
-    listing = run.rpc.call([ca], "kubesalt_etcd.members", [], {}, run.timeout(step),
-                           what="list the etcd members")[ca]  # fmt: skip
-    members = etcdjoin.members_from(listing)
-    listed = {n: find(members, n) for n in etcd_nodes}
-    still = [n for n in etcd_nodes if listed[n] is not None]
-    if still:
-        raise StepFailed(
-            "; ".join(
-                f"node {n} is still etcd member {listed[n].label()}: remove_node cannot skip "
-                "phase etcd for it (its cleanup would stop a member the cluster still counts, "
-                "and two such nodes lose quorum). Run remove_node without skipping etcd, or "
-                f"remove the member first (salt {ca} kubesalt_etcd.remove {n})"
-                for n in still
-            ),
-            still,
-        )
-    return StepResult(notes=[f"{', '.join(etcd_nodes)}: not an etcd member, phase etcd "
-                             "may be skipped"])  # fmt: skip
 
 
 def _closed_ports(run, step, nodes) -> dict[str, str]:
@@ -567,7 +532,6 @@ KINDS = {
     "not_ca": not_ca, "ssh_port": ssh_port, "host_keys": host_keys,
     "declared_or_finishing": declared_or_finishing, "ssh_port_or_gone": ssh_port_or_gone,
     "minion_answers_or_gone": minion_answers_or_gone,
-    "etcd_member_left_when_skipped": etcd_member_left_when_skipped,
     "minion_installed": minion_installed, "minion_stopped": minion_stopped,
     "key_accepted": key_accepted, "minion_answers": minion_answers,
     "key_deleted": key_deleted, "forgotten": forgotten, "synced": synced,
