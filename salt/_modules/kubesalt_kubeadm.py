@@ -130,9 +130,12 @@ def _node(cfg, roles=None, ips=None):
     ips = ips if ips is not None else _ips(cfg)
     this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
     joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
-    if joined and this.etcd_members and not this.first:
+    if joined and _rolenames.ETCD in this.roles:
+        # A first node with the grain lost its etcd data and joined again (a restore).
         members = tuple((str(name), str(ip)) for name, ip in joined)
-        this = _glue.call(dataclasses.replace, this, etcd_members=members)
+        this = _glue.call(
+            dataclasses.replace, this, etcd_members=members, rejoined=this.first
+        )
     return this
 
 
@@ -172,6 +175,7 @@ def node():
         "ip": this.ip,
         "roles": sorted(this.roles),
         "first": this.first,
+        "rejoined": this.rejoined,
         "etcd_members": [list(member) for member in this.etcd_members],
         "ca": _is_ca(cfg),
         "root": _layout().root,

@@ -348,6 +348,24 @@ def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
 
 
 @pytest.mark.parametrize("minion_id", ["boot"])
+def test_a_restored_first_node_with_a_recorded_join_rejoins_etcd(grains_get, mine_get, minion_id):
+    """The first node restored from a backup joined the cluster again (the restore
+    orchestration recorded its --initial-cluster): still first, its etcd joins."""
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["nodes"] = dict(NODES, boot={"roles": ["bootstrap", "ca", "control-plane", "etcd"]},
+                             cp2={"roles": ["control-plane", "etcd"]})  # fmt: skip
+    kubesalt["first_node"] = "boot"
+    mine_get.published["control_plane_ip"] = dict(IPS, cp2="198.51.100.12")
+    assert kubesalt_kubeadm.node()["rejoined"] is False
+    recorded = [["cp2", "198.51.100.12"], ["boot", "198.51.100.10"]]
+    grains_get.side_effect = lambda key, default="": (
+        recorded if key == kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN else default
+    )
+    node = kubesalt_kubeadm.node()
+    assert (node["first"], node["rejoined"], node["etcd_members"]) == (True, True, recorded)
+
+
+@pytest.mark.parametrize("minion_id", ["boot"])
 def test_published_asks_the_mine_once_and_compares_every_ca_and_the_sa_key(
     root, mine_get, minion_id
 ):

@@ -98,7 +98,7 @@ def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[st
         "snapshot-count": "10000",
         "trusted-ca-file": pki("etcd/ca.crt"),
     }
-    if node.first:
+    if node.first and not node.rejoined:
         args["initial-cluster"] = f"{node.name}={peer_url(node.ip)}"
     else:
         if len(node.etcd_members) < 2:

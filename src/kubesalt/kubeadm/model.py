@@ -57,7 +57,9 @@ class Node:
     by a joining etcd member (`--initial-cluster`), as `(name, ip)` pairs; the node itself is
     appended when it is missing, which is where `etcdctl member add` puts a new member.
     `hostname` is the host's own name when it differs from `name` (kubelet
-    `--hostname-override`).
+    `--hostname-override`). `rejoined` marks a first node that lost its etcd data (its
+    machine restored from a backup) and joined the existing etcd cluster again: it keeps
+    what `kubeadm init` gave it (super-admin.conf) but its etcd joins like any member.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Node:
     first: bool = False
     etcd_members: tuple[tuple[str, str], ...] = ()
     hostname: str | None = None
+    rejoined: bool = False
 
     def __post_init__(self) -> None:
         check_node_name(self.name, "node name")
@@ -99,7 +102,12 @@ class Node:
                 f"etcd members: {', '.join(duplicates)} listed more than once; "
                 "give each member once"
             )
-        if self.first and [m for m in members if m[0] != self.name]:
+        if self.rejoined and not self.first:
+            raise RenderError(
+                f"node {self.name} is marked rejoined but not first: only the first node "
+                "(kubeadm init) rejoins etcd after a restore; drop the rejoined mark"
+            )
+        if self.first and not self.rejoined and [m for m in members if m[0] != self.name]:
             raise RenderError(
                 f"node {self.name} is marked first but other etcd members are given "
                 f"({', '.join(n for n in names if n != self.name)}); the first node starts "

@@ -87,6 +87,26 @@ def test_etcd_three_members_keep_member_list_order(cfg):
     )
 
 
+def test_a_rejoined_first_node_joins_like_any_member(cfg):
+    """A first node restored from a backup has no etcd data: starting a new cluster would
+    split etcd in two; it joins the one the others still run."""
+    members = (("cp2", "10.0.0.11"), ("cp1", "10.0.0.10"))
+    cp1 = Node("cp1", "10.0.0.10", CP, first=True, etcd_members=members, rejoined=True)
+    command = manifests.etcd_command(cfg, cp1)
+    assert "--initial-cluster=cp2=https://10.0.0.11:2380,cp1=https://10.0.0.10:2380" in command
+    assert "--initial-cluster-state=existing" in command
+
+
+def test_rejoined_is_for_the_first_node_only():
+    with pytest.raises(RenderError, match="marked rejoined but not first"):
+        Node("cp2", "10.0.0.11", CP, etcd_members=(("cp1", "10.0.0.10"),), rejoined=True)
+
+
+def test_a_first_node_with_peers_but_not_rejoined_is_refused():
+    with pytest.raises(RenderError, match="marked first but other etcd members are given"):
+        Node("cp1", "10.0.0.10", CP, first=True, etcd_members=(("cp2", "10.0.0.11"),))
+
+
 def test_etcd_joining_member_appended_when_missing(cfg):
     node = Node("cp3", "10.0.0.12", CP, etcd_members=(("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")))
     assert node.etcd_members[-1] == ("cp3", "10.0.0.12")
