@@ -23,6 +23,8 @@ from kubesalt.orchestrate.model import OrchestrateError, StepFailed, StepResult
 from kubesalt.orchestrate.steps import applied, wait
 
 INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
+# Where a node's etcd keeps its member (etcd --data-dir holds member/ once it started).
+ETCD_MEMBER_DIR = f"{Layout().etcd_data_dir}/member"
 ETCD_SLS = ("kubesalt.roles.etcd",)
 
 
@@ -63,17 +65,47 @@ def etcd_member_left_when_skipped(run, step, nodes, targets):
                              "may be skipped"])  # fmt: skip
 
 
+def _etcd_call(run, minion, fun, args, kwargs, timeout, what):
+    """`fun` on `minion` (one whose own etcd member answers): its return."""
+    return run.rpc.call([minion], fun, args, kwargs, timeout, what=what)[minion]
+
+
+def _intact(run, minion, members, nodes) -> dict[str, bool]:
+    """{node: its etcd member still has its data}: the data directory holds a member, or
+    the member answers healthy. Asked only once a node is found without its data, so a
+    node is never taken for stale on one answer alone."""
+    if not nodes:
+        return {}
+    found = run.rpc.call(nodes, "file.directory_exists", [ETCD_MEMBER_DIR], {}, 30,
+                         what="look for the node's etcd data")  # fmt: skip
+    intact = {n: found.get(n) is True for n in nodes}
+    if all(intact.values()):
+        return intact
+    health = _etcd_call(run, minion, "kubesalt_etcd.health", [], {"cluster": True}, 60,
+                        "etcd health of every voting member")  # fmt: skip
+    healthy = healthy_members(members, health if isinstance(health, dict) else {})
+    answering = {member.name for member in members if member.id in healthy}
+    return {n: intact[n] or n in answering for n in nodes}
+
+
 def etcd_joined(run, step, nodes, targets):
     """One member list decides which nodes still join; those join one at a time, in the
     order given (etcd admits one learner at a time). A voter only gets its etcd state,
-    when the survey left it something to change."""
+    when the survey left it something to change. A started member whose node lost its
+    etcd data (reinstalled, or the bootstrap node restored from a backup) is removed and
+    joins afresh. Membership changes go through a member that answers (`_etcd_minion`):
+    the CA minion's own, unless it is the one that lost its data."""
     timeout = run.timeout(step)
-    members = _members(run)
+    minion = _etcd_minion(run)
+    members = etcdjoin.members_from(_etcd_call(run, minion, "kubesalt_etcd.members", [], {},
+                                               60, "list the etcd members"))  # fmt: skip
     askable = [n for n in nodes if n not in run.no_minion]
     ips = run.control_plane_ips(askable)
     grains = run.kubesalt_grains(askable)
+    intact = _intact(run, minion, members, [n for n in askable if find(members, n)])
     plans = {n: etcdjoin.plan_join(members, n, peer_url(ips[n]),
-                                   bool(grains[n].get("etcd_initial_cluster")))
+                                   bool(grains[n].get("etcd_initial_cluster")),
+                                   intact.get(n, True))
              for n in askable}  # fmt: skip
     joining = [n for n in askable if plans[n].joins]
     stray = etcdjoin.other_learner(members, nodes) if joining else None
@@ -103,7 +135,7 @@ def etcd_joined(run, step, nodes, targets):
                 plan, actions=plan.actions[plan.actions[0] == etcdjoin.WAIT_HEALTHY :]
             )
         try:
-            result.changes[node] = _join(run, plan, timeout)
+            result.changes[node] = _join(run, minion, plan, timeout)
         except (StepFailed, OrchestrateError) as err:
             message = err.message if isinstance(err, StepFailed) else f"{type(err).__name__}: {err}"
             done = f" (joined before the failure: {', '.join(joined)})" if joined else ""
@@ -114,17 +146,24 @@ def etcd_joined(run, step, nodes, targets):
     return result
 
 
-def _join(run, plan, timeout) -> dict:
-    """Run a JoinPlan's actions for one node; its changes."""
+def _join(run, minion, plan, timeout) -> dict:
+    """Run a JoinPlan's actions for one node, the membership changes on `minion`; its
+    changes."""
     node, changes, added = plan.node, {}, None
     healthy = {"timeout": timeout, "cluster": True}
     for action in plan.actions:
-        if action == etcdjoin.WAIT_HEALTHY:
-            run.ca_call("kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
-                     f"wait for a healthy etcd cluster ({node})")  # fmt: skip
+        if action == etcdjoin.REMOVE_STALE:
+            removed = _etcd_call(run, minion, "kubesalt_etcd.remove", [node],
+                                 {"timeout": timeout}, timeout + 30,
+                                 f"remove the stale etcd member of {node}")  # fmt: skip
+            if isinstance(removed, dict) and removed.get("changed"):
+                changes["stale_member_removed"] = node
+        elif action == etcdjoin.WAIT_HEALTHY:
+            _etcd_call(run, minion, "kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
+                       f"wait for a healthy etcd cluster ({node})")  # fmt: skip
         elif action == etcdjoin.ADD_LEARNER:
-            added = run.ca_call("kubesalt_etcd.add_learner", [node, plan.peer_url], {},
-                             timeout, f"add {node} as an etcd learner")  # fmt: skip
+            added = _etcd_call(run, minion, "kubesalt_etcd.add_learner", [node, plan.peer_url],
+                               {}, timeout, f"add {node} as an etcd learner")  # fmt: skip
             if added.get("changed"):
                 changes["learner"] = (added.get("member") or {}).get("id", node)
         elif action == etcdjoin.RECORD:
@@ -137,8 +176,9 @@ def _join(run, plan, timeout) -> dict:
             if runs[node].changed:
                 changes["states"] = runs[node].changed
         elif action == etcdjoin.PROMOTE:
-            promoted = run.ca_call("kubesalt_etcd.promote", [node], {"timeout": timeout},
-                                timeout + 30, f"promote the etcd learner {node}")  # fmt: skip
+            promoted = _etcd_call(run, minion, "kubesalt_etcd.promote", [node],
+                                  {"timeout": timeout}, timeout + 30,
+                                  f"promote the etcd learner {node}")  # fmt: skip
             if promoted.get("changed"):
                 changes["promoted"] = node
     return changes
@@ -157,7 +197,7 @@ def _etcd_minion(run) -> str:
     """The minion to run etcd membership changes on: the CA minion when its own member
     answers healthy, else the first other etcd node (outside the run) whose member does.
     etcdctl there talks to that member, never to the one being removed, which may be gone.
-    A dead CA node is beyond this: it comes back from its backup, not through here."""
+    The CA node restored from its backup rejoins through another member."""
     ca = run.options.ca_minion
     others = [n for n in run.others(frozenset({_roles.ETCD})) if n != ca]
     seen = {}

@@ -4,7 +4,9 @@ kubeadm's join, one node at a time: wait for a healthy cluster, add the node as 
 learner, record the `--initial-cluster` of that moment (so a later join never rewrites
 this member's manifest), write its static pod, promote it once in sync, wait for a
 healthy cluster again. A node found further along skips what is done; an already-joined
-voter needs only its state applied (no add, no promotion, no wait). Pure: the step kind
+voter needs only its state applied (no add, no promotion, no wait). A started member
+whose node has no etcd data (a machine reinstalled, or restored from a backup, at the same
+address) is stale: it is removed, then the node joins afresh. Pure: the step kind
 `etcd_joined` runs the actions (docs/orchestrations.md, phase etcd).
 """
 
@@ -24,6 +26,7 @@ RECORD = "record-initial-cluster"
 STATIC_POD = "write-static-pod"
 PROMOTE = "promote"
 APPLY = "apply-state"  # a voter: its etcd state, when something is left to change
+REMOVE_STALE = "remove-stale-member"  # the member of a node whose etcd data is gone
 
 FULL_JOIN = (WAIT_HEALTHY, ADD_LEARNER, RECORD, STATIC_POD, PROMOTE, WAIT_HEALTHY)
 
@@ -44,10 +47,12 @@ class JoinPlan:
         return self.actions not in ((), (APPLY,))
 
 
-def plan_join(members: Sequence[Member], node: str, peer_url: str, recorded: bool) -> JoinPlan:
+def plan_join(members: Sequence[Member], node: str, peer_url: str, recorded: bool,
+              has_data: bool = True) -> JoinPlan:  # fmt: skip
     """The actions for `node` (peer URL `peer_url`) from the current member list;
-    `recorded`: its grain already holds an --initial-cluster. A conflict (the peer URL of
-    another started member) raises kubesalt.etcd.MembershipError."""
+    `recorded`: its grain already holds an --initial-cluster; `has_data`: its etcd data
+    directory holds a member. A conflict (the peer URL of another started member) raises
+    kubesalt.etcd.MembershipError."""
     member = find(members, node, peer_url)
     if member is not None and peer_url not in member.peer_urls:
         raise OrchestrateError(
@@ -57,6 +62,9 @@ def plan_join(members: Sequence[Member], node: str, peer_url: str, recorded: boo
         )
     if member is None:
         return JoinPlan(node, peer_url, "absent", FULL_JOIN)
+    if member.started and not has_data:
+        # Its etcd would start empty under a member ID the cluster counts: never.
+        return JoinPlan(node, peer_url, "stale", (REMOVE_STALE, *FULL_JOIN))
     if member.voter:
         return JoinPlan(node, peer_url, "voter", (APPLY,))
     record = () if recorded else (ADD_LEARNER, RECORD)  # add_learner gives it back

@@ -13,7 +13,9 @@ from kubesalt.orchestrate.tables import EVERY_NODE_BY_DEFAULT, MULTI_NODE, phase
 
 UNSKIPPABLE = ("preflight",)
 # Orchestrations that act on the CA minion alone (bootstrap.sh names it for bootstrap).
-ON_THE_CA_MINION = ("bootstrap", "addons")
+ON_THE_CA_MINION = ("bootstrap", "addons", "restore")
+# Run by bootstrap.sh, which names its minion (the pillar may not say so yet).
+BY_BOOTSTRAP_SH = ("bootstrap", "restore")
 TIMEOUTS = {"timeout": 120, "state_timeout": 300, "drain_timeout": 300}
 
 
@@ -181,7 +183,7 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
         raise OrchestrateError(f"pillar = {pillar!r}: give a dictionary with the key node")
     phases_of(orchestration)
     given = (pillar.get("kubesalt_bootstrap") or {}).get("minion")
-    if orchestration == "bootstrap" and given:
+    if orchestration in BY_BOOTSTRAP_SH and given:
         # bootstrap.sh names its minion, the CA minion (its pillar may not say so yet).
         nodes = [_one_name(given, "kubesalt_bootstrap:minion")]
         ca_minion = _given_ca(pillar) or nodes[0]

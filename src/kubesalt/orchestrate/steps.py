@@ -390,6 +390,33 @@ def minion_answers(run, step, nodes, targets):
     return StepResult()
 
 
+def mine_updated(run, step, nodes, targets):
+    """The targets' minions answer (waited for, bounded: the minions of a restored master
+    reconnect by themselves) and publish their mine again (a restored master starts with
+    an empty one). Publishing changes nothing on a node: no changes. A minion still
+    silent is named: its addresses stay out of the mine until it answers."""
+    askable = [n for n in targets if n not in run.no_minion]
+
+    def silent_of(pending):
+        answering = run.rpc.ping(pending)
+        run.answering.update(answering)
+        return [n for n in pending if n not in answering]
+
+    silent = silent_of(askable) if run.test else wait(run, step, askable, silent_of)
+    answering = [n for n in askable if n not in silent]
+    if answering and not run.test:
+        run.rpc.call(answering, "mine.update", [], {}, run.timeout(step),
+                     what="publish the mine")  # fmt: skip
+    if not silent:
+        return StepResult()
+    return StepResult(notes=[
+        f"{', '.join(silent)} did not answer test.ping: their addresses are not in the "
+        "mine, so the firewall and keepalived rendered now leave them out. Once they "
+        "answer: salt-run state.orchestrate kubesalt.orchestrate.deploy_node with their "
+        "names, or a highstate of every node"
+    ])  # fmt: skip
+
+
 def key_deleted(run, step, nodes, targets):
     """The node's key deleted on the master (with its cached data and mine), and the
     public key kept for the key phase."""
@@ -534,6 +561,7 @@ KINDS = {
     "minion_answers_or_gone": minion_answers_or_gone,
     "minion_installed": minion_installed, "minion_stopped": minion_stopped,
     "key_accepted": key_accepted, "minion_answers": minion_answers,
+    "mine_updated": mine_updated,
     "key_deleted": key_deleted, "forgotten": forgotten, "synced": synced,
     "pillar_refreshed": pillar_refreshed, "applied": applied, "surveyed": surveyed,
     "highstate": highstate,

@@ -262,35 +262,71 @@ REMOVE_NODE = (
     ),
 )
 
+BOOTSTRAP_KEY = Phase(
+    "key",
+    "the bootstrap node's minion key accepted (only its own), the minion answers",
+    (
+        Step(
+            "key_accepted",
+            "nodes",
+            "accept the minion key",
+            {"public_key": MINION_PUB},
+            timeout=90,
+            retry=1,
+        ),  # fmt: skip
+        Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
+    ),
+)
+SYNCED = Step("synced", "nodes", "saltutil.sync_all", timeout=300)
+BOOTSTRAP_HIGHSTATE = Phase(
+    "highstate",
+    "the bootstrap node's highstate (its bootstrap role and every other role)",
+    (Step("highstate", "nodes", "state.highstate", timeout=1200),),
+    why="the top file gives the bootstrap node kubesalt.roles.bootstrap first, so the "
+    "role needs no run of its own",
+)
+
 BOOTSTRAP = (
     Phase("preflight", "no other orchestration runs", ()),
-    Phase(
-        "key",
-        "the bootstrap node's minion key accepted (only its own), the minion answers",
-        (
-            Step(
-                "key_accepted",
-                "nodes",
-                "accept the minion key",
-                {"public_key": MINION_PUB},
-                timeout=90,
-                retry=1,
-            ),  # fmt: skip
-            Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
-        ),
-    ),
+    BOOTSTRAP_KEY,
+    Phase("grains", "kubesalt's loader modules synced to the bootstrap node", (SYNCED,)),
+    BOOTSTRAP_HIGHSTATE,
+)
+
+# bootstrap.sh --restore: the bootstrap node, restored from a backup onto a fresh machine
+# (same CA, master keys, minion keys, inventory), joins the cluster that kept running.
+RESTORE = (
+    Phase("preflight", "no other orchestration runs", ()),
+    BOOTSTRAP_KEY,
     Phase(
         "grains",
-        "kubesalt's loader modules synced to the bootstrap node",
-        (Step("synced", "nodes", "saltutil.sync_all", timeout=300),),
+        "modules synced; every minion answers the restored master and publishes its "
+        "addresses again; the CA minion's pillar refreshed",
+        (
+            SYNCED,
+            Step("mine_updated", "nodes", "publish the node's addresses", timeout=60),
+            Step("mine_updated", "others", "the other minions answer and publish their "
+                 "addresses", timeout=300, retry=5),  # fmt: skip
+            Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
+        ),
+        why="the restored master starts with an empty mine: the firewall sources, the "
+        "keepalived peers and the signing policies are computed from it",
     ),
     Phase(
-        "highstate",
-        "the bootstrap node's highstate (its bootstrap role and every other role)",
-        (Step("highstate", "nodes", "state.highstate", timeout=1200),),
-        why="the top file gives the bootstrap node kubesalt.roles.bootstrap first, so the "
-        "role needs no run of its own",
+        "certs",
+        "the node's certificates, signed by its own restored CA",
+        (_apply("nodes", ["kubesalt.pki"], "certificates", "state_timeout"),),
     ),
+    Phase(
+        "etcd",
+        "the node's stale etcd member removed through another member; the node joins "
+        "again as a learner and is promoted",
+        (Step("etcd_joined", "nodes", "join etcd again", timeout="timeout"),),
+        roles=ETCD,
+        why="the backup holds no etcd data of the node: starting its member empty would "
+        "split etcd in two",
+    ),
+    BOOTSTRAP_HIGHSTATE,
 )
 
 # The cluster's API objects again, on demand (bootstrap.sh's last phase runs it): the CA
@@ -425,7 +461,8 @@ RENEW_CERTIFICATES = (
 )
 
 ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE,
-                  "renew_certificates": RENEW_CERTIFICATES, "addons": ADDONS}  # fmt: skip
+                  "renew_certificates": RENEW_CERTIFICATES, "addons": ADDONS,
+                  "restore": RESTORE}  # fmt: skip
 # deploy_node and renew_certificates take several nodes (pillar nodes); the others one.
 MULTI_NODE = ("deploy_node", "renew_certificates")
 # Orchestrations that act on every declared node when the pillar names none.

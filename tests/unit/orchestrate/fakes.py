@@ -85,6 +85,7 @@ class Cluster:
         self.installed = set()  # nodes with the minion install done
         self.dead = set()  # powered off: no SSH, no minion, no etcd member answering
         self.etcd_down = set()  # nodes whose etcd member does not answer
+        self.etcd_data = set()  # nodes whose /var/lib/etcd holds their member
         for node in deployed:
             self.deploy(node)
         for node in fresh:
@@ -98,6 +99,7 @@ class Cluster:
         if "etcd" in ROLES[node]:
             self.grains[node]["kubesalt:etcd_initial_cluster"] = [["bootstrap", IPS["bootstrap"]]]
             self.members.append(self._member(node, learner=False))
+            self.etcd_data.add(node)
         self.node_objects[node] = {f"node-role.kubernetes.io/{r}": "" for r in ROLES[node]
                                    if r != "bootstrap"}  # fmt: skip
 
@@ -114,6 +116,14 @@ class Cluster:
     def kill(self, node):
         """Power `node` off without warning."""
         self.dead.add(node)
+
+    def reinstall(self, node):
+        """`node`'s machine replaced by a fresh one at the same address, with the same
+        minion key: no etcd data, no grains, its member still listed but not answering."""
+        self.dead.discard(node)
+        self.etcd_data.discard(node)
+        self.etcd_down.add(node)
+        self.grains[node] = {"kubesalt:control_plane_ip": IPS[node]}
 
     def etcd_healthy(self, node):
         return node not in self.dead and node not in self.etcd_down
@@ -138,6 +148,9 @@ class Cluster:
             self.unsynced.discard(node)
             return {"modules": ["kubesalt_etcd"], "states": []}
         return {"modules": [], "states": []}
+
+    def _mine_update(self, node):
+        return True
 
     def _saltutil_refresh_pillar(self, node, wait):
         return True
@@ -202,6 +215,10 @@ class Cluster:
                     f"deadline exceeded (https://{IPS[node]}:2379)")  # fmt: skip
         return None
 
+    def _file_directory_exists(self, node, path):
+        assert path == "/var/lib/etcd/member", path
+        return node in self.etcd_data
+
     def _kubesalt_etcd_members(self, node):
         return self._own_etcd_error(node) or [dict(m) for m in self.members]
 
@@ -232,6 +249,8 @@ class Cluster:
                 changed = member["is_learner"]
                 member.update(is_learner=False, name=name,
                               client_urls=[f"https://{IPS[name]}:2379"])  # fmt: skip
+                self.etcd_data.add(name)
+                self.etcd_down.discard(name)
                 return {"changed": changed}
         raise AssertionError(f"promote {name}: not a member")
 

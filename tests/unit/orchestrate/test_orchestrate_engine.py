@@ -79,7 +79,8 @@ FRESH_DEPLOY = [
     "cp2,cp3,worker1 test.ping",
     # certs
     "cp2,cp3,worker1 state.sls kubesalt.pki",
-    # etcd: one member list, then one node at a time
+    # etcd: the CA minion's own member answers; one member list, then one node at a time
+    "bootstrap kubesalt_etcd.health",
     "bootstrap kubesalt_etcd.members",
     "cp2,cp3 grains.get kubesalt",
     "bootstrap kubesalt_etcd.wait_healthy",
@@ -114,8 +115,10 @@ CONVERGED_DEPLOY = [
     "bootstrap saltutil.refresh_pillar",
     # the survey: every node settled, so no state phase applies anything again
     "cp2,cp3,worker1 state.highstate test=True",
+    "bootstrap kubesalt_etcd.health",
     "bootstrap kubesalt_etcd.members",
     "cp2,cp3 grains.get kubesalt",
+    "cp2,cp3 file.directory_exists /var/lib/etcd/member",
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
     APPLY_SUPER_ADMIN, APPLY_ADMIN, ROLLOUT,
 ]  # fmt: skip
@@ -214,8 +217,10 @@ DRY_CONVERGED = [
     "cp2,cp3,worker1 state.sls kubesalt.node test=True",
     "bootstrap saltutil.refresh_pillar",
     "cp2,cp3,worker1 state.highstate test=True",
+    "bootstrap kubesalt_etcd.health",
     "bootstrap kubesalt_etcd.members",
     "cp2,cp3 grains.get kubesalt",
+    "cp2,cp3 file.directory_exists /var/lib/etcd/member",
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
     f"{APPLY_SUPER_ADMIN} test=True", f"{APPLY_ADMIN} test=True", ROLLOUT,
 ]  # fmt: skip

@@ -50,6 +50,18 @@ def test_an_already_joined_voter_needs_only_its_state(recorded):
     assert (plan.state, plan.actions, plan.joins) == ("voter", (APPLY,), False)
 
 
+@pytest.mark.parametrize("learner", [False, True])
+def test_a_started_member_whose_node_lost_its_data_is_removed_then_joins_afresh(learner):
+    plan = plan_join([FIRST, member(learner=learner)], "cp2", URL, False, has_data=False)
+    assert (plan.state, plan.joins) == ("stale", True)
+    assert plan.actions == (etcdjoin.REMOVE_STALE, *etcdjoin.FULL_JOIN)
+
+
+def test_an_unstarted_learner_has_no_data_yet_and_is_not_stale():
+    plan = plan_join([FIRST, member(learner=True, started=False)], "cp2", URL, True, False)
+    assert plan.actions == (STATIC_POD, PROMOTE, WAIT_HEALTHY)
+
+
 def test_a_voter_found_by_name_with_another_address_is_an_error():
     with pytest.raises(OrchestrateError, match=r"has peer URL\(s\) https://10.0.0.9:2380, not "):
         plan_join([FIRST, member(url="https://10.0.0.9:2380")], "cp2", URL, True)
