@@ -33,10 +33,7 @@ from kubesalt import inventory
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
 from kubesalt.errors import KubesaltError
-from kubesalt.kubeadm.model import Layout
-from kubesalt.kubeadm.pki import CA_FILES
-from kubesalt.orchestrate.saltssh import MINION_PUB
-from kubesalt.orchestrate.steps import KEYS_DIR
+from kubesalt.kubeadm.model import CA_FILES, Layout
 
 BACKUP_DIR = "/var/lib/kubesalt/backups"
 DEFAULT_KEEP = 7
@@ -51,7 +48,7 @@ FORMAT = 1
 PRODUCT = "kubesalt"
 # The salt-master's keys (bootstrap.sh's MASTER_PKI) and the accepted minion keys in it.
 MASTER_PKI = "/etc/salt/pki/master"
-MINION_PKI = posixpath.dirname(MINION_PUB)
+MINION_PKI = posixpath.dirname(services.MINION_PUB)
 _CHUNK = 1 << 20
 
 
@@ -101,7 +98,8 @@ def sources(nodes: dict[str, inventory.Node], config_path: str = services.CONFIG
         Source(config_path, "bootstrap.yaml"),
         Source(karchive.REGISTER, "the archives register (bootstrap.sh writes it)"),
         Source(inventory_dir, "the inventory and its known_hosts", directory=True),
-        Source(KEYS_DIR, "the minion keys read back by deploy_node", False, directory=True),
+        Source(services.MINION_KEYS_DIR, "the minion keys read back by deploy_node", False,
+               directory=True),
     ]
     users: dict[str, list[str]] = {}
     for name, node in sorted(nodes.items()):

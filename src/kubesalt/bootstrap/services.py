@@ -30,6 +30,8 @@ MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
 MASTER_CONFIG = "/etc/salt/master.d/kubesalt.conf"
 CONFIG_PATH = "/etc/kubesalt/bootstrap.yaml"
 INVENTORY_DIR = "/etc/kubesalt/nodes"
+MINION_PUB = "/etc/salt/pki/minion/minion.pub"  # a minion's own public key
+MINION_KEYS_DIR = "/etc/kubesalt/minion-keys"  # public keys read back from new minions
 # The registry listens on loopback only; nginx fronts it (port-matrix entry "registry").
 REGISTRY_ADDRESS = f"127.0.0.1:{ports.port_number('registry')}"
 REGISTRY_CONFIG = "/etc/docker/registry/config.yml"

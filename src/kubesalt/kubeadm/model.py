@@ -145,6 +145,10 @@ class Node:
         return _roles.CONTROL_PLANE in self.roles
 
 
+# Each CA's files under the PKI directory, without .crt/.key.
+CA_FILES = {"ca": "ca", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd/ca"}
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where kubeadm's files live, optionally under a root prefix (default `/`)."""

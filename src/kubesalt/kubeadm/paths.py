@@ -12,8 +12,7 @@ from __future__ import annotations
 from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError, containerd, render
 from kubesalt.kubeadm.certs import CertSpec, ca_files_for, node_certificates
-from kubesalt.kubeadm.model import Layout, Node
-from kubesalt.kubeadm.pki import CA_FILES
+from kubesalt.kubeadm.model import CA_FILES, Layout, Node
 
 PKI = "pki"
 KUBECONFIG = "kubeconfig"

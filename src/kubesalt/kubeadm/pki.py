@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.certs import BACKDATE_SECONDS, CertSpec, ca_specs, key_algorithm
 from kubesalt.kubeadm.files import RenderedFile, write_tree
-from kubesalt.kubeadm.model import Layout
+from kubesalt.kubeadm.model import CA_FILES, Layout
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -165,9 +165,6 @@ def issue(
 
 
 # Where each CA lives, relative to the PKI directory.
-CA_FILES = {"ca": "ca", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd/ca"}
-
-
 @dataclass(frozen=True)
 class Authorities:
     """The cluster's CAs (`ca`, `front-proxy-ca`, `etcd-ca`) and the service-account key."""

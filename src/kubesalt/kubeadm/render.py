@@ -22,8 +22,8 @@ from kubesalt.kubeadm import RenderError, containerd, kubeconfig, kubelet, manif
 from kubesalt.kubeadm.certs import ca_files_for, key_algorithm, node_certificates
 from kubesalt.kubeadm.files import Rendered, RenderedDirectory, RenderedFile, write_tree
 from kubesalt.kubeadm.images import check_version
-from kubesalt.kubeadm.model import Layout, Node
-from kubesalt.kubeadm.pki import CA_FILES, Authorities, issue
+from kubesalt.kubeadm.model import CA_FILES, Layout, Node
+from kubesalt.kubeadm.pki import Authorities, issue
 
 __all__ = [
     "RenderedDirectory",

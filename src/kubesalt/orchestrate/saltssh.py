@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 from kubesalt import hostkeys
+from kubesalt.bootstrap import services
 from kubesalt.bootstrap.services import MINION_CONFIG, VENV
 from kubesalt.orchestrate.model import StepFailed
 
@@ -20,9 +21,8 @@ SALT_SSH = f"{VENV}/bin/salt-ssh"
 # (salt.client.ssh.SSH._expand_target), even with another roster: give it an empty one.
 EMPTY_ROSTER = "/etc/kubesalt/salt-ssh/roster"
 EMPTY_ROSTER_TEXT = "# Empty on purpose: salt-ssh reaches nodes through the kubesalt roster.\n"
-MINION_PUB = "/etc/salt/pki/minion/minion.pub"
 MINION_FILES = (MINION_CONFIG, "/etc/systemd/system/salt-minion.service",
-                "/etc/salt/pki/minion/minion.pem", MINION_PUB)  # fmt: skip
+                "/etc/salt/pki/minion/minion.pem", services.MINION_PUB)  # fmt: skip
 
 
 def command(node: str, args, roster_file: str = EMPTY_ROSTER, program: str = SALT_SSH):
@@ -47,7 +47,7 @@ def reply_of(stdout: str, node: str):
     return None
 
 
-def read_key_script(path: str = MINION_PUB) -> str:
+def read_key_script(path: str = services.MINION_PUB) -> str:
     """Wait (30 s) for the minion to write its public key, print it base64-encoded."""
     return f"for i in $(seq 60); do test -s {path} && break; sleep 0.5; done; base64 -w0 {path}"
 

@@ -15,11 +15,11 @@ import posixpath
 
 from kubesalt import hostkeys
 from kubesalt import inventory as _inventory
+from kubesalt.bootstrap import services
 from kubesalt.orchestrate import minionpillar, saltssh
 from kubesalt.orchestrate.model import NEEDS, StepFailed, StepResult
 from kubesalt.orchestrate.rpc import summarize_state
 
-KEYS_DIR = "/etc/kubesalt/minion-keys"  # public keys read back from new minions
 MINION_SLS = "kubesalt.salt.minion.remote"
 
 
@@ -240,7 +240,7 @@ def _install(run, node, pillar, timeout):
     text = run.ssh.shell(node, entry, saltssh.read_key_script(), 120, "read the minion key")
     if not text.strip():
         raise StepFailed(
-            f"salt-minion on {node} wrote no public key {saltssh.MINION_PUB} within 30s; see "
+            f"salt-minion on {node} wrote no public key {services.MINION_PUB} within 30s; see "
             f"journalctl -u salt-minion on {node}",
             [node],
         )
@@ -248,7 +248,7 @@ def _install(run, node, pillar, timeout):
 
 
 def _key_path(node):
-    return posixpath.join(KEYS_DIR, f"{node}.pub")
+    return posixpath.join(services.MINION_KEYS_DIR, f"{node}.pub")
 
 
 def minion_installed(run, step, nodes, targets):

@@ -7,11 +7,11 @@ them, new step kinds in `steps`; the executor and the SLS file stay as they are.
 from __future__ import annotations
 
 from kubesalt import roles as _roles
+from kubesalt.bootstrap import services
 from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
 
 CP = frozenset({"control-plane"})
 ETCD = frozenset({"etcd"})
-MINION_PUB = "/etc/salt/pki/minion/minion.pub"  # the bootstrap node's own minion key
 REMOVE_SLS = (
     "kubesalt.keepalived.absent",
     "kubesalt.roles.etcd-absent",
@@ -270,7 +270,7 @@ BOOTSTRAP_KEY = Phase(
             "key_accepted",
             "nodes",
             "accept the minion key",
-            {"public_key": MINION_PUB},
+            {"public_key": services.MINION_PUB},  # the bootstrap node's own key
             timeout=90,
             retry=1,
         ),  # fmt: skip
