@@ -7,8 +7,8 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 import types
+from pathlib import Path
 
 import pytest
 import yaml
