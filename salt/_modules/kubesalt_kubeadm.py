@@ -133,9 +133,7 @@ def _node(cfg, roles=None, ips=None):
     if joined and _rolenames.ETCD in this.roles:
         # A first node with the grain lost its etcd data and joined again (a restore).
         members = tuple((str(name), str(ip)) for name, ip in joined)
-        this = _glue.call(
-            dataclasses.replace, this, etcd_members=members, rejoined=this.first
-        )
+        this = _glue.call(dataclasses.replace, this, etcd_members=members, rejoined=this.first)
     return this
 
 

@@ -98,8 +98,12 @@ def sources(nodes: dict[str, inventory.Node], config_path: str = services.CONFIG
         Source(config_path, "bootstrap.yaml"),
         Source(karchive.REGISTER, "the archives register (bootstrap.sh writes it)"),
         Source(inventory_dir, "the inventory and its known_hosts", directory=True),
-        Source(services.MINION_KEYS_DIR, "the minion keys read back by deploy_node", False,
-               directory=True),
+        Source(
+            services.MINION_KEYS_DIR,
+            "the minion keys read back by deploy_node",
+            False,
+            directory=True,
+        ),
     ]
     users: dict[str, list[str]] = {}
     for name, node in sorted(nodes.items()):

@@ -305,8 +305,13 @@ RESTORE = (
         (
             SYNCED,
             Step("mine_updated", "nodes", "publish the node's addresses", timeout=60),
-            Step("mine_updated", "others", "the other minions answer and publish their "
-                 "addresses", timeout=300, retry=5),  # fmt: skip
+            Step(
+                "mine_updated",
+                "others",
+                "the other minions answer and publish their addresses",
+                timeout=300,
+                retry=5,
+            ),  # fmt: skip
             Step("pillar_refreshed", "ca", "refresh the CA minion's pillar", timeout=60),
         ),
         why="the restored master starts with an empty mine: the firewall sources, the "
