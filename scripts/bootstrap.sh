@@ -2,7 +2,7 @@
 # bootstrap.sh: make this machine the kubesalt bootstrap node (docs/bootstrap.md).
 #
 #   bootstrap.sh [-v] [--log-file PATH] [--skip-phases A,B] [--config PATH] [--archive PATH]
-#                [--archive-fingerprint FPR]
+#                [--archive-fingerprint FPR] [--restore BACKUP]
 #
 # Run as root from the mounted ISO or from an extracted ISO directory. This script is glue:
 # it finds Debian's python3 and the kubesalt package (the archive's wheels, unpacked into a

@@ -28,6 +28,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import yaml
+
 import kubesalt
 from kubesalt import inventory
 from kubesalt.bootstrap import archive as karchive
@@ -736,13 +738,18 @@ def apply_restore(plan: list[Action], root: str = "/", overwrite: bool = False) 
     return changed
 
 
-def surviving_endpoints(data: dict, node: str) -> list[str]:
-    """The client URLs of the etcd members recorded in a backup's manifest other than
-    `node`: where the restored bootstrap node's stale member is removed from before it
-    joins again (its own data died with its disk)."""
-    return [
-        url
-        for member in data["etcd"].get("members") or []
-        if member.get("name") != node
-        for url in member.get("client_urls") or []
-    ]
+def restored_node(plan: list[Action], config_path: str = services.CONFIG_PATH,
+                  inventory_dir: str = services.INVENTORY_DIR) -> inventory.Node:  # fmt: skip
+    """The bootstrap node a restore plan brings back: its bootstrap.yaml's CA minion, as
+    the inventory of the archive declares it (its `host` is the control-plane IP the
+    other nodes reach it at)."""
+    files = {action.path: action.data for action in plan if action.kind == "file"}
+    try:
+        name = yaml.safe_load(files[config_path])["ca"]["minion"]
+        path = posixpath.join(inventory_dir, f"{name}.yaml")
+        return inventory.node_from_document(yaml.safe_load(files[path]), path)
+    except (KeyError, TypeError, yaml.YAMLError, inventory.InventoryError) as err:
+        raise RestoreError(
+            f"the archive holds no usable bootstrap.yaml ({config_path}) naming a declared "
+            f"CA minion ({type(err).__name__}: {err}); take a new backup with kubesalt-backup"
+        ) from None

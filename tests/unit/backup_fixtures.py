@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import stat
@@ -10,10 +11,10 @@ import subprocess
 import pytest
 import yaml
 
-from kubesalt import etcd, inventory, lock, roles
+from kubesalt import backup_job, etcd, inventory, lock, roles
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
-from kubesalt.kubeadm.pki import CA_FILES
+from kubesalt.kubeadm.model import CA_FILES
 from tests.unit.test_config import BASE
 
 CONTROL_PLANE = (roles.CONTROL_PLANE, roles.ETCD, roles.NODE)
@@ -157,3 +158,21 @@ def node_fixture(tmp_path, monkeypatch):
     root = tmp_path / "node"
     bootstrap_node(root)
     return root
+
+
+NOW = datetime.datetime(2026, 12, 4, 2, 0, 0, tzinfo=datetime.UTC)
+BOOTSTRAP_URL = "https://198.51.100.10:2379"
+CP2_URL = "https://198.51.100.11:2379"
+
+
+def take(node, tmp_path, etcd=None, now=NOW, keep=7, out=None):
+    """A backup of the bootstrap node under `node` (no copy to the control-plane nodes)."""
+    etcd = etcd or FakeEtcd(healthy={BOOTSTRAP_URL, CP2_URL})
+    return backup_job.run_backup(out=str(out or tmp_path / "backups"), keep=keep, copy=False,
+                                 root=str(node), run=etcd, tool="etcdutl", now=now)  # fmt: skip
+
+
+@pytest.fixture(name="archive")
+def archive_fixture(node, tmp_path):
+    """The path of a good backup archive of the `node` fixture's bootstrap node."""
+    return take(node, tmp_path)["path"]

@@ -16,25 +16,20 @@ import tarfile
 import pytest
 
 import kubesalt
-from kubesalt import backup, backup_job, lock
+from kubesalt import backup, lock
 from kubesalt.backup import BackupError, RestoreError, VerifyError
 from tests.unit.backup_fixtures import (
+    BOOTSTRAP_URL,
+    CP2_URL,
+    NOW,
     SNAPSHOT,
     SSH_KEY,
     FakeEtcd,
+    archive_fixture,  # noqa: F401  (the fixture `archive`)
     mode_of,
     node_fixture,  # noqa: F401  (the fixture `node`)
+    take,
 )
-
-NOW = datetime.datetime(2026, 12, 4, 2, 0, 0, tzinfo=datetime.UTC)
-BOOTSTRAP_URL = "https://198.51.100.10:2379"
-CP2_URL = "https://198.51.100.11:2379"
-
-
-def take(node, tmp_path, etcd=None, now=NOW, keep=7, out=None):
-    etcd = etcd or FakeEtcd(healthy={BOOTSTRAP_URL, CP2_URL})
-    return backup_job.run_backup(out=str(out or tmp_path / "backups"), keep=keep, copy=False,
-                                 root=str(node), run=etcd, tool="etcdutl", now=now)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -244,11 +239,6 @@ def test_to_prune_orders_by_name_which_is_time():
 # -- verify -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def archive(node, tmp_path):
-    return take(node, tmp_path)["path"]
-
-
 def test_a_good_archive_verifies(archive):
     verified = backup.verify(archive)
     assert verified.files == len(manifest_of(archive)["files"])
@@ -420,8 +410,13 @@ def test_actions_keep_file_contents_out_of_their_repr(archive):
     assert key.describe() == f"file /etc/kubernetes/pki/ca.key (mode 0600, owner {owner})"
 
 
-def test_the_surviving_members_are_the_recorded_ones_but_the_restored_node(archive):
-    assert backup.surviving_endpoints(manifest_of(archive), "bootstrap") == [
-        "https://198.51.100.11:2379",
-        "https://198.51.100.12:2379",
-    ]
+def test_the_restored_node_is_the_ca_minion_as_the_archive_declares_it(archive):
+    node = backup.restored_node(backup.restore_plan(archive))
+    assert (node.name, node.host) == ("bootstrap", "198.51.100.10")
+
+
+def test_an_archive_without_the_ca_minion_declared_is_refused(archive):
+    declared = f"{backup.services.INVENTORY_DIR}/bootstrap.yaml"
+    plan = [a for a in backup.restore_plan(archive) if a.path != declared]
+    with pytest.raises(RestoreError, match=r"no usable bootstrap.yaml .*KeyError: '/etc/kubes"):
+        backup.restored_node(plan)

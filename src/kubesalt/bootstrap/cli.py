@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubesalt import backup, backup_etcd, inventory, packages
 from kubesalt import config as kconfig
-from kubesalt import inventory, packages
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import preflight, saltout, services
 from kubesalt.bootstrap.phases import (
@@ -56,6 +56,7 @@ class Context:
     archive_sources: list[str] = field(default_factory=list)
     archives: list[karchive.Archive] = field(default_factory=list)
     current: karchive.Archive | None = None
+    root: str = "/"  # where --restore puts the files back (tests give a directory)
 
     @property
     def minion_id(self) -> str:
@@ -63,6 +64,36 @@ class Context:
 
     def salt(self, program: str) -> str:
         return f"{services.VENV}/bin/{program}"
+
+
+# -- restore -------------------------------------------------------------------------
+
+
+def phase_restore(ctx: Context) -> PhaseResult:
+    """With --restore: the backup verified whole, the machine checked to have the restored
+    node's control-plane IP, then its files put back (none of another content replaced).
+    The later phases converge the node; phase orchestrate rejoins the cluster."""
+    path = ctx.args.restore
+    if not path:
+        return PhaseResult(False, "nothing to restore (no --restore)")
+    if os.geteuid() != 0:
+        raise BootstrapError("--restore: run bootstrap.sh as root (the files go back as root's)")
+    status = backup_etcd.snapshot_status_with(backup_etcd.run_program, backup_etcd.snapshot_tool())
+    plan = backup.restore_plan(path, status=status)
+    node = backup.restored_node(plan)
+    addresses = sorted({a.address for a in host_addresses()})
+    if node.host not in addresses:
+        raise BootstrapError(
+            f"--restore {path}: the backup is of bootstrap node {node.name} at {node.host}, "
+            f"an address this machine does not have ({', '.join(addresses) or 'none'}); "
+            "restore onto a machine with that address: every other node reaches the "
+            "salt-master, the registry and the repositories there"
+        )
+    changed = backup.apply_restore(plan, ctx.root)
+    ctx.log.detail(f"restored from {path}: {', '.join(changed) or 'nothing changed'}")
+    return PhaseResult(
+        bool(changed), f"node {node.name} ({node.host}), {len(changed)} paths put back"
+    )
 
 
 # -- preflight -----------------------------------------------------------------------
@@ -388,11 +419,17 @@ def phase_salt_master(ctx: Context) -> PhaseResult:
         time.sleep(1)
 
 
+def orchestration(args) -> str:
+    """bootstrap; with --restore, restore (the node joins the cluster that kept running)."""
+    return "restore" if args.restore else "bootstrap"
+
+
 def phase_orchestrate(ctx: Context) -> PhaseResult:
     pillar = json.dumps({"kubesalt_bootstrap": {"minion": ctx.minion_id}})
+    sls = f"kubesalt.orchestrate.{orchestration(ctx.args)}"
     cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
-           "kubesalt.orchestrate.bootstrap", f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
-    summary = _salt_json(ctx, cmd, "salt-run state.orchestrate kubesalt.orchestrate.bootstrap")
+           sls, f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
+    summary = _salt_json(ctx, cmd, f"salt-run state.orchestrate {sls}")
     return PhaseResult(
         bool(summary.changed), f"{summary.total} states, {len(summary.changed)} changed"
     )
@@ -409,6 +446,7 @@ def phase_addons(ctx: Context) -> PhaseResult:
 
 
 PHASES = (
+    Phase("restore", "with --restore FILE: verify the backup, put its files back", phase_restore),
     Phase("preflight", "check root, OS, bootstrap.yaml, addresses, ports, disk", phase_preflight),
     Phase("archive", "mount or register the archive", phase_archive),
     Phase("repository", "local apt repository from the archive (file://)", phase_repository),
@@ -426,7 +464,7 @@ PHASES = (
     Phase("salt-master", "salt-master up, the minion's key submitted", phase_salt_master),
     Phase(
         "orchestrate",
-        "salt-run state.orchestrate kubesalt.orchestrate.bootstrap",
+        "salt-run state.orchestrate kubesalt.orchestrate.bootstrap (restore with --restore)",
         phase_orchestrate,
     ),
     Phase(
@@ -462,6 +500,12 @@ def parser() -> argparse.ArgumentParser:
         help="the ISO or extracted ISO directory to bootstrap from (default: archives[0])",
     )
     p.add_argument(
+        "--restore",
+        metavar="FILE",
+        help="bring the bootstrap node back on a fresh machine with its control-plane IP "
+        "from a kubesalt-backup archive (docs/backup.md); bootstrap.yaml comes from it",
+    )
+    p.add_argument(
         "--archive-fingerprint",
         metavar="FPR",
         default=os.environ.get(karchive.FINGERPRINT_ENV) or None,
@@ -471,10 +515,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_restore_usage(args, skip: set[str]) -> None:
+    """--restore brings bootstrap.yaml back to its own path, and needs its own phase."""
+    if not args.restore:
+        return
+    if args.config != kconfig.DEFAULT_PATH:
+        raise UsageError(
+            f"--config {args.config} with --restore: the backup carries bootstrap.yaml and "
+            f"puts it back at {kconfig.DEFAULT_PATH}; drop --config"
+        )
+    if "restore" in skip:
+        raise UsageError("--restore with --skip-phases restore: drop one of them")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         skip = parse_skip(args.skip_phases, PHASES)
+        check_restore_usage(args, skip)
     except UsageError as err:
         print(f"bootstrap.sh: {err}", file=sys.stderr)
         return 2
