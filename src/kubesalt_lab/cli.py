@@ -70,19 +70,36 @@ def build_iso() -> str:
     return isos[-1]
 
 
-def prepare_node(node: model.Node, lower: str, seed: str, iso: str) -> str:
+def prepare_node(node: model.Node, lower: str, seed: str, iso: str, nodes=model.NODES,
+                 config: bool = True) -> str:  # fmt: skip
+    """Mount `node`'s overlay and give it the lab's files; the bootstrap node also gets the
+    lab ISO extracted and, with `config`, bootstrap.yaml."""
     root = host.overlay_mount(node.name, lower)
-    host.write_node_files(root, node, seed)
+    host.write_node_files(root, node, seed, nodes)
     if node.bootstrap:
         target = root + model.ARCHIVE_DIR
         os.makedirs(target, exist_ok=True)
         host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
                  what=f"extract {iso} into {node.name}")  # fmt: skip
         # xorriso keeps the ISO's read-only modes; the tree stays as on the ISO.
-        dest = Path(root + model.CONFIG_DEST)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(LAB_CONFIG, dest)
+        if config:
+            dest = Path(root + model.CONFIG_DEST)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(LAB_CONFIG, dest)
     return root
+
+
+def fresh_disk(state: dict, node: model.Node) -> str:
+    """A powered-off node's disk replaced by a fresh one: its overlay's upper layer
+    emptied, mounted again on the rootfs, with the files the lab gives a new machine of
+    that name (the bootstrap node: the lab ISO, but no bootstrap.yaml: bootstrap.sh
+    --restore brings it back)."""
+    base = host.node_dir(node.name)
+    host.unmount_all(base)
+    for layer in ("upper", "work"):
+        shutil.rmtree(os.path.join(base, layer), ignore_errors=True)
+    return prepare_node(node, lower_dir(state), state["seed"], state["iso"],
+                        model.lab_nodes(state), config=False)  # fmt: skip
 
 
 def boot_nodes(state: dict, lower: str, iso: str) -> None:
@@ -375,8 +392,13 @@ def cmd_start(args) -> int:
     entry = model.entry_of(state, args.node)
     now = model.power(entry, host.running(args.node, entry))
     node = model.node(args.node, model.lab_nodes(state))
+    disk = "its overlay"
+    if args.fresh:
+        model.started_entry(node.name, entry, now)  # a running node: refused, disk untouched
+        fresh_disk(state, node)
+        disk = "a fresh disk (the rootfs and the lab's files, nothing of kubesalt)"
     leader = boot_recorded(state, node, entry, now)
-    say(f"node {node.name} ({node.ip}) booted from its overlay; its systemd runs (pid {leader})")
+    say(f"node {node.name} ({node.ip}) booted from {disk}; its systemd runs (pid {leader})")
     return 0
 
 
@@ -434,6 +456,11 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("node")
     start = sub.add_parser("start", help="boot a killed node again from its overlay")
     start.add_argument("node")
+    start.add_argument(
+        "--fresh",
+        action="store_true",
+        help="on a fresh disk: the same machine (name, address) reinstalled, nothing kept",
+    )
     add = sub.add_parser("add", help="boot a fresh node on the bridge, not in the cluster")
     add.add_argument("node")
     add.add_argument(

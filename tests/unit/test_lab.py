@@ -467,6 +467,54 @@ def test_cmd_add_records_a_fresh_node_then_boots_it_and_prints_the_declare_comma
         cli.cmd_add(cli.parser().parse_args(["add", "cp4", CP]))
 
 
+def test_start_fresh_boots_the_killed_bootstrap_node_on_an_empty_disk(
+    lab_dirs, tmp_path, monkeypatch, capsys
+):
+    """The same machine reinstalled: its overlay's upper layer gone, the lab's files and
+    the ISO written again, no bootstrap.yaml (bootstrap.sh --restore brings it back)."""
+    base = tmp_path / "state/nodes/bootstrap"
+    (base / "upper/etc/kubernetes/pki").mkdir(parents=True)
+    (base / "upper/etc/kubernetes/pki/ca.key").write_text("old disk")
+    (base / "work").mkdir()
+    root = base / "root"
+    host.save_state({"seed": "s", "rootfs": "/rootfs", "iso": "/lab.iso", "nodes": {
+        "bootstrap": {"killed": True, "launcher": None, "leader": None, "root": str(root)}}})  # fmt: skip
+    calls = []
+    monkeypatch.setattr(host, "unmount_all", lambda where: calls.append(("umount", where)))
+
+    def overlay_mount(name, lower):
+        calls.append(("mount", name, lower, (base / "upper").exists()))
+        root.mkdir(parents=True, exist_ok=True)
+        return str(root)
+
+    monkeypatch.setattr(host, "overlay_mount", overlay_mount)
+    monkeypatch.setattr(host, "run", lambda cmd, what: calls.append(("run", cmd[0], what)))
+    monkeypatch.setattr(host, "ssh_keypair", lambda: ("private\n", "public\n"))
+    monkeypatch.setattr(host, "is_mounted", lambda path: True)
+    monkeypatch.setattr(host, "veth_down", lambda name: False)
+    monkeypatch.setattr(host, "boot", lambda node, root: 4242)
+    monkeypatch.setattr(host, "wait_booted", lambda name, launcher: 4243)
+    assert cli.cmd_start(cli.parser().parse_args(["start", "bootstrap", "--fresh"])) == 0
+    assert calls == [
+        ("umount", str(base)),
+        ("mount", "bootstrap", "/rootfs", False),
+        ("run", "xorriso", "extract /lab.iso into bootstrap"),
+    ]
+    assert not (base / "work").exists()
+    assert (root / model.SSH_KEY[1:]).read_text() == "private\n"
+    assert not (root / model.CONFIG_DEST[1:]).exists()
+    assert "booted from a fresh disk" in capsys.readouterr().out
+    assert host.load_state()["nodes"]["bootstrap"]["launcher"] == 4242
+
+
+def test_start_fresh_refuses_a_running_node_before_touching_its_disk(lab_dirs, monkeypatch):
+    host.save_state({"seed": "s", "nodes": {"cp3": {"launcher": 1, "root": "/r/cp3"}}})
+    monkeypatch.setattr(host, "running", lambda name, entry: True)
+    monkeypatch.setattr(host, "unmount_all", lambda where: pytest.fail("disk touched"))
+    with pytest.raises(model.LabError, match="already running; power it off first"):
+        cli.cmd_start(cli.parser().parse_args(["start", "cp3", "--fresh"]))
+
+
 def test_cmd_down_stops_running_nodes_only_and_removes_added_ones(lab_dirs, monkeypatch):
     host.save_state({"nodes": {
         "cp2": {"launcher": 11, "root": "/r/cp2"},
