@@ -4,6 +4,9 @@ the files put back) and the orchestration it runs."""
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import types
 
 import pytest
 
@@ -99,3 +102,26 @@ def test_restore_runs_the_restore_orchestration():
     assert cli.orchestration(usage("--restore", "b.tar.gz")) == "restore"
     assert cli.orchestration(usage()) == "bootstrap"
     assert [phase.name for phase in cli.PHASES][:2] == ["restore", "preflight"]
+
+
+@pytest.mark.parametrize("restore, sls", [(None, "bootstrap"), ("b.tar.gz", "restore")])
+def test_phase_orchestrate_runs_the_orchestration_and_names_it(tmp_path, restore, sls):
+    ran = []
+    orchestrate = {"bootstrap_master": {"salt_|-x_|-x_|-state": {
+        "__id__": "Run it", "result": True, "changes": {"ok": 1}, "comment": "", "__run_num__": 0}}}  # fmt: skip
+
+    class System:
+        def run(self, cmd, what, check, quiet_output):
+            ran.append(cmd)
+            return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(orchestrate), stderr="")
+
+    log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
+    ctx = cli.Context(args=argparse.Namespace(restore=restore), log=log, system=System())
+    ctx.cfg = {"ca": {"minion": "bootstrap"}}
+    ctx.current = types.SimpleNamespace(saltenv="kubesalt-0.1.0")
+    result = cli.phase_orchestrate(ctx)
+    log.close()
+    assert ran == [[f"{cli.services.VENV}/bin/salt-run", "--out=json", "--log-level=quiet",
+                    "state.orchestrate", f"kubesalt.orchestrate.{sls}", "saltenv=kubesalt-0.1.0",
+                    'pillar={"kubesalt_bootstrap": {"minion": "bootstrap"}}']]  # fmt: skip
+    assert result.detail == f"kubesalt.orchestrate.{sls}: 1 states, 1 changed"

@@ -431,7 +431,7 @@ def phase_orchestrate(ctx: Context) -> PhaseResult:
            sls, f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
     summary = _salt_json(ctx, cmd, f"salt-run state.orchestrate {sls}")
     return PhaseResult(
-        bool(summary.changed), f"{summary.total} states, {len(summary.changed)} changed"
+        bool(summary.changed), f"{sls}: {summary.total} states, {len(summary.changed)} changed"
     )
 
 

@@ -1,0 +1,141 @@
+"""The bootstrap node lost and brought back from its backup (issue 14, item 5b): a backup
+taken, the bootstrap node powered off without warning (`lab.sh kill`) and replaced by a
+fresh machine with the same address (`lab.sh start --fresh`), `bootstrap.sh --restore`
+with the copy a control-plane node holds; then etcd has every member again, healthy, one
+node holds the VIP, no CA changed, and a highstate and a `deploy_node` work on every node.
+
+Runs after test_replace_node.py (file order): the nodes are whichever that test left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+
+from kubesalt_lab import host as labhost
+from kubesalt_lab import model
+from tests.lab.session import ROOT
+from tests.lab.test_cluster import etcdctl, members, salt_json, saltenv, vip_holders, wait_for
+from tests.lab.test_daily_backup import BACKUP, WRITTEN
+from tests.lab.test_replace_node import lab_sh
+
+pytestmark = pytest.mark.lab
+
+PKI = "/etc/kubernetes/pki"
+CA_FILES = (f"{PKI}/ca.crt", f"{PKI}/front-proxy-ca.crt", f"{PKI}/etcd/ca.crt", f"{PKI}/sa.pub")
+RESTORED_AT = "/root/restore.tar.gz"
+BENCHMARK_LOG = ROOT / ".pytest_cache" / "restore-times.txt"
+
+
+def lab_nodes() -> list[model.Node]:
+    """The lab's nodes that run now (killed ones left out)."""
+    state = labhost.load_state()
+    return [n for n in model.lab_nodes(state) if not state["nodes"].get(n.name, {}).get("killed")
+            and n.name in state["nodes"]]  # fmt: skip
+
+
+def control_plane(nodes) -> list[str]:
+    return [n.name for n in nodes if "control-plane" in n.roles]
+
+
+def ca_digests(lab, nodes) -> dict[tuple[str, str], str]:
+    return {(node, path): lab.run(node, "sha256sum", path).stdout.split()[0]
+            for node in nodes for path in CA_FILES}  # fmt: skip
+
+
+def healthy(lab) -> bool:
+    urls = ",".join(url for m in members(lab) for url in m.get("clientURLs", []))
+    return bool(urls) and etcdctl(lab, "bootstrap", "endpoint", "health", endpoints=urls,
+                                  check=False).returncode == 0  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def restored(lab) -> dict:
+    """The whole procedure, once: what was there before, and how long each part took."""
+    nodes = lab_nodes()
+    others = [n.name for n in nodes if not n.bootstrap]
+    copy_holder = next(n for n in control_plane(nodes) if n != "bootstrap")
+    before = {"members": sorted(m["name"] for m in members(lab)),
+              "ca": ca_digests(lab, [n.name for n in nodes])}  # fmt: skip
+
+    start = time.monotonic()
+    result = lab.run("bootstrap", BACKUP, timeout=600, check=False)
+    backup_seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    path = WRITTEN.search(result.stdout + result.stderr)["path"]
+    held = lab.node_root(copy_holder) + path
+    size = os.path.getsize(held)
+
+    killed = lab_sh("kill", "bootstrap")
+    assert killed.returncode == 0, killed.stdout + killed.stderr
+    survivors = [n for n in control_plane(nodes) if n != "bootstrap"]
+    assert wait_for("one VIP holder", lambda: len(vip_holders(lab, survivors)) == 1, 30)
+    started = lab_sh("start", "bootstrap", "--fresh")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert lab.run("bootstrap", "test", "!", "-e", f"{PKI}/ca.key", check=False).returncode == 0
+    shutil.copyfile(held, lab.node_root("bootstrap") + RESTORED_AT)
+    os.chmod(lab.node_root("bootstrap") + RESTORED_AT, 0o600)
+
+    start = time.monotonic()
+    restore = lab.run("bootstrap", *model.bootstrap_command("--restore", RESTORED_AT),
+                      timeout=1800, check=False)  # fmt: skip
+    restore_seconds = time.monotonic() - start
+    print(restore.stdout)
+    assert restore.returncode == 0, restore.stdout[-5000:] + restore.stderr[-3000:]
+    times = (f"backup {backup_seconds:.1f}s, {size} bytes; restore (bootstrap.sh --restore) "
+             f"{restore_seconds:.1f}s")  # fmt: skip
+    BENCHMARK_LOG.parent.mkdir(exist_ok=True)
+    BENCHMARK_LOG.write_text(times + "\n")
+    print(times)
+    return {"nodes": nodes, "others": others, "before": before, "output": restore.stdout}
+
+
+def test_bootstrap_sh_restore_ran_the_restore_orchestration(restored):
+    out = restored["output"]
+    assert "[1/10] restore: with --restore FILE" in out, out
+    assert "kubesalt.orchestrate.restore" in out, out
+
+
+def test_etcd_has_every_member_again_all_voting_and_healthy(lab, restored):
+    found = members(lab)
+    assert sorted(m["name"] for m in found) == restored["before"]["members"]
+    assert not any(m.get("isLearner") for m in found)
+    assert wait_for("a healthy etcd", lambda: healthy(lab), 60)
+    manifest = lab.run("bootstrap", "cat", "/etc/kubernetes/manifests/etcd.yaml").stdout
+    assert "--initial-cluster-state=existing" in manifest, manifest
+
+
+def test_exactly_one_node_holds_the_vip(lab, restored):
+    cps = control_plane(restored["nodes"])
+    assert wait_for("one VIP holder", lambda: len(vip_holders(lab, cps)) == 1, 30)
+
+
+def test_no_ca_changed_and_the_new_leaves_chain_to_the_old_ca(lab, restored):
+    nodes = [n.name for n in restored["nodes"]]
+    assert ca_digests(lab, nodes) == restored["before"]["ca"]
+    for leaf in ("apiserver.crt", "etcd/server.crt", "apiserver-etcd-client.crt"):
+        ca = f"{PKI}/etcd/ca.crt" if "etcd" in leaf else f"{PKI}/ca.crt"
+        verified = lab.run("bootstrap", "openssl", "verify", "-CAfile", ca, f"{PKI}/{leaf}")
+        assert verified.stdout.strip().endswith(": OK"), verified.stdout
+
+
+def test_the_minions_answer_the_restored_master_without_a_new_acceptance(lab, restored):
+    keys = lab.run("bootstrap", "salt-key", "-l", "unaccepted").stdout
+    assert not [n for n in restored["others"] if n in keys], keys
+    _, out = salt_json(lab, "salt", "*", "test.ping", timeout=120)
+    for node in ["bootstrap", *restored["others"]]:
+        assert f'"{node}": true' in out, out
+
+
+def test_a_highstate_works_on_every_node(lab, restored):
+    result, out = salt_json(lab, "salt", "*", "state.highstate", timeout=1800)
+    assert result.returncode == 0 and model.failed_states(out) == [], out[-3000:]
+
+
+def test_deploy_node_works_on_every_other_node(lab, restored):
+    command = model.orchestrate_command("deploy_node", restored["others"], saltenv(lab))
+    result, out = salt_json(lab, "salt-run", *command, timeout=1800)
+    assert result.returncode == 0 and model.failed_states(out) == [], out[-3000:]
+    assert wait_for("a healthy etcd", lambda: healthy(lab), 60)
