@@ -318,6 +318,13 @@ RESTORE = (
         "keepalived peers and the signing policies are computed from it",
     ),
     Phase(
+        "firewall",
+        "the node's firewall, its sources from the mine filled again",
+        (_apply("nodes", ["kubesalt.firewall"], "firewall of the node"),),
+        why="bootstrap.sh applied it before the master knew the other nodes: the etcd "
+        "members could not reach the node's peer port",
+    ),
+    Phase(
         "certs",
         "the node's certificates, signed by its own restored CA",
         (_apply("nodes", ["kubesalt.pki"], "certificates", "state_timeout"),),

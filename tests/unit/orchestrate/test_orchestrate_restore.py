@@ -16,6 +16,7 @@ RESTORE = [
     "bootstrap test.ping", "bootstrap mine.update",
     "cp2,cp3,worker1 test.ping", "cp2,cp3,worker1 mine.update",
     "bootstrap saltutil.refresh_pillar",
+    "bootstrap state.sls kubesalt.firewall",
     "bootstrap state.sls kubesalt.pki",
     # etcd: the bootstrap node's own member is gone; cp2's answers
     "bootstrap kubesalt_etcd.health", "cp2,cp3 kubesalt_etcd.health",
