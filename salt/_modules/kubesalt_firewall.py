@@ -1,8 +1,8 @@
 """firewalld for kubesalt nodes: the zone computed from the port matrix.
 
 A thin wrapper over ``kubesalt.firewall`` and ``kubesalt.ports``: it gathers the pillar
-(configuration, this node's roles) and the control-plane IPs of every node (mine
-``control_plane_ip``); the package decides.
+(configuration, this node's roles) and the control-plane and workload-plane IPs of every
+node (mine ``control_plane_ip`` and ``workload_plane_ip``); the package decides.
 """
 
 from salt.exceptions import CommandExecutionError
@@ -20,6 +20,8 @@ except ImportError:  # pragma: no cover - depends on the minion's virtualenv
 __virtualname__ = "kubesalt_firewall"
 
 MINE_FUNCTION = "control_plane_ip"
+WORKLOAD_MINE_FUNCTION = "workload_plane_ip"
+WORKLOAD_PLANE = "workloadPlane"
 
 
 def __virtual__():
@@ -85,6 +87,25 @@ def peers():
     return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg)
 
 
+def workload_peers():
+    """
+    Return, for each role, the workload-plane IPs of the nodes that have it (from the
+    mine ``workload_plane_ip`` and the pillar's roles): the addresses they use to reach
+    a node's InternalIP (the kubelet's ``--node-ip``). A node whose mine entry is bad is
+    left out; on that node itself this is an error naming the entry.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' kubesalt_firewall.workload_peers
+    """
+    cfg = _config()
+    mine = __salt__["mine.get"]("*", WORKLOAD_MINE_FUNCTION)  # noqa: F821
+    _glue.call(_mine_ips.check_own, __grains__["id"], mine, cfg, WORKLOAD_PLANE)  # noqa: F821
+    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg, WORKLOAD_PLANE)
+
+
 def rules():
     """
     Return the openings of this node's firewall: one entry per protocol, port and
@@ -96,7 +117,9 @@ def rules():
 
         salt '*' kubesalt_firewall.rules
     """
-    found = _glue.call(_ports.node_rules, roles(), _config(), peers())
+    found = _glue.call(
+        _ports.node_rules, roles(), _config(), peers(), workload_peers=workload_peers()
+    )
     return [
         {
             "protocol": rule.protocol,
@@ -119,7 +142,9 @@ def zone_xml():
 
         salt '*' kubesalt_firewall.zone_xml
     """
-    return _glue.call(_firewall.zone_xml, _config(), roles(), peers())
+    return _glue.call(
+        _firewall.zone_xml, _config(), roles(), peers(), workload_peers=workload_peers()
+    )
 
 
 def required_free_ports():

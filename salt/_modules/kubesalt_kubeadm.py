@@ -1,8 +1,8 @@
 """What kubeadm would write on this node, for the states of kubesalt.pki, etcd, apiserver, ...
 
 A thin wrapper over ``kubesalt.kubeadm`` (the code ``scripts/render-node`` runs): this node's
-roles come from pillar ``kubesalt:nodes``, its IP from its grains, the other members and the
-bootstrap registry from the mine. The states take every value from here; templates only
+roles come from pillar ``kubesalt:nodes``, its IPs (control-plane and workload-plane) from its
+grains, the other members and the bootstrap registry from the mine. The states take every value from here; templates only
 place them. Certificates are not rendered here: x509_v2 issues them (remote signing on the
 CA minion, under the policies of the ``kubesalt_pki`` ext_pillar), and ``content`` reads
 them back from disk to embed them in kubeconfigs and to compute the config digest of the
@@ -125,10 +125,18 @@ def _ips(cfg):
 INITIAL_CLUSTER_GRAIN = "kubesalt:etcd_initial_cluster"
 
 
+def _workload_ip(cfg):
+    """This node's workload-plane IP (the kubelet's --node-ip), from its grain, read every
+    time like the control-plane IP: kubesalt.node may have chosen it earlier in this job."""
+    own = __salt__["grains.get"](_cluster.WORKLOAD_IP_GRAIN)  # noqa: F821
+    return _glue.call(_cluster.own_workload_ip, cfg, _id(), own)
+
+
 def _node(cfg, roles=None, ips=None):
     roles = roles if roles is not None else _roles(cfg)
     ips = ips if ips is not None else _ips(cfg)
-    this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, __grains__.get("host"))  # noqa: F821
+    host = __grains__.get("host")  # noqa: F821
+    this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, host, _workload_ip(cfg))
     joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
     if joined and _rolenames.ETCD in this.roles:
         # A first node with the grain lost its etcd data and joined again (a restore).
@@ -157,8 +165,9 @@ def _read(path, what):
 
 def node():
     """
-    Return this node as the renderer sees it: name, control-plane IP, roles, whether it
-    plays ``kubeadm init`` (``first``), its etcd members and whether it is the CA minion.
+    Return this node as the renderer sees it: name, control-plane IP, workload-plane IP
+    (the kubelet's ``--node-ip``), roles, whether it plays ``kubeadm init`` (``first``), its
+    etcd members and whether it is the CA minion.
 
     CLI Example:
 
@@ -171,6 +180,7 @@ def node():
     return {
         "name": this.name,
         "ip": this.ip,
+        "workload_ip": this.workload_ip,
         "roles": sorted(this.roles),
         "first": this.first,
         "rejoined": this.rejoined,

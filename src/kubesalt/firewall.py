@@ -9,7 +9,8 @@ The zone:
 - target ``default``: whatever no rule accepts is rejected (``icmp-host-prohibited``), and
   ICMP is accepted so path-MTU discovery keeps working;
 - ports open to anyone become ``<port>`` elements (both address families);
-- ports open to some sources become rich rules, one per source address or CIDR;
+- ports open to some sources become rich rules, one per source address or CIDR (a peer's
+  control-plane or workload-plane IP, a plane's CIDR, the pod network);
 - VRRP (IP protocol 112) becomes a rich rule per control-plane peer, the CNI's IP-in-IP
   tunnels (protocol 4, or 41 over IPv6) a rich rule per workload-plane CIDR;
 - pods (`networks.pods`) are a source like any other: they reach only the ports whose
@@ -51,9 +52,12 @@ def desired_zone(
     roles: list[str] | tuple[str, ...],
     peers: dict[str, list[str]],
     matrix: tuple[PortEntry, ...] | None = None,
+    *,
+    workload_peers: dict[str, list[str]] | None = None,
 ) -> Zone:
-    """The kubesalt zone of a node with ``roles``; ``peers`` maps role -> control-plane IPs."""
-    rules = node_rules(roles, config, peers, matrix)
+    """The kubesalt zone of a node with ``roles``; ``peers`` maps role -> control-plane IPs,
+    ``workload_peers`` role -> workload-plane IPs (None: the same, one network)."""
+    rules = node_rules(roles, config, peers, matrix, workload_peers=workload_peers)
     ports = tuple((rule.port, rule.protocol) for rule in rules if rule.source is None and rule.port)
     protocols = tuple(
         value
@@ -112,9 +116,13 @@ def zone_xml(
     roles: list[str] | tuple[str, ...],
     peers: dict[str, list[str]],
     matrix: tuple[PortEntry, ...] | None = None,
+    *,
+    workload_peers: dict[str, list[str]] | None = None,
 ) -> str:
     """Shortcut: the zone file content of a node."""
-    return render_zone_xml(desired_zone(config, roles, peers, matrix))
+    return render_zone_xml(
+        desired_zone(config, roles, peers, matrix, workload_peers=workload_peers)
+    )
 
 
 def default_zone_line() -> str:

@@ -34,6 +34,10 @@ PROTOCOLS = ("tcp", "udp", "vrrp", "ipip")
 PORTLESS = {"vrrp": "vrrp (IP proto 112)", "ipip": "ipip (IP proto 4; 41 over IPv6)"}
 SOURCES = ("anyone", "local", "control-plane-cidrs", "workload-plane-cidrs", "pods")
 PEER_PREFIX = "peers:"
+# The workload-plane IPs of the nodes with a role: where they reach a node's InternalIP (the
+# kubelet's --node-ip) from, when the planes differ.
+WORKLOAD_PEER_PREFIX = "workload-peers:"
+PEER_PREFIXES = (PEER_PREFIX, WORKLOAD_PEER_PREFIX)
 SWITCHES = ("apiServer.keepalived.enabled",)
 # Configuration keys that set a port: an entry's `port` may name one instead of a number.
 SETTINGS = ("apiServer.port",)
@@ -61,7 +65,8 @@ DOCS_HEADER = (
     "Sources: `anyone` (no restriction), `local` (loopback only, no rule opened),\n"
     "`control-plane-cidrs` / `workload-plane-cidrs` (`networks.*.cidr`), `pods` (the pod\n"
     "network, `networks.pods`), `peers:<role>` (the control-plane IPs of the nodes that\n"
-    "have that role, from the Salt mine).\n"
+    "have that role, from the Salt mine), `workload-peers:<role>` (their workload-plane\n"
+    "IPs, from the Salt mine).\n"
     "*Free* says whether preflight requires the port to be unused before installing.\n"
     "A port followed by a configuration key (`apiServer.port`) is that key's default: the\n"
     "firewall and preflight use the configured value.\n\n"
@@ -140,6 +145,14 @@ def _parse_port(value: Any, where: str, problems: list[str]) -> str | None:
     return f"{low}-{high}" if sep and low != high else str(low)
 
 
+def _peer_role(token: str) -> str | None:
+    """The role of a `peers:<role>` or `workload-peers:<role>` token, else None."""
+    for prefix in PEER_PREFIXES:
+        if token.startswith(prefix):
+            return token[len(prefix) :]
+    return None
+
+
 def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
     if not isinstance(raw, dict):
         problems.append(f"ports[{index}]: {raw!r} is not a mapping; each entry is a mapping")
@@ -188,17 +201,16 @@ def _check_entry(index: int, raw: Any, problems: list[str]) -> PortEntry | None:
     if not isinstance(sources, list) or not sources:
         problems.append(
             f"{where}.from: {sources!r} is not a non-empty list; use sources from "
-            f"{', '.join(SOURCES)} or peers:<role>"
+            f"{', '.join(SOURCES)}, peers:<role> or workload-peers:<role>"
         )
         sources = []
     for source in sources:
         if not isinstance(source, str) or not (
-            source in SOURCES
-            or (source.startswith(PEER_PREFIX) and source[len(PEER_PREFIX) :] in _roles.ROLES)
+            source in SOURCES or _peer_role(source) in _roles.ROLES
         ):
             problems.append(
                 f"{where}.from: {source!r} is not a source; allowed: {', '.join(SOURCES)}, "
-                f"or peers:<role> with a role from {_roles.listing()}"
+                f"or peers:<role> / workload-peers:<role> with a role from {_roles.listing()}"
             )
     if "local" in sources and len(sources) > 1:
         problems.append(
@@ -443,7 +455,9 @@ def pod_cidrs(config: dict) -> list[str]:
     return cidrs
 
 
-def _sources(token: str, config: dict, peers: dict[str, list[str]]) -> list[str | None]:
+def _sources(
+    token: str, config: dict, peers: dict[str, list[str]], workload_peers: dict[str, list[str]]
+) -> list[str | None]:
     """The addresses a `from` token of the matrix stands for (None: anyone)."""
     if token == "anyone":
         return [None]
@@ -453,6 +467,8 @@ def _sources(token: str, config: dict, peers: dict[str, list[str]]) -> list[str 
         return list(_cidrs(config, "workloadPlane"))
     if token == "pods":
         return pod_cidrs(config)
+    if token.startswith(WORKLOAD_PEER_PREFIX):
+        return list(workload_peers.get(token[len(WORKLOAD_PEER_PREFIX) :], []))
     return list(peers.get(token[len(PEER_PREFIX) :], []))
 
 
@@ -475,19 +491,23 @@ def node_rules(
     config: dict,
     peers: dict[str, list[str]],
     matrix: tuple[PortEntry, ...] | None = None,
+    *,
+    workload_peers: dict[str, list[str]] | None = None,
 ) -> list[Rule]:
     """The firewall openings of a node: one Rule per (protocol, port, source), sorted.
 
     ``peers`` maps a role to the control-plane IPs of the nodes that have it (this node
-    included or not: a node always reaches itself through loopback). A source
-    already covered by "anyone" for the same port is dropped.
+    included or not: a node always reaches itself through loopback), ``workload_peers``
+    to their workload-plane IPs (None: the same as ``peers``, the planes being one
+    network). A source already covered by "anyone" for the same port is dropped.
     """
+    workload_peers = peers if workload_peers is None else workload_peers
     merged: dict[tuple, set[str]] = {}
     for entry in entries_for_roles(roles, config, matrix):
         for token in entry.sources:
             if token == "local":
                 continue
-            for source in _sources(token, config, peers):
+            for source in _sources(token, config, peers, workload_peers):
                 key = (entry.protocol, entry.port, source)
                 merged.setdefault(key, set()).add(entry.name)
     open_to_all = {(proto, port) for proto, port, source in merged if source is None}
@@ -505,17 +525,18 @@ def node_rules(
 
 
 def peers_by_role(
-    nodes: dict, control_plane_ips: dict[str, str], config: dict
+    nodes: dict, ips: dict[str, str], config: dict, plane: str = _mine_ips.CONTROL_PLANE
 ) -> dict[str, list[str]]:
-    """Map each role to the sorted control-plane IPs of the nodes that have it.
+    """Map each role to the sorted IPs on ``plane`` of the nodes that have it.
 
-    ``nodes`` is pillar ``kubesalt:nodes`` ({minion: {"roles": [...]}}), and
-    ``control_plane_ips`` the mine's ``control_plane_ip`` ({minion: ip}). A node not yet
-    in the mine has no IP and is left out until it publishes one; so is a node whose entry
-    is bad (not an IP, outside ``networks.controlPlane.cidr``): one bad entry never stops
-    the peer maps of the others (:mod:`kubesalt.mine_ips`).
+    ``nodes`` is pillar ``kubesalt:nodes`` ({minion: {"roles": [...]}}), and ``ips`` the
+    mine's entries of ``plane`` ({minion: ip}; ``control_plane_ip`` for ``controlPlane``,
+    ``workload_plane_ip`` for ``workloadPlane``). A node not yet in the mine has no IP and
+    is left out until it publishes one; so is a node whose entry is bad (not an IP, outside
+    ``networks.<plane>.cidr``): one bad entry never stops the peer maps of the others
+    (:mod:`kubesalt.mine_ips`).
     """
-    ips = _mine_ips.usable(control_plane_ips, config)
+    ips = _mine_ips.usable(ips, config, plane)
     result: dict[str, list[str]] = {}
     for minion, data in sorted((nodes or {}).items()):
         address = ips.get(minion)

@@ -196,6 +196,89 @@ def test_a_node_joining_adds_its_sources_everywhere():
     assert after.count('<source address="198.51.100.132"/>') == 4  # 2379 2380 10250 vrrp
 
 
+# Planes on different networks: each node's workload-plane IP (the kubelet's --node-ip).
+WORKLOAD_IPS = {"cp-1": "10.20.0.130", "cp-2": "10.20.0.131", "w-1": "10.30.0.150"}
+
+
+def two_plane_peers():
+    nodes = {
+        "cp-1": {"roles": ALL},
+        "cp-2": {"roles": ["control-plane", "etcd"]},
+        "w-1": {"roles": ["node"]},
+    }
+    cp_ips = {"cp-1": "198.51.100.130", "cp-2": "198.51.100.131", "w-1": "198.51.100.150"}
+    return (
+        ports.peers_by_role(nodes, cp_ips, CONFIG),
+        ports.peers_by_role(nodes, WORKLOAD_IPS, CONFIG, "workloadPlane"),
+    )
+
+
+def test_the_kubelet_admits_both_ips_of_the_control_plane_nodes_when_the_planes_differ():
+    """kube-apiserver reaches the kubelet on the InternalIP (the workload-plane IP), so
+    it may come from a control-plane node's workload-plane IP; nothing else follows."""
+    peers, workload_peers = two_plane_peers()
+    assert workload_peers["control-plane"] == ["10.20.0.130", "10.20.0.131"]
+    rules = ports.node_rules(["node"], CONFIG, peers, workload_peers=workload_peers)
+    kubelet = [r.source for r in rules if r.port == "10250"]
+    assert kubelet == [
+        "10.20.0.130", "10.20.0.131", "10.233.0.0/16", "198.51.100.130", "198.51.100.131",
+    ]  # fmt: skip
+    assert rules == sorted(rules, key=ports._sort_key)
+    # BGP and the tunnels stay on the workload plane; the worker's IPs open nothing.
+    assert [r.source for r in rules if r.port == "179"] == ["10.20.0.0/16", "10.30.0.0/16"]
+    assert [r.source for r in rules if r.protocol == "ipip"] == ["10.20.0.0/16", "10.30.0.0/16"]
+    assert not [r for r in rules if r.source in ("10.30.0.150", "198.51.100.150")]
+    # On a control-plane node, etcd and VRRP keep the control-plane IPs only.
+    cp_rules = ports.node_rules(
+        ["control-plane", "etcd"], CONFIG, peers, workload_peers=workload_peers
+    )
+    by_port = {(r.protocol, r.port): [] for r in cp_rules}
+    for rule in cp_rules:
+        by_port[(rule.protocol, rule.port)].append(rule.source)
+    assert by_port[("tcp", "2379")] == ["198.51.100.130", "198.51.100.131"]
+    assert by_port[("vrrp", None)] == ["198.51.100.130", "198.51.100.131"]
+
+
+def test_without_workload_peers_the_planes_are_one_network():
+    peers, _ = two_plane_peers()
+    assert ports.node_rules(["node"], CONFIG, peers) == ports.node_rules(
+        ["node"], CONFIG, peers, workload_peers=peers
+    )
+
+
+def test_the_zone_file_of_a_worker_when_the_planes_differ():
+    peers, workload_peers = two_plane_peers()
+    xml = firewall.zone_xml(CONFIG, ["node"], peers, workload_peers=workload_peers)
+    tcp = '<port port="10250" protocol="tcp"/>'
+    assert rich("ipv4", "10.20.0.130", tcp, "kubelet") in xml
+    assert rich("ipv4", "10.20.0.131", tcp, "kubelet") in xml
+    assert xml == firewall.render_zone_xml(
+        firewall.desired_zone(CONFIG, ["node"], peers, workload_peers=workload_peers)
+    )
+
+
+def test_a_bad_workload_plane_mine_entry_is_named_with_its_plane():
+    nodes = {"cp-1": {"roles": ["control-plane"]}, "w-1": {"roles": ["node"]}}
+    mine = {"cp-1": "10.20.0.130", "w-1": "198.51.100.150"}  # w-1 gave a control-plane IP
+    assert ports.peers_by_role(nodes, mine, CONFIG, "workloadPlane") == {
+        "control-plane": ["10.20.0.130"]
+    }
+    with pytest.raises(ConfigError) as info:
+        mine_ips.check_own("w-1", mine, CONFIG, "workloadPlane")
+    assert str(info.value) == (
+        "mine workload_plane_ip of w-1: '198.51.100.150' is outside networks.workloadPlane.cidr "
+        "(10.20.0.0/16, 10.30.0.0/16); on w-1 run state.apply kubesalt.node (it chooses the IP "
+        "again from networks.workloadPlane.cidr) and mine.update; until then w-1 is left out "
+        "of certificates, firewalls and peer lists"
+    )
+
+
+def test_an_unknown_plane_is_refused():
+    with pytest.raises(ConfigError, match="plane 'podPlane' is unknown; use one of "
+                       "controlPlane, workloadPlane"):  # fmt: skip
+        mine_ips.usable({"cp-1": "10.20.0.130"}, CONFIG, "podPlane")
+
+
 def test_a_node_not_yet_in_the_mine_is_left_out():
     nodes = {"cp-1": {"roles": ["control-plane"]}, "cp-2": {"roles": ["control-plane"]}}
     assert ports.peers_by_role(nodes, {"cp-1": "198.51.100.130"}, CONFIG) == {
@@ -278,9 +361,15 @@ NODES = {
 MINE = {"cp-1": "198.51.100.130", "cp-2": "198.51.100.131", "w-1": "198.51.100.150"}
 
 
+WORKLOAD_MINE = dict(WORKLOAD_IPS)
+
+
 @pytest.fixture
 def mine_get():
-    return Mock(spec=salt.modules.mine.get, return_value=dict(MINE))
+    published = {"control_plane_ip": dict(MINE), "workload_plane_ip": dict(WORKLOAD_MINE)}
+    mock = Mock(spec=salt.modules.mine.get, side_effect=lambda tgt, fun: dict(published[fun]))
+    mock.published = published
+    return mock
 
 
 @pytest.fixture
@@ -300,10 +389,39 @@ def test_module_virtual_name():
 
 def test_module_zone_is_the_pure_rendering(mine_get):
     peers = ports.peers_by_role(NODES, MINE, CONFIG)
+    workload_peers = ports.peers_by_role(NODES, WORKLOAD_MINE, CONFIG, "workloadPlane")
     assert kubesalt_firewall.zone_xml() == firewall.zone_xml(
-        CONFIG, ["control-plane", "etcd"], peers
+        CONFIG, ["control-plane", "etcd"], peers, workload_peers=workload_peers
     )
-    mine_get.assert_called_with("*", "control_plane_ip")
+    assert [c.args for c in mine_get.call_args_list] == [
+        ("*", "control_plane_ip"),
+        ("*", "workload_plane_ip"),
+    ]
+
+
+def test_module_opens_the_kubelet_to_the_control_plane_nodes_workload_ips():
+    kubelet = [rule["source"] for rule in kubesalt_firewall.rules() if rule["port"] == "10250"]
+    assert kubelet == [
+        "10.20.0.130", "10.20.0.131", "10.233.0.0/16", "198.51.100.130", "198.51.100.131",
+    ]  # fmt: skip
+    assert kubesalt_firewall.workload_peers() == {
+        "bootstrap": ["10.20.0.130"],
+        "ca": ["10.20.0.130"],
+        "control-plane": ["10.20.0.130", "10.20.0.131"],
+        "etcd": ["10.20.0.130", "10.20.0.131"],
+        "node": ["10.20.0.130", "10.30.0.150"],
+    }
+
+
+def test_module_a_bad_workload_plane_entry_stops_only_its_own_node(mine_get):
+    mine_get.published["workload_plane_ip"]["cp-1"] = "192.168.10.5"  # a control-plane IP
+    assert "10.20.0.130" not in kubesalt_firewall.zone_xml()  # cp-2 renders without it
+    kubesalt_firewall.__grains__["id"] = "cp-1"
+    kubesalt_firewall.__pillar__["kubesalt"]["nodes"]["cp-1"]["roles"] = ["control-plane"]
+    with pytest.raises(
+        CommandExecutionError, match="^ConfigError: mine workload_plane_ip of cp-1: '192.168.10.5'"
+    ):
+        kubesalt_firewall.zone_xml()
 
 
 def test_module_peers_roles_and_enabled():
@@ -364,7 +482,7 @@ def test_module_follows_a_configured_api_server_port():
 
 
 def test_module_a_bad_mine_entry_stops_only_its_own_node(mine_get):
-    mine_get.return_value = dict(MINE, **{"w-1": "not-an-ip"})
+    mine_get.published["control_plane_ip"]["w-1"] = "not-an-ip"
     assert "198.51.100.150" not in kubesalt_firewall.zone_xml()  # cp-2 renders without w-1
     kubesalt_firewall.__grains__["id"] = "w-1"
     with pytest.raises(CommandExecutionError, match="^ConfigError: mine control_plane_ip of w-1"):

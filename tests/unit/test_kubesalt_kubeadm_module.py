@@ -25,6 +25,14 @@ NODES = {
     "w1": {"roles": ["node"]},
 }
 IPS = {"boot": "198.51.100.10", "cp1": "198.51.100.11", "w1": "198.51.100.21"}
+# Each node's grain kubesalt:workload_plane_ip (one network here: BASE sets no workload plane).
+WORKLOAD_IPS = {"boot": "198.51.100.10", "cp1": "198.51.100.11", "w1": "198.51.100.121"}
+
+
+def grain_values(minion, **grains):
+    """A grains.get for `minion`: its workload-plane IP, and `grains` (others: the default)."""
+    values = {"kubesalt:workload_plane_ip": WORKLOAD_IPS.get(minion, ""), **grains}
+    return lambda key, default="": values.get(key, default)
 
 
 @pytest.fixture
@@ -47,8 +55,8 @@ def mine_get():
 
 
 @pytest.fixture
-def grains_get():
-    return Mock(spec=salt.modules.grains.get, return_value="")
+def grains_get(minion_id):
+    return Mock(spec=salt.modules.grains.get, side_effect=grain_values(minion_id))
 
 
 @pytest.fixture
@@ -309,9 +317,7 @@ def test_another_nodes_bad_mine_entry_does_not_stop_this_node(mine_get, minion_i
 
 
 def test_a_bad_own_mine_entry_is_named(grains_get):
-    grains_get.side_effect = lambda key, default="": (
-        "8.8.8.8" if key == "kubesalt:control_plane_ip" else default
-    )
+    grains_get.side_effect = grain_values("w1", **{"kubesalt:control_plane_ip": "8.8.8.8"})
     with pytest.raises(CommandExecutionError, match="of w1: '8.8.8.8' is outside"):
         kubesalt_kubeadm.node()
 
@@ -337,12 +343,9 @@ def test_a_joined_etcd_member_keeps_the_initial_cluster_recorded_at_its_join(
     assert kubesalt_kubeadm.node()["etcd_members"] == from_mine
     recorded = from_mine[:2]
 
-    def fake(key, default=""):
-        if key == kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN:
-            return recorded
-        return default
-
-    grains_get.side_effect = fake
+    grains_get.side_effect = grain_values(
+        "cp1", **{kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN: recorded}
+    )
     assert minion_id == "cp1"
     assert kubesalt_kubeadm.node()["etcd_members"] == recorded
 
@@ -403,3 +406,42 @@ def test_a_renew_run_hands_its_override_to_the_certificate_states():
         result = kubesalt_kubeadm.pki()
     assert result["renewal"] == override
     assert {c["days_remaining"] for c in result["certificates"]} == {90}  # the configured one
+
+
+def test_the_kubelet_announces_the_workload_plane_ip_when_the_planes_differ(root, grains_get):
+    """--node-ip is the Node's InternalIP, on which kube-router peers and tunnels: with
+    separate planes it must be the workload-plane IP; the rest stays on the control plane."""
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["networks"] = dict(kubesalt["networks"], workloadPlane={"cidr": ["10.20.0.0/16"]})
+    grains_get.side_effect = grain_values("w1", **{"kubesalt:workload_plane_ip": "10.20.0.21"})
+    node = kubesalt_kubeadm.node()
+    assert (node["ip"], node["workload_ip"]) == ("198.51.100.21", "10.20.0.21")
+    flags = kubesalt_kubeadm.content(f"{root}/var/lib/kubelet/kubeadm-flags.env")
+    assert " --node-ip=10.20.0.21 " in flags
+
+
+def test_the_kubelet_keeps_the_one_ip_when_the_planes_are_one_network(root):
+    assert kubesalt_kubeadm.node()["workload_ip"] == "198.51.100.121"
+    flags = kubesalt_kubeadm.content(f"{root}/var/lib/kubelet/kubeadm-flags.env")
+    assert " --node-ip=198.51.100.121 " in flags
+
+
+def test_a_missing_workload_plane_ip_is_explained(grains_get):
+    grains_get.side_effect = grain_values("w1", **{"kubesalt:workload_plane_ip": ""})
+    with pytest.raises(CommandExecutionError) as info:
+        kubesalt_kubeadm.node()
+    assert str(info.value) == (
+        "RenderError: node w1 has no workload-plane IP (grain kubesalt:workload_plane_ip); "
+        "apply kubesalt.node first, which chooses and publishes it"
+    )
+
+
+def test_a_workload_plane_ip_outside_its_plane_is_named(grains_get):
+    kubesalt = kubesalt_kubeadm.__pillar__["kubesalt"]
+    kubesalt["networks"] = dict(kubesalt["networks"], workloadPlane={"cidr": ["10.20.0.0/16"]})
+    with pytest.raises(
+        CommandExecutionError,
+        match=r"^ConfigError: mine workload_plane_ip of w1: '198.51.100.121' is outside "
+        r"networks.workloadPlane.cidr \(10.20.0.0/16\)",
+    ):
+        kubesalt_kubeadm.node()

@@ -70,7 +70,14 @@ def configure_loader_modules(grains):
             "__grains__": grains,
             "__salt__": {
                 "mine.get": Mock(spec=salt.modules.mine.get, side_effect=mine_get),
-                "grains.get": Mock(spec=salt.modules.grains.get, return_value=""),
+                # Only the node's workload-plane IP (its kubelet's --node-ip) is a grain
+                # here; the planes are one network, so it is the node's control-plane IP.
+                "grains.get": Mock(
+                    spec=salt.modules.grains.get,
+                    side_effect=lambda key, default="": (
+                        IPS[grains["id"]] if key == "kubesalt:workload_plane_ip" else default
+                    ),
+                ),
             },
         },
         kubesalt_bootstrap: {

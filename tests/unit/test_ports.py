@@ -60,7 +60,11 @@ def test_the_packaged_matrix_is_valid_and_has_kubeadms_ports():
         ("tcp", "2379"): ("etcd", ("peers:control-plane",)),
         ("tcp", "2380"): ("etcd", ("peers:etcd",)),
         ("tcp", "2381"): ("etcd", ("local",)),
-        ("tcp", "10250"): ("node", ("peers:control-plane", "pods")),
+        # kube-apiserver reaches the kubelet on the InternalIP, the workload-plane IP.
+        ("tcp", "10250"): (
+            "node",
+            ("peers:control-plane", "workload-peers:control-plane", "pods"),
+        ),
         ("tcp", "10248"): ("node", ("local",)),
         ("tcp", "10257"): ("control-plane", ("local",)),
         ("tcp", "10259"): ("control-plane", ("local",)),
@@ -191,16 +195,25 @@ def invalid(*entries):
             {"from": ["everyone"]},
             [
                 "ports[0] (thing).from: 'everyone' is not a source; allowed: anyone, local, "
-                "control-plane-cidrs, workload-plane-cidrs, pods, or peers:<role> with a role "
-                "from bootstrap, ca, control-plane, etcd, node"
+                "control-plane-cidrs, workload-plane-cidrs, pods, or peers:<role> / "
+                "workload-peers:<role> with a role from bootstrap, ca, control-plane, etcd, node"
             ],
         ),
         (
             {"from": ["peers:worker"]},
             [
                 "ports[0] (thing).from: 'peers:worker' is not a source; allowed: anyone, "
-                "local, control-plane-cidrs, workload-plane-cidrs, pods, or peers:<role> with a "
-                "role from bootstrap, ca, control-plane, etcd, node"
+                "local, control-plane-cidrs, workload-plane-cidrs, pods, or peers:<role> / "
+                "workload-peers:<role> with a role from bootstrap, ca, control-plane, etcd, node"
+            ],
+        ),
+        (
+            {"from": ["workload-peers:worker"]},
+            [
+                "ports[0] (thing).from: 'workload-peers:worker' is not a source; allowed: "
+                "anyone, local, control-plane-cidrs, workload-plane-cidrs, pods, or "
+                "peers:<role> / workload-peers:<role> with a role from bootstrap, ca, "
+                "control-plane, etcd, node"
             ],
         ),
         (
@@ -232,7 +245,8 @@ def invalid(*entries):
                 "ports[0].name: '' is missing or empty; give each entry a name",
                 "ports[0].protocol: 'icmp' is not supported; allowed: tcp, udp, vrrp, ipip",
                 "ports[0].from: [] is not a non-empty list; use sources from anyone, local, "
-                "control-plane-cidrs, workload-plane-cidrs, pods or peers:<role>",
+                "control-plane-cidrs, workload-plane-cidrs, pods, peers:<role> or "
+                "workload-peers:<role>",
             ],
         ),
     ],

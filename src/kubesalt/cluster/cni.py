@@ -24,8 +24,9 @@ to kubeadm's addon). The objects follow that file, with these differences, each 
   longer serves NetworkPolicy, are left out.
 
 kube-router takes the node's address for BGP peering, pod routes and tunnels from the
-Node's first InternalIP, which is the kubelet's `--node-ip`: that is how node-to-node pod
-traffic lands on a plane. Pod addresses come from the per-node podCIDRs the
+Node's first InternalIP, which is the kubelet's `--node-ip`, the node's workload-plane IP
+(`kubesalt.kubeadm.kubelet.flags`): that is how node-to-node pod traffic stays on the
+workload plane. Pod addresses come from the per-node podCIDRs the
 controller-manager allocates from `networks.pods` (`--allocate-node-cidrs`); kube-router
 writes them into the host-local IPAM of the CNI configuration.
 """

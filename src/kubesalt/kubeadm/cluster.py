@@ -1,7 +1,8 @@
 """A node of the cluster as the renderer sees it, built from the inventory and the mine.
 
 Salt gives three things: the roles of every node (pillar `kubesalt:nodes`), the control-plane
-IP each node chose (the mine, `control_plane_ip`), and the configuration. The node that plays
+IP each node chose (the mine, `control_plane_ip`), and the configuration; a node renders its
+own kubelet with the workload-plane IP it chose (grain `kubesalt:workload_plane_ip`). The node that plays
 `kubeadm init` is recorded once in the inventory (pillar `kubesalt:first_node`, see
 `kubesalt.inventory.first_node`); from them this module builds the `Node` of any member, with
 its etcd member list. The signing-policy generation (on the master) and the
@@ -10,6 +11,7 @@ execution module (on each minion) both use it, so they agree on every node's ide
 
 from __future__ import annotations
 
+from kubesalt import mine_ips as _mine_ips
 from kubesalt import roles as _roles
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.model import Node
@@ -50,15 +52,35 @@ def etcd_members(
     return tuple((n, ips[n]) for n in names)
 
 
+WORKLOAD_IP_GRAIN = "kubesalt:workload_plane_ip"
+
+
+def own_workload_ip(cfg: dict, name: str, value: str | None) -> str:
+    """The workload-plane IP node `name` chose (`value`, its grain), checked: it must be
+    there and inside `networks.workloadPlane.cidr`, or the kubelet would announce the
+    wrong InternalIP."""
+    if not value:
+        raise RenderError(
+            f"node {name} has no workload-plane IP (grain {WORKLOAD_IP_GRAIN}); apply "
+            "kubesalt.node first, which chooses and publishes it"
+        )
+    _mine_ips.check_own(name, {name: value}, cfg, _mine_ips.WORKLOAD_PLANE)
+    return value
+
+
 def build_node(
     cfg: dict,
     name: str,
     roles: dict[str, frozenset[str]],
     ips: dict[str, str],
     hostname: str | None = None,
+    workload_ip: str | None = None,
 ) -> Node:
     """The `Node` for `name`: its roles, its IP (from `ips`), `first` when it plays
-    `kubeadm init`, and, for a joining etcd member, every etcd member known."""
+    `kubeadm init`, and, for a joining etcd member, every etcd member known.
+    `workload_ip` is its workload-plane IP (the kubelet's `--node-ip`); None leaves it
+    equal to the control-plane IP, for callers that never render the kubelet (the
+    signing policies)."""
     if name not in roles:
         raise RenderError(
             f"node {name} is not in the inventory (pillar kubesalt:nodes); declare it with "
@@ -81,4 +103,5 @@ def build_node(
         first=first,
         etcd_members=members,
         hostname=hostname if hostname and hostname != name else None,
+        workload_ip=workload_ip,
     )

@@ -62,13 +62,14 @@ def config_yaml(
 def flags(node: Node) -> list[str]:
     """The kubelet flags kubeadm puts in KUBELET_KUBEADM_ARGS, sorted by name.
 
-    `--node-ip` is always set to the node's control-plane IP (kubesalt's choice: the
-    kubelet's InternalIP never lands on the wrong NIC); `--hostname-override` only when the
-    host's name differs from the node name.
+    `--node-ip` is always set, to the node's workload-plane IP (kubesalt's choice: the
+    kubelet's InternalIP never lands on the wrong NIC, and kube-router peers and tunnels on
+    the InternalIP, so pod traffic between nodes stays on the workload plane);
+    `--hostname-override` only when the host's name differs from the node name.
     """
     values = {
         "container-runtime-endpoint": CRI_SOCKET,
-        "node-ip": node.ip,
+        "node-ip": node.workload_ip,
         "pod-infra-container-image": sandbox_image(),
     }
     if node.hostname and node.hostname != node.name:

@@ -43,7 +43,7 @@ def check_ip(value: str, what: str) -> str:
         return str(ipaddress.ip_address(value))
     except (ValueError, TypeError):
         raise RenderError(
-            f"{what}: {value!r} is not an IP address; give the node's control-plane IP, "
+            f"{what}: {value!r} is not an IP address; give an IPv4 or IPv6 address, "
             "for example 10.0.0.10 or fd00::10"
         ) from None
 
@@ -52,7 +52,10 @@ def check_ip(value: str, what: str) -> str:
 class Node:
     """One node as the renderer sees it.
 
-    `ip` is the node's chosen control-plane IP (kubeadm's advertise address). `first` marks
+    `ip` is the node's chosen control-plane IP (kubeadm's advertise address, etcd's URLs).
+    `workload_ip` is its chosen workload-plane IP, the kubelet's `--node-ip` and so the
+    Node's InternalIP, on which the CNI peers and tunnels; it defaults to `ip` (the two
+    planes are one network unless `networks.workloadPlane.cidr` says otherwise). `first` marks
     the node that plays `kubeadm init`. `etcd_members` is the ordered etcd member list used
     by a joining etcd member (`--initial-cluster`), as `(name, ip)` pairs; the node itself is
     appended when it is missing, which is where `etcdctl member add` puts a new member.
@@ -69,10 +72,15 @@ class Node:
     etcd_members: tuple[tuple[str, str], ...] = ()
     hostname: str | None = None
     rejoined: bool = False
+    workload_ip: str | None = None
 
     def __post_init__(self) -> None:
         check_node_name(self.name, "node name")
         object.__setattr__(self, "ip", check_ip(self.ip, f"IP of node {self.name}"))
+        workload_ip = self.ip if self.workload_ip is None else self.workload_ip
+        object.__setattr__(
+            self, "workload_ip", check_ip(workload_ip, f"workload-plane IP of node {self.name}")
+        )
         roles = frozenset(self.roles)
         unknown = sorted(_roles.unknown(roles))
         if unknown:

@@ -283,6 +283,29 @@ def test_kubeadm_flags_hostname_override():
     ]
 
 
+def test_kubeadm_flags_node_ip_is_the_workload_plane_ip():
+    """The kubelet's InternalIP is where kube-router peers and tunnels: the workload plane."""
+    node = Node("w1", "10.0.0.20", frozenset({"node"}), workload_ip="10.1.0.20")
+    assert "--node-ip=10.1.0.20" in kubelet.flags(node)
+    assert node.ip == "10.0.0.20"  # advertise address, etcd URLs, SANs stay on it
+
+
+def test_workload_ip_defaults_to_the_control_plane_ip_and_is_canonical():
+    assert Node("w1", "10.0.0.20", frozenset({"node"})).workload_ip == "10.0.0.20"
+    node = Node("w1", "fd00::14", frozenset({"node"}), workload_ip="FD01:0::14")
+    assert node.workload_ip == "fd01::14"
+    assert "--node-ip=fd01::14" in kubelet.flags(node)
+
+
+def test_workload_ip_error_names_the_node():
+    with pytest.raises(RenderError) as info:
+        Node("w1", "10.0.0.20", frozenset({"node"}), workload_ip="10.1.0.300")
+    assert str(info.value) == (
+        "workload-plane IP of node w1: '10.1.0.300' is not an IP address; give an IPv4 or "
+        "IPv6 address, for example 10.0.0.10 or fd00::10"
+    )
+
+
 def test_dropin(cp1_files):
     text = cp1_files["/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"].content.decode()
     assert (

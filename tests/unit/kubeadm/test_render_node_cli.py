@@ -119,10 +119,41 @@ def test_worker_keeps_throwaway_cas_out_of_its_tree(tmp_path, config_file):
     )
 
 
+def kubelet_flags(out):
+    return (out / "var/lib/kubelet/kubeadm-flags.env").read_text().split('"')[1].split()
+
+
+@pytest.mark.parametrize(
+    ("extra", "node_ip"), [([], "10.0.0.20"), (["--workload-ip", "10.1.0.20"], "10.1.0.20")]
+)
+def test_the_kubelet_announces_the_workload_ip(tmp_path, config_file, extra, node_ip):
+    """--node-ip is --workload-ip when given (the planes differ), else --ip."""
+    out = tmp_path / "w1"
+    result = run(
+        "--config", config_file, "--node", "w1", "--ip", "10.0.0.20", *extra, "--roles", "node",
+        "--registry", "https://10.0.0.10:8443", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"--node-ip={node_ip}" in kubelet_flags(out)
+
+
+def test_the_control_plane_stays_on_the_control_plane_ip(tmp_path, config_file):
+    out = tmp_path / "out"
+    result = run(
+        "--config", config_file, *CP1, "--workload-ip", "10.1.0.10", "--first", "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--node-ip=10.1.0.10" in kubelet_flags(out)
+    assert command_of(out, "kube-apiserver") == APISERVER  # advertise address, etcd URLs
+    assert command_of(out, "etcd") == ETCD_FIRST
+    assert "server: https://10.0.0.10:6443" in (out / "etc/kubernetes/kubelet.conf").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--ip", "10.0.0.300"], "--ip: '10.0.0.300' is not an IP address"),
+        (["--workload-ip", "10.1.0.300"], "--workload-ip: '10.1.0.300' is not an IP address"),
         (["--node", "CP_1"], "--node: 'CP_1' is not a valid node name"),
         (["--roles", "control-plane,master"], "--roles 'control-plane,master': unknown role(s) master"),
         (["--peer", "cp0"], "--peer 'cp0': expected NAME=IP"),
