@@ -361,8 +361,8 @@ def test_a_restored_first_node_with_a_recorded_join_rejoins_etcd(grains_get, min
     mine_get.published["control_plane_ip"] = dict(IPS, cp2="198.51.100.12")
     assert kubesalt_kubeadm.node()["rejoined"] is False
     recorded = [["cp2", "198.51.100.12"], ["boot", "198.51.100.10"]]
-    grains_get.side_effect = lambda key, default="": (
-        recorded if key == kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN else default
+    grains_get.side_effect = grain_values(
+        "boot", **{kubesalt_kubeadm.INITIAL_CLUSTER_GRAIN: recorded}
     )
     node = kubesalt_kubeadm.node()
     assert (node["first"], node["rejoined"], node["etcd_members"]) == (True, True, recorded)
