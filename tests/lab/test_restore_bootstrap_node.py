@@ -9,14 +9,17 @@ Runs after test_replace_node.py (file order): the nodes are whichever that test 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import time
+from datetime import UTC, datetime
 
 import pytest
 
 from kubesalt_lab import host as labhost
 from kubesalt_lab import model
-from tests.lab.session import ROOT
+from tests.benchmarks.docs_section import write_section
+from tests.lab.session import parse_phase_times
 from tests.lab.test_cluster import etcdctl, members, salt_json, saltenv, vip_holders, wait_for
 from tests.lab.test_daily_backup import BACKUP, WRITTEN
 from tests.lab.test_replace_node import lab_sh
@@ -26,7 +29,6 @@ pytestmark = pytest.mark.lab
 PKI = "/etc/kubernetes/pki"
 CA_FILES = (f"{PKI}/ca.crt", f"{PKI}/front-proxy-ca.crt", f"{PKI}/etcd/ca.crt", f"{PKI}/sa.pub")
 RESTORED_AT = "/root/restore.tar.gz"
-BENCHMARK_LOG = ROOT / ".pytest_cache" / "restore-times.txt"
 
 
 def lab_nodes() -> list[model.Node]:
@@ -84,12 +86,33 @@ def restored(lab) -> dict:
     restore_seconds = time.monotonic() - start
     print(restore.stdout)
     assert restore.returncode == 0, restore.stdout[-5000:] + restore.stderr[-3000:]
-    times = (f"backup {backup_seconds:.1f}s, {size} bytes; restore (bootstrap.sh --restore) "
-             f"{restore_seconds:.1f}s")  # fmt: skip
-    BENCHMARK_LOG.parent.mkdir(exist_ok=True)
-    BENCHMARK_LOG.write_text(times + "\n")
-    print(times)
+    record_times(backup_seconds, size, restore_seconds, restore.stdout, len(nodes))
     return {"nodes": nodes, "others": others, "before": before, "output": restore.stdout}
+
+
+def record_times(backup_seconds, size, restore_seconds, output, count) -> None:
+    """The "Backup and restore" section of docs/benchmarks.md (measured, never asserted)."""
+    phases = parse_phase_times(output)
+    lines = [
+        "<!-- Written by tests/lab/test_restore_bootstrap_node.py; rerun it to refresh. -->",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.node()} ({os.cpu_count()} CPUs, "
+        f"Linux {platform.release()}), on the {count}-node lab.",
+        "",
+        "| what | seconds | size |",
+        "|---|---|---|",
+        f"| `kubesalt-backup` (etcd snapshot, archive, copies to the control-plane nodes) | "
+        f"{backup_seconds:.1f} | {size / 1024:.0f} KiB |",
+        f"| `bootstrap.sh --restore` on a fresh machine (lab: `--skip-phases addons`) | "
+        f"{restore_seconds:.1f} | |",
+        "",
+        "The restore's phases:",
+        "",
+        "| phase | seconds |",
+        "|---|---|",
+        *[f"| {name} | {seconds:.1f} |" for name, seconds, _detail in phases],
+    ]
+    write_section("Backup and restore", "\n".join(lines))
 
 
 def test_bootstrap_sh_restore_ran_the_restore_orchestration(restored):
