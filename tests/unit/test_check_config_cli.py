@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.unit.test_config import RULE_CASES
+from tests.unit.test_scriptenv import fake_checkout
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "kubesalt-check-config"
@@ -85,25 +86,10 @@ def test_runs_from_a_checkout_without_the_package_installed(tmp_path):
     assert "valid:" in result.stdout
 
 
-def fake_checkout(tmp_path):
-    """A checkout whose .venv python says it was used, then runs the real one."""
-    checkout = tmp_path / "checkout"
-    (checkout / "scripts").mkdir(parents=True)
-    (checkout / "scripts" / SCRIPT.name).write_bytes(SCRIPT.read_bytes())
-    (checkout / "src").symlink_to(REPO / "src")
-    venv_bin = checkout / ".venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "python").write_text(
-        f'#!/bin/sh\necho "venv python" >&2\nexec {sys.executable} "$@"\n'
-    )
-    (venv_bin / "python").chmod(0o755)
-    return checkout
-
-
 def test_from_a_checkout_it_runs_in_the_checkouts_virtualenv(tmp_path):
     """The first python3 on PATH lacks netaddr (as after lab.sh up): the script moves to
     the checkout's .venv instead of saying "cannot import netaddr"."""
-    checkout = fake_checkout(tmp_path)
+    checkout = fake_checkout(tmp_path, SCRIPT.name)
     result = subprocess.run(
         [
             sys.executable,
@@ -122,7 +108,7 @@ def test_from_a_checkout_it_runs_in_the_checkouts_virtualenv(tmp_path):
 
 
 def test_kubesalt_venv_wins_over_the_checkouts(tmp_path):
-    checkout = fake_checkout(tmp_path)
+    checkout = fake_checkout(tmp_path, SCRIPT.name)
     result = subprocess.run(
         [
             sys.executable,
