@@ -43,8 +43,14 @@ def control_plane(nodes) -> list[str]:
 
 
 def ca_digests(lab, nodes) -> dict[tuple[str, str], str]:
-    return {(node, path): lab.run(node, "sha256sum", path).stdout.split()[0]
-            for node in nodes for path in CA_FILES}  # fmt: skip
+    """{(node, CA file): sha256} of the CA files each node holds (a worker holds ca.crt)."""
+    found = {}
+    for node in nodes:
+        out = lab.run(node, "sha256sum", *CA_FILES, check=False).stdout
+        found.update({(node, path): digest for digest, path in
+                      (line.split(maxsplit=1) for line in out.splitlines())})  # fmt: skip
+    assert all((node, CA_FILES[0]) in found for node in nodes), found
+    return found
 
 
 def healthy(lab) -> bool:
@@ -162,3 +168,12 @@ def test_deploy_node_works_on_every_other_node(lab, restored):
     result, out = salt_json(lab, "salt-run", *command, timeout=1800)
     assert result.returncode == 0 and model.failed_states(out) == [], out[-3000:]
     assert wait_for("a healthy etcd", lambda: healthy(lab), 60)
+
+
+def test_bootstrap_sh_restore_again_changes_nothing(lab, restored):
+    again = lab.run("bootstrap", *model.bootstrap_command("--restore", RESTORED_AT),
+                    timeout=900, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "restore done in" in again.stdout and "no changes; node bootstrap" in again.stdout
+    assert again.stdout.rstrip().splitlines()[-1].startswith("bootstrap.sh: done in")
+    assert ": no changes." in again.stdout.rstrip().splitlines()[-1], again.stdout[-2000:]
