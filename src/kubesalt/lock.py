@@ -27,9 +27,13 @@ class LockBusy(KubesaltError):
     """Another orchestration holds the lock; the message says which and what to do."""
 
 
-def acquire(what: str, path: str | None = None) -> bool:
+# What a deploy_node refused by the lock can do instead of waiting.
+TOGETHER_HINT = 'To add several nodes at once, give them to one deploy_node: pillar=\'{"nodes": ["cp2", "cp3"]}\''
+
+
+def acquire(what: str, path: str | None = None, hint: str = "") -> bool:
     """Hold the lock for `what` (e.g. "deploy_node cp2"); False when this process already
-    held it. LockBusy when another process holds it."""
+    held it. LockBusy when another process holds it; its message ends with `hint`."""
     path = path or LOCK_FILE
     if path in _HELD:
         _describe(_HELD[path], what)
@@ -43,8 +47,7 @@ def acquire(what: str, path: str | None = None) -> bool:
         os.close(fd)
         raise LockBusy(
             f"another kubesalt orchestration is running: {holder} (lock {path}); wait for it "
-            "to end. To add several nodes at once, give them to one deploy_node: "
-            'pillar=\'{"nodes": ["cp2", "cp3"]}\''
+            f"to end{'. ' + hint if hint else ''}"
         ) from None
     _HELD[path] = fd
     _describe(fd, what)

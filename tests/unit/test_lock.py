@@ -45,8 +45,14 @@ def test_a_second_orchestration_is_refused_naming_the_running_one(path, other_pr
     assert message.startswith(
         f"another kubesalt orchestration is running: deploy_node cp2 (PID {other_process.pid}, "
     )
-    assert f"(lock {path}); wait for it to end" in message
-    assert '"nodes": ["cp2", "cp3"]' in message
+    assert message.endswith(f"(lock {path}); wait for it to end")
+
+
+def test_a_refused_deploy_node_is_told_to_give_its_nodes_to_one_run(path, other_process):
+    with pytest.raises(lock.LockBusy) as err:
+        lock.acquire("deploy_node cp3", path, lock.TOGETHER_HINT)
+    assert str(err.value).endswith('wait for it to end. To add several nodes at once, give them '
+                                   'to one deploy_node: pillar=\'{"nodes": ["cp2", "cp3"]}\'')  # fmt: skip
 
 
 def test_the_lock_is_free_once_the_holder_is_killed(path, other_process):

@@ -344,7 +344,8 @@ def execute(options: Options, backend, test: bool = False, progress=None) -> Rep
     progress.line(f"{options.label}{' (dry run, test=True)' if test else ''}: "
                   f"{len(phases)} phases")  # fmt: skip
     try:
-        held = _lock.acquire(options.label, backend.lock_path)
+        hint = _lock.TOGETHER_HINT if options.orchestration == "deploy_node" else ""
+        held = _lock.acquire(options.label, backend.lock_path, hint)
     except KubesaltError as err:
         report.error = f"phase {phases[0].name}: {err}"
         progress.line(report.error)
