@@ -375,6 +375,17 @@ def test_nginx_config_listens_on_the_control_plane_ip_only():
     assert f"ssl_certificate_key {services.REPOSITORY_KEY};" in text
 
 
+def test_nginx_serves_the_salt_virtualenv_archive_read_only_beside_each_archive():
+    text = services.nginx_config("198.51.100.10", [_archive()], salt_venv_dir="/var/x")
+    start = text.index("    location = /kubesalt-0.1.0/salt-venv.tar.gz {")
+    block = text[start : text.index("    }\n", start)]
+    assert "        alias /var/x/kubesalt-0.1.0.tar.gz;" in block.splitlines()
+    assert "limit_except GET HEAD {\n            deny all;" in block
+    assert "autoindex" not in block
+    default = services.nginx_config("198.51.100.10", [_archive()])
+    assert "alias /var/lib/kubesalt/salt-venv/kubesalt-0.1.0.tar.gz;" in default
+
+
 def test_systemd_unit_runs_from_the_virtualenv():
     unit = services.systemd_unit("salt-minion", "The Salt Minion", "process")
     assert "ExecStart=/opt/kubesalt/salt/bin/salt-minion\n" in unit

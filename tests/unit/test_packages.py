@@ -211,7 +211,6 @@ def test_the_salt_tree_installs_packages():
         "kubesalt/containerd/installed.sls",
         "kubesalt/kubelet/installed.sls",
         "kubesalt/etcd/installed.sls",
-        "kubesalt/salt/minion/remote.sls",
     } <= files
 
 
@@ -222,7 +221,7 @@ OPTIONS = ("pkgs", "fromrepo", "refresh", "install_recommends")
 def test_every_package_state_installs_pinned_from_the_archive_without_refresh(path, block):
     """No pkg state may take a version from any source, or refresh every source: each one
     places every option of kubesalt.packages.install_options (through the execution module
-    kubesalt_packages, or the salt-ssh pillar for the minion install), and nothing else
+    kubesalt_packages), and nothing else
     names a package."""
     placed = dict(re.findall(r"^\s+- (\w+): \{\{ ([\w.]+) ", block, re.M))
     for option in OPTIONS:

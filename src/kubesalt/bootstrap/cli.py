@@ -19,7 +19,7 @@ from pathlib import Path
 from kubesalt import backup, backup_etcd, inventory, packages
 from kubesalt import config as kconfig
 from kubesalt.bootstrap import archive as karchive
-from kubesalt.bootstrap import preflight, saltout, services
+from kubesalt.bootstrap import preflight, saltout, saltvenv, services
 from kubesalt.bootstrap.phases import (
     BootstrapError,
     Phase,
@@ -285,6 +285,16 @@ def _keep_bytecode_out_of_archives(ctx: Context, python: str) -> bool:
     return ctx.system.write(os.path.join(purelib, services.PYCACHE_PTH), services.pycache_pth())
 
 
+def _archive_for_nodes(ctx: Context, stamp: str) -> bool:
+    """The venv archived once per wheelhouse: new nodes unpack it (saltvenv)."""
+    started = time.monotonic()
+    made = saltvenv.make(services.VENV, ctx.current.saltenv, stamp)
+    path = saltvenv.archive_path(ctx.current.saltenv)
+    if made:
+        ctx.log.detail(f"archived {services.VENV} to {path} in {time.monotonic() - started:.1f}s")
+    return made
+
+
 def phase_salt_install(ctx: Context) -> PhaseResult:
     wheels = ctx.current.path(karchive.WHEELS_DIR)
     own = karchive.kubesalt_wheel(ctx.current)
@@ -299,6 +309,7 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
         installed = ""
     if os.path.exists(python) and installed == stamp:
         changed = _keep_bytecode_out_of_archives(ctx, python)
+        changed |= _archive_for_nodes(ctx, stamp)
         return PhaseResult(changed, f"{services.VENV} holds the archive's wheels")
     if not os.path.exists(python):
         ctx.system.run(
@@ -319,6 +330,7 @@ def phase_salt_install(ctx: Context) -> PhaseResult:
     )
     ctx.system.write(WHEEL_STAMP, stamp + "\n")
     _keep_bytecode_out_of_archives(ctx, python)
+    _archive_for_nodes(ctx, stamp)
     return PhaseResult(True, f"{os.path.basename(salt_wheels[-1])}, {os.path.basename(own)}")
 
 
@@ -452,7 +464,8 @@ PHASES = (
     Phase("repository", "local apt repository from the archive (file://)", phase_repository),
     Phase(
         "salt-install",
-        f"Salt and kubesalt from the archive's wheels into {services.VENV}",
+        f"Salt and kubesalt from the archive's wheels into {services.VENV}, "
+        f"archived for the other nodes in {saltvenv.ARCHIVE_DIR}",
         phase_salt_install,
     ),
     Phase("salt-minion", "configure salt-minion (local mode first)", phase_salt_minion),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import yaml
 
 from kubesalt import ports
+from kubesalt.bootstrap import saltvenv
 from kubesalt.bootstrap.archive import PILLAR_DIR, SALT_DIR, Archive
 
 VENV = "/opt/kubesalt/salt"
@@ -209,16 +210,23 @@ def registry_fill_config(
     return _dump("kubesalt_bootstrap.load_images, for the time of a fill", data)
 
 
+def salt_venv_url_path(saltenv: str) -> str:
+    """Where nginx serves the Salt virtualenv archive of `saltenv` (saltvenv)."""
+    return f"/{saltenv}/salt-venv.tar.gz"
+
+
 def nginx_config(
     listen_ip: str,
     archives: list[Archive],
     port: int = REPOSITORY_PORT,
     registry: str = REGISTRY_ADDRESS,
     tls: tuple[str, str] = (REPOSITORY_CERT, REPOSITORY_KEY),
+    salt_venv_dir: str = saltvenv.ARCHIVE_DIR,
 ) -> str:
     """nginx: TLS (certificate, key) on the control-plane IP; each archive under
-    /<saltenv>/ (repositories, wheels, keys, read-only), and /v2/ proxied to the registry on
-    loopback (read-only there too)."""
+    /<saltenv>/ (repositories, wheels, keys, read-only), the Salt virtualenv new nodes
+    unpack at /<saltenv>/salt-venv.tar.gz (from `salt_venv_dir`), and /v2/ proxied to the
+    registry on loopback (read-only there too)."""
     lines = [
         MANAGED.format(what="state kubesalt.nginx.configured").rstrip("\n"),
         "server {",
@@ -238,6 +246,13 @@ def nginx_config(
             f"    location /{archive.saltenv}/ {{",
             f"        alias {archive.root.rstrip('/')}/;",
             "        autoindex on;",
+            "        limit_except GET HEAD {",
+            "            deny all;",
+            "        }",
+            "    }",
+            # An exact location wins over the archive's prefix: the file is not in it.
+            f"    location = {salt_venv_url_path(archive.saltenv)} {{",
+            f"        alias {saltvenv.archive_path(archive.saltenv, salt_venv_dir)};",
             "        limit_except GET HEAD {",
             "            deny all;",
             "        }",

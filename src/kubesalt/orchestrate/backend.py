@@ -18,6 +18,7 @@ from kubesalt import hostkeys
 from kubesalt import inventory as _inventory
 from kubesalt import lock as _lock
 from kubesalt.bootstrap import archive as _archive
+from kubesalt.bootstrap import saltvenv as _saltvenv
 from kubesalt.kubeadm.model import Layout
 from kubesalt.orchestrate import minionpillar, progress, saltssh
 
@@ -75,6 +76,7 @@ class Backend:
         self.ca_cert_path = Layout().pki("ca.crt")
         self.master_pub_path = master_pub_path or minionpillar.MASTER_PUB
         self.hash_type = hash_type
+        self.salt_venv_dir = _saltvenv.ARCHIVE_DIR  # the Salt virtualenv new nodes unpack
         self.clock = time.monotonic
         self.sleep = time.sleep
 

@@ -151,6 +151,7 @@ class Run:
                 self.backend.read_text,
                 master_pub_path=self.backend.master_pub_path,
                 hash_type=self.backend.hash_type,
+                salt_venv_dir=self.backend.salt_venv_dir,
             )
             self._minion_pillar = built.for_nodes(self.options.nodes)
         return self._minion_pillar

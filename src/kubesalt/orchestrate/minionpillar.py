@@ -2,7 +2,9 @@
 per run on the bootstrap node: the files are read once, each node only adds its ID to
 the minion configuration (the same code as bootstrap.sh: kubesalt.bootstrap.services).
 The minion configuration carries the master's key fingerprint (`master_finger`): a new
-minion trusts only the master whose key salt-ssh's pinned channel told it.
+minion trusts only the master whose key salt-ssh's pinned channel told it. Salt and
+kubesalt come as the bootstrap node's own virtualenv (kubesalt.bootstrap.saltvenv): its URL
+and the sha256 the node checks it against.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import yaml
-
-from kubesalt import packages as _packages
 from kubesalt import ports, urls
 from kubesalt.bootstrap import archive as _archive
+from kubesalt.bootstrap import saltvenv as _saltvenv
 from kubesalt.bootstrap import services as _services
 from kubesalt.bootstrap.archive import Archive
 from kubesalt.orchestrate.model import OrchestrateError
@@ -93,6 +93,24 @@ def current_archive(archives, saltenv: str) -> Archive:
     )
 
 
+def salt_venv_sha256(saltenv: str, read_text: Callable[[str], str], directory: str) -> str:
+    """The sha256 of the Salt virtualenv archive of `saltenv`, from the .sha256 file
+    bootstrap.sh wrote beside it (never hashing the archive on every run)."""
+    path = _saltvenv.sha256_path(saltenv, directory)
+    try:
+        text = read_text(path)
+    except OSError as err:
+        raise OrchestrateError(
+            f"cannot read {path}: {err.strerror}; new nodes unpack the Salt virtualenv archive "
+            f"{_saltvenv.archive_path(saltenv, directory)} that bootstrap.sh's phase "
+            f"salt-install makes: run bootstrap.sh again (with the archive of {saltenv})"
+        ) from err
+    try:
+        return _saltvenv.parse_sha256(text, path)
+    except ValueError as err:
+        raise OrchestrateError(str(err)) from err
+
+
 def build(
     saltenv: str,
     master_ip: str,
@@ -101,31 +119,31 @@ def build(
     read_text: Callable[[str], str],
     master_pub_path: str = MASTER_PUB,
     hash_type: str = "sha256",
+    salt_venv_dir: str = _saltvenv.ARCHIVE_DIR,
 ) -> MinionPillar:
     """The pillar of `saltenv`'s install; `read_text(path)` reads the CA certificate, the
-    archive's signing key and the master's public key (OSError names the file and says to
-    run bootstrap.sh); `hash_type` is the master's (Salt's fingerprint hash)."""
+    archive's signing key, the master's public key and the sha256 of the Salt virtualenv
+    archive in `salt_venv_dir` (OSError names the file and says to run bootstrap.sh);
+    `hash_type` is the master's (Salt's fingerprint hash)."""
     master_ip = check_master_ip(master_ip)
     current = current_archive(archives, saltenv)
     try:
         ca_pem = read_text(ca_path)
         key_asc = read_text(current.path(ARCHIVE_KEY))
         master_pub = read_text(master_pub_path)
-        lock = read_text(current.path(_archive.LOCK))
     except OSError as err:
         raise OrchestrateError(
             f"cannot read {err.filename}: {err.strerror}; run bootstrap.sh again"
         ) from err
-    try:
-        pins = _packages.pins_from_lock(yaml.safe_load(lock), current.path(_archive.LOCK))
-        # The minion install runs on Debian nodes only (an apt source, apt-get update).
-        python3_venv = _packages.install_options(pins, ["python3-venv"], "Debian", saltenv)
-    except (yaml.YAMLError, _packages.PackageError) as err:
-        raise OrchestrateError(f"{err}; the archive {current.root} cannot install minions") from err
+    salt_venv = {
+        "url": _served(master_ip, _services.salt_venv_url_path(saltenv)),
+        "sha256": salt_venv_sha256(saltenv, read_text, salt_venv_dir),
+        "download": _saltvenv.NODE_DOWNLOAD,
+    }
     keyring = f"/etc/apt/keyrings/{saltenv}.asc"
-    sources = _archive.apt_sources(
-        current, base_url=_repository(master_ip, saltenv, "/deb")
-    ).replace(_archive.apt_keyring_path(current), keyring)
+    sources = _archive.apt_sources(current, base_url=_served(master_ip, f"/{saltenv}/deb")).replace(
+        _archive.apt_keyring_path(current), keyring
+    )
     shared = {
         "saltenv": saltenv,
         "version": current.version,
@@ -135,8 +153,7 @@ def build(
         "sources_path": _archive.apt_sources_path(current),
         "sources": sources,
         "apt_update": " ".join(_archive.apt_update_command(current)),
-        "python3_venv": python3_venv,
-        "wheels": _repository(master_ip, saltenv, "/wheels/"),
+        "salt_venv": salt_venv,
         "venv": _services.VENV,
         "minion_unit": _services.systemd_unit(
             "salt-minion", "The Salt Minion (kubesalt)", "process"
@@ -156,7 +173,7 @@ def salt_ssh_argument(data: dict) -> str:
     return "pillar=" + json.dumps(as_pillar(data), sort_keys=True)
 
 
-def _repository(master_ip: str, saltenv: str, path: str) -> str:
-    """`https://<bootstrap>:8443/<saltenv><path>`: the archive served by the bootstrap node."""
-    return urls.https(master_ip, ports.port_number("repository"), f"/{saltenv}{path}",
+def _served(master_ip: str, path: str) -> str:
+    """`https://<bootstrap>:8443<path>`: what nginx serves on the bootstrap node."""
+    return urls.https(master_ip, ports.port_number("repository"), path,
                       what="bootstrap repository URL", hint="the master's interface option")  # fmt: skip

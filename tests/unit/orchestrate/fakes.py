@@ -47,7 +47,7 @@ ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "cont
             "kubesalt.keepalived": "control-plane"}  # fmt: skip
 
 
-LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+SALT_VENV_SHA256 = "5a" * 32
 
 
 # The addons phase's calls on the CA minion: the cluster-admins binding with
@@ -424,6 +424,7 @@ class FakeBackend:
         self.ca_cert_path = str(tmp_path / "ca.crt")
         self.master_pub_path = str(tmp_path / "master.pub")
         self.hash_type = "sha256"
+        self.salt_venv_dir = str(tmp_path / "salt-venv")
         self.files = {}
         self.now = 0.0
         self.http = {}  # url -> status
@@ -432,7 +433,10 @@ class FakeBackend:
         archive_root = tmp_path / "archive"
         archive_root.mkdir()
         (archive_root / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
-        (archive_root / "manifest.lock.yaml").write_text(LOCK)
+        (tmp_path / "salt-venv").mkdir()
+        (tmp_path / "salt-venv" / "kubesalt-0.1.0.tar.gz.sha256").write_text(
+            f"{SALT_VENV_SHA256}  kubesalt-0.1.0.tar.gz\n"
+        )
         self._archive_root = str(archive_root)
         for node in declared:
             entry = inventory.Node(node, IPS[node], ROLES[node], host_keys=(HOST_KEY,))

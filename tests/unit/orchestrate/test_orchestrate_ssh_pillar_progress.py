@@ -104,7 +104,7 @@ def test_read_key_script_waits_and_encodes():
     assert base64.b64decode(base64.b64encode(b"k")) == b"k"
 
 
-LOCK = "deb:\n- {name: python3-venv, version: 3.11.2-1+b1, arch: amd64}\n"
+SALT_VENV_SHA256 = "0123456789abcdef" * 4
 
 
 def rsa_public_pem() -> str:
@@ -123,7 +123,10 @@ def rsa_public_pem() -> str:
 def archive(tmp_path):
     (tmp_path / "kubesalt-archive-key.asc").write_text("ARCHIVE KEY")
     (tmp_path / "master.pub").write_text(rsa_public_pem())
-    (tmp_path / "manifest.lock.yaml").write_text(LOCK)
+    (tmp_path / "salt-venv").mkdir()
+    (tmp_path / "salt-venv" / "kubesalt-0.1.0.tar.gz.sha256").write_text(
+        f"{SALT_VENV_SHA256}  kubesalt-0.1.0.tar.gz\n"
+    )
     return Archive("/srv/kubesalt-0.1.0.iso", str(tmp_path), "iso", "kubesalt", "0.1.0")
 
 
@@ -135,18 +138,19 @@ def test_the_minion_pillar_is_built_once_for_every_node(archive, tmp_path):
     (tmp_path / "ca.crt").write_text("CA PEM")
     built = minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive],
                                str(tmp_path / "ca.crt"), read,
-                               master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
+                               master_pub_path=str(tmp_path / "master.pub"),
+                               salt_venv_dir=str(tmp_path / "salt-venv"))  # fmt: skip
     data = built.for_nodes(["cp2", "worker1"])
     assert data["ca_pem"] == "CA PEM" and data["keyring_asc"] == "ARCHIVE KEY"
-    assert data["wheels"] == "https://198.51.100.10:8443/kubesalt-0.1.0/wheels/"
+    assert data["salt_venv"] == {
+        "url": "https://198.51.100.10:8443/kubesalt-0.1.0/salt-venv.tar.gz",
+        "sha256": SALT_VENV_SHA256,
+        "download": "/var/cache/kubesalt/salt-venv.tar.gz",
+    }
     assert "URIs: https://198.51.100.10:8443/kubesalt-0.1.0/deb\n" in data["sources"]
     assert "Signed-By: /etc/apt/keyrings/kubesalt-0.1.0.asc\n" in data["sources"]
     assert data["keyring"] == "/etc/apt/keyrings/kubesalt-0.1.0.asc"
     assert data["venv"] == "/opt/kubesalt/salt"
-    assert data["python3_venv"] == {
-        "pkgs": [{"python3-venv": "3.11.2-1+b1"}], "fromrepo": "kubesalt", "refresh": False,
-        "install_recommends": False,
-    }  # fmt: skip
     assert set(data["minion_configs"]) == {"cp2", "worker1"}
     config = yaml.safe_load(data["minion_configs"]["worker1"])
     assert (config["id"], config["master"], config["saltenv"]) == (
@@ -177,8 +181,8 @@ def test_every_minion_config_pins_the_master_key_as_salt_key_prints_it(archive, 
     (tmp_path / "ca.crt").write_text("CA PEM")
     pub = tmp_path / "master.pub"
     built = minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive],
-                               str(tmp_path / "ca.crt"), read,
-                               master_pub_path=str(pub))  # fmt: skip
+                               str(tmp_path / "ca.crt"), read, master_pub_path=str(pub),
+                               salt_venv_dir=str(tmp_path / "salt-venv"))  # fmt: skip
     data = built.for_nodes(["cp2", "worker1"])
     for node in ("cp2", "worker1"):
         config = yaml.safe_load(data["minion_configs"][node])
@@ -211,12 +215,27 @@ def test_a_bad_master_key_or_hash_type_is_named(pem, hash_type, message):
         minionpillar.master_fingerprint(pem, hash_type)
 
 
-def test_an_archive_without_python3_venv_installs_no_minion(archive, tmp_path):
+def test_a_missing_salt_venv_archive_says_to_run_bootstrap_again(archive, tmp_path):
     (tmp_path / "ca.crt").write_text("CA PEM")
-    (tmp_path / "manifest.lock.yaml").write_text("deb: []\n")
-    with pytest.raises(OrchestrateError, match="pins no version of python3-venv"):
+    sha = tmp_path / "salt-venv" / "kubesalt-0.1.0.tar.gz.sha256"
+    sha.unlink()
+    with pytest.raises(OrchestrateError) as raised:
         minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], str(tmp_path / "ca.crt"),
-                           read, master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
+                           read, master_pub_path=str(tmp_path / "master.pub"),
+                           salt_venv_dir=str(tmp_path / "salt-venv"))  # fmt: skip
+    message = str(raised.value)
+    assert f"cannot read {sha}: No such file or directory" in message
+    assert "phase salt-install" in message and "run bootstrap.sh again" in message
+
+
+def test_a_damaged_salt_venv_sha256_is_named(archive, tmp_path):
+    (tmp_path / "ca.crt").write_text("CA PEM")
+    sha = tmp_path / "salt-venv" / "kubesalt-0.1.0.tar.gz.sha256"
+    sha.write_text("not a digest\n")
+    with pytest.raises(OrchestrateError, match=f"{sha} does not start with a sha256"):
+        minionpillar.build("kubesalt-0.1.0", "198.51.100.10", [archive], str(tmp_path / "ca.crt"),
+                           read, master_pub_path=str(tmp_path / "master.pub"),
+                           salt_venv_dir=str(tmp_path / "salt-venv"))  # fmt: skip
 
 
 def test_an_unreadable_master_key_says_which_file(archive, tmp_path):
@@ -235,9 +254,10 @@ def test_an_unreadable_ca_says_to_run_bootstrap_again(archive):
 def test_the_repository_urls_of_an_ipv6_master_are_bracketed(archive, tmp_path):
     (tmp_path / "ca.crt").write_text("CA PEM")
     built = minionpillar.build("kubesalt-0.1.0", "fd00::10", [archive], str(tmp_path / "ca.crt"),
-                               read, master_pub_path=str(tmp_path / "master.pub"))  # fmt: skip
+                               read, master_pub_path=str(tmp_path / "master.pub"),
+                               salt_venv_dir=str(tmp_path / "salt-venv"))  # fmt: skip
     data = built.for_nodes(["cp2"])
-    assert data["wheels"] == "https://[fd00::10]:8443/kubesalt-0.1.0/wheels/"
+    assert data["salt_venv"]["url"] == "https://[fd00::10]:8443/kubesalt-0.1.0/salt-venv.tar.gz"
     assert "URIs: https://[fd00::10]:8443/kubesalt-0.1.0/deb\n" in data["sources"]
 
 

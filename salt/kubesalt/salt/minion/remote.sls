@@ -2,7 +2,8 @@
 # or through the node's running minion (test=True first), with pillar kubesalt_deploy
 # computed once per run on the bootstrap node (kubesalt.orchestrate.minionpillar):
 # the cluster CA trusted, the bootstrap node's apt repository over HTTPS, Salt and kubesalt
-# in their virtualenv from the bootstrap node's wheels (nothing from the internet), and
+# in the bootstrap node's own virtualenv, downloaded and checked against its sha256
+# (nothing from the internet), and
 # salt-minion configured toward the master with the same configuration code as bootstrap.sh.
 {%- set d = pillar['kubesalt_deploy'] %}
 
@@ -42,7 +43,9 @@ Declare the {{ d.saltenv }} apt repository of the bootstrap node:
       - cmd: Add the cluster CA to the system trust store
 
 {#- Refreshed until it succeeded after the last change of the source or key (apt gives its
-    index files the server's dates, so a stamp of our own records the refresh). #}
+    index files the server's dates, so a stamp of our own records the refresh). The node's
+    later states install its packages from this index without refreshing it
+    (kubesalt.packages). #}
 {%- set stamp = '/var/lib/apt/lists/kubesalt-' ~ d.saltenv ~ '.refreshed' %}
 
 Refresh the index of the {{ d.saltenv }} apt repository:
@@ -52,43 +55,50 @@ Refresh the index of the {{ d.saltenv }} apt repository:
     - require:
       - file: Declare the {{ d.saltenv }} apt repository of the bootstrap node
 
-{#- The archive's version, from its repository alone (kubesalt.packages.install_options). #}
+{#- Salt and kubesalt come as the bootstrap node's own virtualenv (bootstrap.sh archives
+    it: kubesalt.bootstrap.saltvenv), as every node has the same Debian python at the same
+    path: one download and one unpack instead of pip installing ~40 wheels on every node.
+    python3-venv is not installed: it only creates virtualenvs (ensurepip); the venv's
+    python is a symlink to /usr/bin/python3 and its pip travels inside it.
+    Nothing is downloaded when the venv already holds kubesalt at this version; Salt keeps
+    no cached copy of the download (keep_source), which is removed once unpacked. #}
+{%- set v = d.salt_venv %}
+{%- set new = d.venv ~ '.new' %}
+{%- set holds_version = d.venv ~ "/bin/python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version(\"kubesalt\") != \"" ~ d.version ~ "\")' 2>/dev/null" %}
 
-Install python3-venv from the bootstrap node's repository:
-  pkg.installed:
-    - pkgs: {{ d.python3_venv.pkgs | json }}
-    - fromrepo: {{ d.python3_venv.fromrepo | yaml_dquote }}
-    - refresh: {{ d.python3_venv.refresh | json }}
-    - install_recommends: {{ d.python3_venv.install_recommends | json }}
+Download the Salt virtualenv of kubesalt {{ d.version }} from the bootstrap node:
+  file.managed:
+    - name: {{ v.download | yaml_dquote }}
+    - source: {{ v.url | yaml_dquote }}
+    - source_hash: {{ ('sha256=' ~ v.sha256) | yaml_dquote }}
+    - keep_source: false
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: true
+    - unless: {{ holds_version | yaml_dquote }}
     - require:
-      - cmd: Refresh the index of the {{ d.saltenv }} apt repository
+      - cmd: Add the cluster CA to the system trust store
 
-Create the Salt virtualenv:
-  cmd.run:
-    - name: /usr/bin/python3 -m venv {{ d.venv }}
-    - creates: {{ d.venv }}/bin/python3
-    - require:
-      - pkg: Install python3-venv from the bootstrap node's repository
+{#- Unpacked beside the venv, then renamed over it: a failed unpack leaves no half venv
+    that the version check would take for a whole one. #}
 
-{#- --no-compile: compiling every module of Salt took most of the install's time; Python
-    compiles what it imports, once, when it first imports it. #}
-
-Install Salt and kubesalt {{ d.version }} from the bootstrap node's wheels:
+Install Salt and kubesalt {{ d.version }} from the bootstrap node's Salt virtualenv:
   cmd.run:
     - name: >-
-        {{ d.venv }}/bin/python3 -m pip install --no-index --disable-pip-version-check
-        --no-cache-dir --no-compile --quiet --cert /usr/local/share/ca-certificates/kubesalt-ca.crt
-        --find-links {{ d.wheels }} salt kubesalt=={{ d.version }}
-    - unless: {{ (d.venv ~ "/bin/python3 -m pip show kubesalt 2>/dev/null | grep -qx 'Version: " ~ d.version ~ "'") | yaml_dquote }}
+        rm -rf {{ new }} && mkdir -p {{ new }}
+        && tar -xzf {{ v.download }} -C {{ new }} --no-same-owner
+        && rm -rf {{ d.venv }} && mv {{ new }} {{ d.venv }} && rm -f {{ v.download }}
+    - unless: {{ holds_version | yaml_dquote }}
     - require:
-      - cmd: Create the Salt virtualenv
+      - file: Download the Salt virtualenv of kubesalt {{ d.version }} from the bootstrap node
 
 Link salt-call to the Salt virtualenv:
   file.symlink:
     - name: /usr/local/bin/salt-call
     - target: {{ d.venv }}/bin/salt-call
     - require:
-      - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's wheels
+      - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's Salt virtualenv
 
 Write the salt-minion configuration:
   file.managed:
@@ -112,7 +122,7 @@ Run salt-minion:
     - name: salt-minion
     - enable: true
     - require:
-      - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's wheels
+      - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's Salt virtualenv
     - watch:
       - file: Write the salt-minion configuration
       - file: Write the salt-minion systemd unit
