@@ -142,8 +142,6 @@ def test_kubesalt_packages_came_from_the_bootstrap_repository(lab, node):
         packages.append("keepalived")
     if "etcd" in roles:
         packages.append("etcd-client")
-    if not model.node(node).bootstrap:
-        packages.append("python3-venv")
     expected = (
         "file:/srv/kubesalt/kubesalt-lab/deb"
         if model.node(node).bootstrap

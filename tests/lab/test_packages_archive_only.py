@@ -70,13 +70,13 @@ def _installed_version(lab, node, package) -> str:
 def _kubesalt_packages(node: model.Node) -> list[str]:
     """The packages the states and bootstrap.sh installed on `node` (the lab skips the
     containerd and kubelet phases)."""
-    found = ["firewalld", "python3-venv"]
+    found = ["firewalld"]
     if "control-plane" in node.roles:
         found.append("keepalived")
     if "etcd" in node.roles:
         found.append("etcd-client")
-    if node.bootstrap:
-        found += ["nginx-light", "docker-registry"]
+    if node.bootstrap:  # the other nodes unpack its Salt virtualenv: no python3-venv there
+        found += ["python3-venv", "nginx-light", "docker-registry"]
     return found
 
 
