@@ -558,14 +558,22 @@ def test_a_local_rerun_keeps_the_zone_the_master_wrote():
     }
 
 
-def test_running_state_reloads_only_on_changes():
+def test_running_state_reloads_only_on_changes_and_restarts_the_minion_after_a_first_start():
+    from kubesalt.orchestrate.steps import MINION_RESTART, RESTART_DELAY
+
     high = render_sls("kubesalt.firewall.running", {}, {})
     assert states(high, "cmd.run") == {
         "Reload firewalld with the kubesalt zone": {
             "name": "firewall-cmd --reload",
             "onchanges": [{"sls": "kubesalt.firewall.configured"}],
             "require": [{"service": "Run firewalld"}],
-        }
+        },
+        # The orchestration waits for this restart by the state's ID and its delay.
+        MINION_RESTART: {
+            "name": f"systemd-run --no-block --collect --on-active={RESTART_DELAY} "
+            "systemctl restart salt-minion",
+            "onchanges": [{"service": "Run firewalld"}],
+        },
     }
 
 

@@ -17,3 +17,15 @@ Reload firewalld with the kubesalt zone:
       - sls: kubesalt.firewall.configured
     - require:
       - service: Run firewalld
+
+{#- A node's first firewalld start drops its salt-minion's publish connection, and the minion
+    notices only minutes later. The minion restarts itself a moment after this state run
+    returned (a transient timer: the job that runs this state must return first); the
+    deploy_node orchestration waits for the new process (kubesalt.orchestrate.steps
+    MINION_RESTART, whose ID this is). #}
+
+Restart salt-minion after firewalld's first start:
+  cmd.run:
+    - name: systemd-run --no-block --collect --on-active=2 systemctl restart salt-minion
+    - onchanges:
+      - service: Run firewalld

@@ -497,18 +497,24 @@ def applied(run, step, nodes, targets):
     runs = run.rpc.state(targets, sls, run.options.saltenv, run.timeout(step), test=run.test)
     changes.update({node: {"states": r.changed} for node, r in runs.items() if r.changed})
     if step.args.get("reconnect") and not run.test:
-        restarted = [n for n in runs if runs[n].changed]
+        restarted = [n for n in runs if MINION_RESTART in runs[n].changed]
         if restarted:
             _reconnect(run, restarted)
     return StepResult(changes)
 
 
+# The state of kubesalt.firewall.running that restarts salt-minion on the node, RESTART_DELAY
+# seconds after firewalld's first start (which drops the minion's publish connection
+# without the minion noticing for minutes).
+MINION_RESTART = "Restart salt-minion after firewalld's first start"
+RESTART_DELAY = 2
+
+
 def _reconnect(run, minions, wait=90):
-    """Restart salt-minion on `minions` (through salt-ssh: the master's channel to them is
-    what broke) and wait until they answer. Starting firewalld for the first time on a
-    node drops the minion's publish connection without the minion noticing for minutes."""
-    run.each(minions, lambda node: run.ssh.shell(
-        node, run.entry(node), "systemctl restart salt-minion", 120, "restart salt-minion"))  # fmt: skip
+    """Wait until `minions`, whose salt-minion restarts itself RESTART_DELAY seconds after
+    their firewall state returned, answer test.ping. Asked only once the restart began: the
+    old process, cut off from jobs, would lose any job sent to it."""
+    run.backend.sleep(RESTART_DELAY + 2)
 
     def silent_of(pending):
         answering = run.rpc.ping(pending)
@@ -518,7 +524,8 @@ def _reconnect(run, minions, wait=90):
     if waiting:
         raise StepFailed(
             f"salt-minion on {', '.join(waiting)} did not answer test.ping within {wait}s "
-            "after its restart; see journalctl -u salt-minion there",
+            "after it restarted itself (firewalld's first start); see journalctl -u "
+            "salt-minion there, or restart it: systemctl restart salt-minion",
             waiting,
         )
 

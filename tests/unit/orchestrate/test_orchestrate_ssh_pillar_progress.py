@@ -292,26 +292,25 @@ def test_a_closed_terminal_does_not_stop_the_run(tmp_path):
 
 
 def test_a_restarted_minion_that_never_answers_is_named_once_its_bound_passed():
-    """_reconnect: salt-minion restarted over salt-ssh, then pinged every 2 s for 90 s."""
+    """_reconnect: asked only once the minions' own restart began (RESTART_DELAY + 2 s
+    after their firewall state), then pinged every 2 s for 90 s."""
     from types import SimpleNamespace
 
     from kubesalt.orchestrate import steps
 
     clock = {"now": 0.0}
-    restarted, pinged = [], []
+    pinged = []
     backend = SimpleNamespace(clock=lambda: clock["now"],
                               sleep=lambda s: clock.__setitem__("now", clock["now"] + s))  # fmt: skip
     run = SimpleNamespace(
         backend=backend,
-        each=lambda nodes, action: [action(n) for n in nodes],
-        entry=lambda node: node,
-        ssh=SimpleNamespace(
-            shell=lambda node, entry, script, timeout, what: restarted.append(node)
+        rpc=SimpleNamespace(
+            ping=lambda nodes: pinged.append((clock["now"], list(nodes))) or {"cp2"}
         ),
-        rpc=SimpleNamespace(ping=lambda nodes: pinged.append(list(nodes)) or {"cp2"}),
     )
     with pytest.raises(StepFailed, match="salt-minion on cp3 did not answer test.ping within 90s"):
         steps._reconnect(run, ["cp2", "cp3"])
-    assert restarted == ["cp2", "cp3"]
-    assert pinged[0] == ["cp2", "cp3"] and pinged[1:] == [["cp3"]] * (len(pinged) - 1)
-    assert len(pinged) == 46  # at 0, 2, ..., 90 s
+    first = steps.RESTART_DELAY + 2
+    assert pinged[0] == (first, ["cp2", "cp3"])
+    assert [nodes for _, nodes in pinged[1:]] == [["cp3"]] * (len(pinged) - 1)
+    assert len(pinged) == 46  # at 4, 6, ..., 94 s
