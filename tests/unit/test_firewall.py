@@ -572,7 +572,7 @@ def test_running_state_reloads_only_on_changes_and_restarts_the_minion_after_a_f
         MINION_RESTART: {
             "name": f"systemd-run --no-block --collect --on-active={RESTART_DELAY} "
             "systemctl restart salt-minion",
-            "onchanges": [{"service": "Run firewalld"}],
+            "onchanges": [{"pkg": "Install the firewalld package"}, {"service": "Run firewalld"}],
         },
     }
 

@@ -19,8 +19,9 @@ Reload firewalld with the kubesalt zone:
       - service: Run firewalld
 
 {#- A node's first firewalld start drops its salt-minion's publish connection, and the minion
-    notices only minutes later. The minion restarts itself a moment after this state run
-    returned (a transient timer: the job that runs this state must return first); the
+    notices only minutes later. firewalld starts when its package is installed (Debian's
+    postinst) or, failing that, when the service state starts it. The minion restarts itself
+    a moment later (a transient timer: the job that runs this state must return first); the
     deploy_node orchestration waits for the new process (kubesalt.orchestrate.steps
     MINION_RESTART, whose ID this is). #}
 
@@ -28,4 +29,5 @@ Restart salt-minion after firewalld's first start:
   cmd.run:
     - name: systemd-run --no-block --collect --on-active=2 systemctl restart salt-minion
     - onchanges:
+      - pkg: Install the firewalld package
       - service: Run firewalld
