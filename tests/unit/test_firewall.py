@@ -571,7 +571,7 @@ def test_running_state_reloads_only_on_changes_and_restarts_the_minion_after_a_f
         # The orchestration waits for this restart by the state's ID and its delay.
         MINION_RESTART: {
             "name": f"systemd-run --no-block --collect --on-active={RESTART_DELAY} "
-            "systemctl restart salt-minion",
+            "--timer-property=AccuracySec=100ms systemctl restart salt-minion",
             "onchanges": [{"pkg": "Install the firewalld package"}, {"service": "Run firewalld"}],
         },
     }

@@ -21,13 +21,14 @@ Reload firewalld with the kubesalt zone:
 {#- A node's first firewalld start drops its salt-minion's publish connection, and the minion
     notices only minutes later. firewalld starts when its package is installed (Debian's
     postinst) or, failing that, when the service state starts it. The minion restarts itself
-    a moment later (a transient timer: the job that runs this state must return first); the
+    a moment later (a transient timer: the job that runs this state must return first; its
+    accuracy set, as systemd would otherwise fire it up to a minute late); the
     deploy_node orchestration waits for the new process (kubesalt.orchestrate.steps
     MINION_RESTART, whose ID this is). #}
 
 Restart salt-minion after firewalld's first start:
   cmd.run:
-    - name: systemd-run --no-block --collect --on-active=2 systemctl restart salt-minion
+    - name: systemd-run --no-block --collect --on-active=2 --timer-property=AccuracySec=100ms systemctl restart salt-minion
     - onchanges:
       - pkg: Install the firewalld package
       - service: Run firewalld
