@@ -21,6 +21,7 @@ __virtualname__ = "kubesalt_firewall"
 
 MINE_FUNCTION = "control_plane_ip"
 WORKLOAD_MINE_FUNCTION = "workload_plane_ip"
+CONTROL_PLANE = "controlPlane"
 WORKLOAD_PLANE = "workloadPlane"
 
 
@@ -68,6 +69,31 @@ def roles():
     return list(node["roles"])
 
 
+def _published_ips():
+    """{mine function: {minion: IP}} of both planes, in one round trip to the master (a
+    list of functions gives {function: {minion: data}})."""
+    functions = [MINE_FUNCTION, WORKLOAD_MINE_FUNCTION]
+    found = __salt__["mine.get"]("*", functions) or {}  # noqa: F821
+    return {function: found.get(function) or {} for function in functions}
+
+
+def _peers_on(plane, mine):
+    """{role: IPs} of `plane` from `mine` ({minion: IP}). A bad entry of another node
+    leaves that node out; this node's own is an error here."""
+    cfg = _config()
+    _glue.call(_mine_ips.check_own, __grains__["id"], mine, cfg, plane)  # noqa: F821
+    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg, plane)
+
+
+def _both_peers():
+    """(control-plane peers, workload-plane peers), from one mine request."""
+    mine = _published_ips()
+    return (
+        _peers_on(CONTROL_PLANE, mine[MINE_FUNCTION]),
+        _peers_on(WORKLOAD_PLANE, mine[WORKLOAD_MINE_FUNCTION]),
+    )
+
+
 def peers():
     """
     Return, for each role, the control-plane IPs of the nodes that have it (from the
@@ -80,11 +106,7 @@ def peers():
 
         salt '*' kubesalt_firewall.peers
     """
-    cfg = _config()
-    mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
-    # A bad entry of another node leaves that node out; this node's own is an error here.
-    _glue.call(_mine_ips.check_own, __grains__["id"], mine, cfg)  # noqa: F821
-    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg)
+    return _both_peers()[0]
 
 
 def workload_peers():
@@ -100,10 +122,7 @@ def workload_peers():
 
         salt '*' kubesalt_firewall.workload_peers
     """
-    cfg = _config()
-    mine = __salt__["mine.get"]("*", WORKLOAD_MINE_FUNCTION)  # noqa: F821
-    _glue.call(_mine_ips.check_own, __grains__["id"], mine, cfg, WORKLOAD_PLANE)  # noqa: F821
-    return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg, WORKLOAD_PLANE)
+    return _both_peers()[1]
 
 
 def rules():
@@ -117,9 +136,8 @@ def rules():
 
         salt '*' kubesalt_firewall.rules
     """
-    found = _glue.call(
-        _ports.node_rules, roles(), _config(), peers(), workload_peers=workload_peers()
-    )
+    control, workload = _both_peers()
+    found = _glue.call(_ports.node_rules, roles(), _config(), control, workload_peers=workload)
     return [
         {
             "protocol": rule.protocol,
@@ -142,9 +160,8 @@ def zone_xml():
 
         salt '*' kubesalt_firewall.zone_xml
     """
-    return _glue.call(
-        _firewall.zone_xml, _config(), roles(), peers(), workload_peers=workload_peers()
-    )
+    control, workload = _both_peers()
+    return _glue.call(_firewall.zone_xml, _config(), roles(), control, workload_peers=workload)
 
 
 def required_free_ports():
