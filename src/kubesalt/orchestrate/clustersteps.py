@@ -92,7 +92,7 @@ def etcd_joined(run, step, nodes, targets):
     """One member list decides which nodes still join; those join one at a time, in the
     order given (etcd admits one learner at a time). A voter only gets its etcd state,
     when the survey left it something to change. A started member whose node lost its
-    etcd data (reinstalled, or the bootstrap node restored from a backup) is removed and
+    etcd data (its etcd disk replaced, or the bootstrap node restored from a backup) is removed and
     joins afresh. Membership changes go through a member that answers (`_etcd_minion`):
     the CA minion's own, unless it is the one that lost its data."""
     timeout = run.timeout(step)

@@ -5,8 +5,8 @@ learner, record the `--initial-cluster` of that moment (so a later join never re
 this member's manifest), write its static pod, promote it once in sync, wait for a
 healthy cluster again. A node found further along skips what is done; an already-joined
 voter needs only its state applied (no add, no promotion, no wait). A started member
-whose node has no etcd data (a machine reinstalled, or restored from a backup, at the same
-address) is stale: it is removed, then the node joins afresh. Pure: the step kind
+whose node has no etcd data (its etcd disk replaced, or the bootstrap node restored from a
+backup) is stale: it is removed, then the node joins afresh. Pure: the step kind
 `etcd_joined` runs the actions (docs/orchestrations.md, phase etcd).
 """
 

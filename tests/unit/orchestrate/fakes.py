@@ -121,8 +121,8 @@ class Cluster:
         self.dead.add(node)
 
     def reinstall(self, node):
-        """`node`'s machine replaced by a fresh one at the same address, with the same
-        minion key: no etcd data, no grains, its member still listed but not answering."""
+        """`node`'s disks replaced, its minion key kept (a restore brings it back): no etcd
+        data, no grains but its address, its member still listed but not answering."""
         self.dead.discard(node)
         self.etcd_data.discard(node)
         self.etcd_down.add(node)

@@ -1,5 +1,6 @@
 """A node that lost its etcd data rejoins: the bootstrap node restored from a backup
-(orchestration restore), and a reinstalled control-plane node deployed again."""
+(orchestration restore), and a control-plane node whose etcd disk was replaced, deployed
+again."""
 
 import pytest
 
@@ -91,9 +92,9 @@ def test_a_member_without_data_that_answers_healthy_is_never_taken_for_stale(res
     assert not [c for c in restored.calls if "remove" in c or "add_learner" in c]
 
 
-def test_a_reinstalled_control_plane_node_is_deployed_again(tmp_path):
+def test_a_control_plane_node_that_lost_its_etcd_data_is_deployed_again(tmp_path):
     cluster = Cluster(deployed=("bootstrap", *THREE)).apply_addons()
-    cluster.reinstall("cp3")
+    cluster.reinstall("cp3")  # its keys kept, its etcd data gone
     backend = FakeBackend(cluster, tmp_path)
     report = run(backend, "deploy_node", nodes=["cp3"])
     assert report.ok, report.error
