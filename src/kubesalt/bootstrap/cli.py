@@ -43,6 +43,10 @@ SALT_PREREQUISITES = ("python3-venv",)
 WHEEL_STAMP = f"{services.VENV}/.kubesalt-wheels"
 MASTER_PKI = "/etc/salt/pki/master"
 WAIT_KEY_SECONDS = 90
+# Written once a restore put the files back, removed once the restore orchestration ended:
+# until then every run of bootstrap.sh rejoins (the plain bootstrap orchestration would
+# start the node's etcd as a new one-member cluster).
+RESTORE_PENDING = "/var/lib/kubesalt/restore-pending"
 SHOWN_FAILURES = 20  # failed states listed on the console, in the order Salt ran them
 
 
@@ -75,7 +79,10 @@ def phase_restore(ctx: Context) -> PhaseResult:
     The later phases converge the node; phase orchestrate rejoins the cluster."""
     path = ctx.args.restore
     if not path:
-        return PhaseResult(False, "nothing to restore (no --restore)")
+        pending = (
+            "; a restore has not ended: phase orchestrate rejoins" if _restore_pending(ctx) else ""
+        )
+        return PhaseResult(False, f"nothing to restore (no --restore){pending}")
     if os.geteuid() != 0:
         raise BootstrapError("--restore: run bootstrap.sh as root (the files go back as root's)")
     status = backup_etcd.snapshot_status_with(backup_etcd.run_program, backup_etcd.snapshot_tool())
@@ -91,6 +98,9 @@ def phase_restore(ctx: Context) -> PhaseResult:
         )
     changed = backup.apply_restore(plan, ctx.root)
     ctx.log.detail(f"restored from {path}: {', '.join(changed) or 'nothing changed'}")
+    if not _restore_pending(ctx):
+        os.makedirs(os.path.dirname(_pending_path(ctx)), mode=0o700, exist_ok=True)
+        Path(_pending_path(ctx)).write_text(f"{os.path.abspath(path)}\n")
     return PhaseResult(
         bool(changed), f"node {node.name} ({node.host}), {len(changed)} paths put back"
     )
@@ -431,17 +441,29 @@ def phase_salt_master(ctx: Context) -> PhaseResult:
         time.sleep(1)
 
 
-def orchestration(args) -> str:
-    """bootstrap; with --restore, restore (the node joins the cluster that kept running)."""
-    return "restore" if args.restore else "bootstrap"
+def _pending_path(ctx: Context) -> str:
+    return os.path.join(ctx.root, RESTORE_PENDING.lstrip("/"))
+
+
+def _restore_pending(ctx: Context) -> bool:
+    return os.path.exists(_pending_path(ctx))
+
+
+def orchestration(ctx: Context) -> str:
+    """bootstrap; restore with --restore, or while a restore has not ended (the node joins
+    the cluster that kept running)."""
+    return "restore" if ctx.args.restore or _restore_pending(ctx) else "bootstrap"
 
 
 def phase_orchestrate(ctx: Context) -> PhaseResult:
     pillar = json.dumps({"kubesalt_bootstrap": {"minion": ctx.minion_id}})
-    sls = f"kubesalt.orchestrate.{orchestration(ctx.args)}"
+    name = orchestration(ctx)
+    sls = f"kubesalt.orchestrate.{name}"
     cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
            sls, f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
     summary = _salt_json(ctx, cmd, f"salt-run state.orchestrate {sls}")
+    if name == "restore" and _restore_pending(ctx):
+        os.unlink(_pending_path(ctx))
     return PhaseResult(
         bool(summary.changed), f"{sls}: {summary.total} states, {len(summary.changed)} changed"
     )
