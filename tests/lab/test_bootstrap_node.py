@@ -15,8 +15,8 @@ pytestmark = pytest.mark.lab
 
 BOOTSTRAP_IP = "198.51.100.10"
 REPO_PORT = 8443
-PHASES = ("preflight", "archive", "repository", "salt-install", "salt-minion", "bootstrap-states",
-          "salt-master", "orchestrate", "addons")  # fmt: skip
+PHASES = ("restore", "preflight", "archive", "repository", "salt-install", "salt-minion",
+          "bootstrap-states", "salt-master", "orchestrate", "addons")  # fmt: skip
 CA_ON_WORKER = "/etc/kubesalt/ca.crt"
 
 
