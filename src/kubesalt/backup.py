@@ -34,6 +34,7 @@ import kubesalt
 from kubesalt import inventory
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import services
+from kubesalt.digests import file_sha256
 from kubesalt.errors import KubesaltError
 from kubesalt.kubeadm.model import CA_FILES, Layout
 
@@ -260,16 +261,6 @@ class Snapshot:
         return {"member": self.member, "member_id": self.member_id, "endpoint": self.endpoint,
                 "revision": self.revision, "hash": self.hash, "members": list(self.members),
                 "file": SNAPSHOT_MEMBER, "size": size, "sha256": sha256}  # fmt: skip
-
-
-def file_sha256(path: str) -> tuple[str, int]:
-    """(sha256, size) of a file, read in chunks."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def manifest(files: list[FileEntry], directories: list[DirEntry], snapshot: dict,

@@ -21,7 +21,7 @@ import time
 
 import yaml
 
-from kubesalt import backup, inventory, lock, roles
+from kubesalt import backup, digests, inventory, lock, roles
 from kubesalt import backup_etcd as betcd
 from kubesalt import config as kconfig
 from kubesalt.bootstrap import archive as karchive
@@ -132,7 +132,7 @@ def run_backup(out: str = backup.BACKUP_DIR, keep: int = backup.DEFAULT_KEEP, co
         snapshot = betcd.take_snapshot(betcd.candidate_endpoints(nodes, this),
                                        os.path.join(scratch, "snapshot.db"),
                                        betcd.tls_flags(layout), run, tool)  # fmt: skip
-        digest, size = backup.file_sha256(snapshot.path)
+        digest, size = digests.file_sha256(snapshot.path)
         data = backup.manifest(files, directories, snapshot.to_dict(digest, size), now, this,
                                _archive_versions(root))  # fmt: skip
         path = backup.write_archive(out, backup.archive_name(now), data, files, snapshot.path)
@@ -141,7 +141,7 @@ def run_backup(out: str = backup.BACKUP_DIR, keep: int = backup.DEFAULT_KEEP, co
     verified = backup.verify(path, betcd.snapshot_status_with(run, tool))
     pruned = backup.prune(out, keep)
     known_hosts = inventory.known_hosts_path(inventory_dir)
-    copies = copy_to_nodes(path, backup.file_sha256(path)[0], nodes, this, keep, known_hosts,
+    copies = copy_to_nodes(path, digests.file_sha256(path)[0], nodes, this, keep, known_hosts,
                            run) if copy else {}  # fmt: skip
     return {
         "path": path,

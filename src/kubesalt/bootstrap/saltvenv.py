@@ -14,12 +14,12 @@ it is root's, mode 0644, and readable by nginx.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import tarfile
 import tempfile
 
 from kubesalt.bootstrap.phases import BootstrapError
+from kubesalt.digests import file_sha256
 
 ARCHIVE_DIR = "/var/lib/kubesalt/salt-venv"
 # Where a new node keeps the download until it is unpacked (kubesalt.salt.minion.remote).
@@ -66,14 +66,6 @@ def _write_tar(venv: str, stream) -> None:
     ):
         for name in sorted(os.listdir(venv)):
             tar.add(os.path.join(venv, name), arcname=name, filter=_travels)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_public(path: str, write) -> None:
@@ -124,7 +116,7 @@ def make(venv: str, saltenv: str, stamp: str, directory: str = ARCHIVE_DIR) -> b
         # nginx's workers read the archive: the directory must let them through.
         os.chmod(directory, 0o755)
         _write_public(archive, lambda stream: _write_tar(venv, stream))
-        line = f"{file_sha256(archive)}  {os.path.basename(archive)}\n"
+        line = f"{file_sha256(archive)[0]}  {os.path.basename(archive)}\n"
         _write_public(sha256_path(saltenv, directory), lambda s: s.write(line.encode()))
         _write_public(stamp_path(saltenv, directory), lambda s: s.write(f"{stamp}\n".encode()))
     except OSError as err:
