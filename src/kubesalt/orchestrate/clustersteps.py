@@ -65,11 +65,6 @@ def etcd_member_left_when_skipped(run, step, nodes, targets):
                              "may be skipped"])  # fmt: skip
 
 
-def _etcd_call(run, minion, fun, args, kwargs, timeout, what):
-    """`fun` on `minion` (one whose own etcd member answers): its return."""
-    return run.rpc.call([minion], fun, args, kwargs, timeout, what=what)[minion]
-
-
 def _intact(run, minion, members, nodes) -> dict[str, bool]:
     """{node: its etcd member still has its data}: the data directory holds a member, or
     the member answers healthy. Asked only once a node is found without its data, so a
@@ -81,7 +76,7 @@ def _intact(run, minion, members, nodes) -> dict[str, bool]:
     intact = {n: found.get(n) is True for n in nodes}
     if all(intact.values()):
         return intact
-    health = _etcd_call(run, minion, "kubesalt_etcd.health", [], {"cluster": True}, 60,
+    health = run.call_on(minion, "kubesalt_etcd.health", [], {"cluster": True}, 60,
                         "etcd health of every voting member")  # fmt: skip
     healthy = healthy_members(members, health if isinstance(health, dict) else {})
     answering = {member.name for member in members if member.id in healthy}
@@ -97,7 +92,7 @@ def etcd_joined(run, step, nodes, targets):
     the CA minion's own, unless it is the one that lost its data."""
     timeout = run.timeout(step)
     minion = _etcd_minion(run)
-    members = etcdjoin.members_from(_etcd_call(run, minion, "kubesalt_etcd.members", [], {},
+    members = etcdjoin.members_from(run.call_on(minion, "kubesalt_etcd.members", [], {},
                                                60, "list the etcd members"))  # fmt: skip
     askable = [n for n in nodes if n not in run.no_minion]
     ips = run.control_plane_ips(askable)
@@ -153,16 +148,16 @@ def _join(run, minion, plan, timeout) -> dict:
     healthy = {"timeout": timeout, "cluster": True}
     for action in plan.actions:
         if action == etcdjoin.REMOVE_STALE:
-            removed = _etcd_call(run, minion, "kubesalt_etcd.remove", [node],
+            removed = run.call_on(minion, "kubesalt_etcd.remove", [node],
                                  {"timeout": timeout}, timeout + 30,
                                  f"remove the stale etcd member of {node}")  # fmt: skip
             if isinstance(removed, dict) and removed.get("changed"):
                 changes["stale_member_removed"] = node
         elif action == etcdjoin.WAIT_HEALTHY:
-            _etcd_call(run, minion, "kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
+            run.call_on(minion, "kubesalt_etcd.wait_healthy", [], healthy, timeout + 30,
                        f"wait for a healthy etcd cluster ({node})")  # fmt: skip
         elif action == etcdjoin.ADD_LEARNER:
-            added = _etcd_call(run, minion, "kubesalt_etcd.add_learner", [node, plan.peer_url],
+            added = run.call_on(minion, "kubesalt_etcd.add_learner", [node, plan.peer_url],
                                {}, timeout, f"add {node} as an etcd learner")  # fmt: skip
             if added.get("changed"):
                 changes["learner"] = (added.get("member") or {}).get("id", node)
@@ -176,7 +171,7 @@ def _join(run, minion, plan, timeout) -> dict:
             if runs[node].changed:
                 changes["states"] = runs[node].changed
         elif action == etcdjoin.PROMOTE:
-            promoted = _etcd_call(run, minion, "kubesalt_etcd.promote", [node],
+            promoted = run.call_on(minion, "kubesalt_etcd.promote", [node],
                                   {"timeout": timeout}, timeout + 30,
                                   f"promote the etcd learner {node}")  # fmt: skip
             if promoted.get("changed"):
@@ -232,14 +227,13 @@ def _planned_removal(run, minion, node):
     """What kubesalt_etcd.remove would do, decided from the member list and the voters'
     health read through `minion` (a dry run): the same rules, the same refusals."""
     members = etcdjoin.members_from(
-        run.rpc.call([minion], "kubesalt_etcd.members", [], {}, 60,
-                     what="list the etcd members")[minion]
-    )  # fmt: skip
+        run.call_on(minion, "kubesalt_etcd.members", [], {}, 60, "list the etcd members")
+    )
     member = find(members, node)
     healthy = set()
     if member is not None and member.voter:
-        health = run.rpc.call([minion], "kubesalt_etcd.health", [], {"cluster": True}, 60,
-                              what="etcd health of every voting member")[minion]  # fmt: skip
+        health = run.call_on(minion, "kubesalt_etcd.health", [], {"cluster": True}, 60,
+                             "etcd health of every voting member")  # fmt: skip
         healthy = healthy_members(members, health or {})
     try:
         return plan_remove(members, node, healthy)
@@ -276,9 +270,9 @@ def etcd_left(run, step, nodes, targets):
                                  f"(through {minion})"}  # fmt: skip
             continue
         try:
-            removed = run.rpc.call([minion], "kubesalt_etcd.remove", [node],
-                                   {"timeout": run.timeout(step)}, run.timeout(step) + 30,
-                                   f"remove the etcd member {node}")[minion]  # fmt: skip
+            removed = run.call_on(minion, "kubesalt_etcd.remove", [node],
+                                  {"timeout": run.timeout(step)}, run.timeout(step) + 30,
+                                  f"remove the etcd member {node}")  # fmt: skip
         except StepFailed as err:
             raise StepFailed(_with_quorum_hint(f"{err.message}; nothing was changed"),
                              [node]) from err  # fmt: skip
@@ -497,19 +491,24 @@ def etcd_renewed(run, step, nodes, targets):
     port = _ports.port_number("etcd-client")
     for node in nodes:
         if run.test:
-            health = run.rpc.call([node], "kubesalt_etcd.health", [], {"cluster": True}, 60,
-                                  what=f"etcd health through {node}")[node]  # fmt: skip
+            health = run.call_on(
+                node,
+                "kubesalt_etcd.health",
+                [],
+                {"cluster": True},
+                60,
+                f"etcd health through {node}",
+            )
             bad = sorted(url for url, state in (health or {}).items() if not state.get("health"))
             if bad:
                 notes.append(f"{node}: etcd unhealthy at {', '.join(bad)}")
             continue
         seconds = run.timeout(step)
-        served = run.rpc.call([node], "kubesalt_certs.wait_serving", [port, ETCD_SERVER_CERT],
-                              {"timeout": seconds}, seconds + 30,
-                              what=f"etcd on {node} serving its renewed certificate")[node]  # fmt: skip
-        run.rpc.call([node], "kubesalt_etcd.wait_healthy", [], {"cluster": True,
-                     "timeout": seconds}, seconds + 30,
-                     what=f"wait for a healthy etcd cluster ({node})")  # fmt: skip
+        served = run.call_on(node, "kubesalt_certs.wait_serving", [port, ETCD_SERVER_CERT],
+                             {"timeout": seconds}, seconds + 30,
+                             f"etcd on {node} serving its renewed certificate")  # fmt: skip
+        run.call_on(node, "kubesalt_etcd.wait_healthy", [], {"cluster": True, "timeout": seconds},
+                    seconds + 30, f"wait for a healthy etcd cluster ({node})")  # fmt: skip
         notes.append(f"{node}: etcd serves serial {served.get('serial')}, every member healthy")
     return StepResult(notes=notes)
 

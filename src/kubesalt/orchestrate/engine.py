@@ -156,11 +156,14 @@ class Run:
             self._minion_pillar = built.for_nodes(self.options.nodes)
         return self._minion_pillar
 
+    def call_on(self, minion, fun, args, kwargs, timeout, what):
+        """`fun` on one minion: its return, or StepFailed naming the minion."""
+        return self.rpc.call([minion], fun, args, kwargs, timeout, what=what)[minion]
+
     def ca_call(self, fun, args, kwargs, timeout, what):
         """`fun` on the CA minion (the bootstrap node, which holds the CA, the etcd client
         certificate and admin.conf): its return, or StepFailed naming the CA minion."""
-        ca = self.options.ca_minion
-        return self.rpc.call([ca], fun, args, kwargs, timeout, what=what)[ca]
+        return self.call_on(self.options.ca_minion, fun, args, kwargs, timeout, what)
 
     def kubesalt_grains(self, nodes) -> dict[str, dict]:
         """{node: its grain `kubesalt`} (control-plane IP, recorded --initial-cluster),
