@@ -29,6 +29,14 @@ def wait(run, step, pending, check):
     return wait_for(run, pending, check, run.timeout(step), step.retry)
 
 
+def _silent(run, pending) -> list[str]:
+    """The nodes of `pending` whose minion does not answer test.ping (one job); those that
+    answer are remembered for the run."""
+    answering = run.rpc.ping(pending)
+    run.answering.update(answering)
+    return [n for n in pending if n not in answering]
+
+
 def wait_for(run, pending, check, timeout, interval):
     """`wait` with its bound and interval given (0: ask once)."""
     deadline = run.backend.clock() + timeout
@@ -159,12 +167,7 @@ def minion_answers_or_gone(run, step, nodes, targets):
             run.unreachable.setdefault(node, {})["minion"] = "no accepted minion key"
     askable = [n for n in nodes if n in run.accepted and n not in run.answering]
 
-    def silent_of(pending):
-        answering = run.rpc.ping(pending)
-        run.answering.update(answering)
-        return [n for n in pending if n not in answering]
-
-    silent = wait(run, step, askable, silent_of)
+    silent = wait(run, step, askable, lambda pending: _silent(run, pending))
     problems = {n: f"node {n}: its minion did not answer test.ping within "
                    f"{run.timeout(step)}s" for n in silent}  # fmt: skip
     fix = ("remove_node applies the cleanup states through it: start it (systemctl restart "
@@ -371,16 +374,11 @@ def minion_answers(run, step, nodes, targets):
     and waits for no minion it would install."""
     askable = [n for n in nodes if n not in run.no_minion and n not in run.answering]
 
-    def silent_of(pending):
-        answering = run.rpc.ping(pending)
-        run.answering.update(answering)
-        return [n for n in pending if n not in answering]
-
     if run.test:
-        silent = silent_of(askable) if askable else []
+        silent = _silent(run, askable) if askable else []
         run.no_minion.update(silent)
         return StepResult(notes=[f"{', '.join(silent)} do not answer test.ping"] if silent else [])
-    silent = wait(run, step, askable, silent_of)
+    silent = wait(run, step, askable, lambda pending: _silent(run, pending))
     if silent:
         raise StepFailed(
             f"waited {run.timeout(step)}s for minion(s) {', '.join(silent)} to answer "
@@ -397,12 +395,10 @@ def mine_updated(run, step, nodes, targets):
     silent is named: its addresses stay out of the mine until it answers."""
     askable = [n for n in targets if n not in run.no_minion]
 
-    def silent_of(pending):
-        answering = run.rpc.ping(pending)
-        run.answering.update(answering)
-        return [n for n in pending if n not in answering]
-
-    silent = silent_of(askable) if run.test else wait(run, step, askable, silent_of)
+    if run.test:
+        silent = _silent(run, askable)
+    else:
+        silent = wait(run, step, askable, lambda pending: _silent(run, pending))
     answering = [n for n in askable if n not in silent]
     if answering and not run.test:
         run.rpc.call(answering, "mine.update", [], {}, run.timeout(step),
