@@ -153,7 +153,7 @@ class Node:
         return _roles.CONTROL_PLANE in self.roles
 
 
-# Each CA's files under the PKI directory, without .crt/.key.
+# Where each CA lives, relative to the PKI directory (without .crt/.key).
 CA_FILES = {"ca": "ca", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd/ca"}
 
 

@@ -164,7 +164,6 @@ def issue(
     return Issued(spec, builder.sign(ca.key, hashes.SHA256()), key)
 
 
-# Where each CA lives, relative to the PKI directory.
 @dataclass(frozen=True)
 class Authorities:
     """The cluster's CAs (`ca`, `front-proxy-ca`, `etcd-ca`) and the service-account key."""
