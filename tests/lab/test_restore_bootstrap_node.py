@@ -20,9 +20,9 @@ from kubesalt_lab import host as labhost
 from kubesalt_lab import model
 from tests.benchmarks.docs_section import write_section
 from tests.lab.session import parse_phase_times
-from tests.lab.test_cluster import etcdctl, members, salt_json, saltenv, vip_holders, wait_for
+from tests.lab.test_cluster import members, salt_json, saltenv, vip_holders, wait_for
 from tests.lab.test_daily_backup import BACKUP, WRITTEN
-from tests.lab.test_replace_node import lab_sh
+from tests.lab.test_replace_node import healthy, lab_sh
 
 pytestmark = pytest.mark.lab
 
@@ -51,12 +51,6 @@ def ca_digests(lab, nodes) -> dict[tuple[str, str], str]:
                       (line.split(maxsplit=1) for line in out.splitlines())})  # fmt: skip
     assert all((node, CA_FILES[0]) in found for node in nodes), found
     return found
-
-
-def healthy(lab) -> bool:
-    urls = ",".join(url for m in members(lab) for url in m.get("clientURLs", []))
-    return bool(urls) and etcdctl(lab, "bootstrap", "endpoint", "health", endpoints=urls,
-                                  check=False).returncode == 0  # fmt: skip
 
 
 @pytest.fixture(scope="module")
