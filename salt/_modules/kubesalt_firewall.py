@@ -9,6 +9,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import firewall as _firewall
+    from kubesalt import mine as _mine
     from kubesalt import mine_ips as _mine_ips
     from kubesalt import ports as _ports
     from kubesalt import saltglue as _glue
@@ -19,8 +20,6 @@ except ImportError:  # pragma: no cover - depends on the minion's virtualenv
 
 __virtualname__ = "kubesalt_firewall"
 
-MINE_FUNCTION = "control_plane_ip"
-WORKLOAD_MINE_FUNCTION = "workload_plane_ip"
 CONTROL_PLANE = "controlPlane"
 WORKLOAD_PLANE = "workloadPlane"
 
@@ -69,12 +68,9 @@ def roles():
     return list(node["roles"])
 
 
-def _published_ips():
-    """{mine function: {minion: IP}} of both planes, in one round trip to the master (a
-    list of functions gives {function: {minion: data}})."""
-    functions = [MINE_FUNCTION, WORKLOAD_MINE_FUNCTION]
-    found = __salt__["mine.get"]("*", functions) or {}  # noqa: F821
-    return {function: found.get(function) or {} for function in functions}
+def _published_ips(function):
+    """{minion: IP} of one plane's mine function, from this job's one mine request."""
+    return _mine.published(__salt__["mine.get"], __context__, function)  # noqa: F821
 
 
 def _peers_on(plane, mine):
@@ -87,10 +83,9 @@ def _peers_on(plane, mine):
 
 def _both_peers():
     """(control-plane peers, workload-plane peers), from one mine request."""
-    mine = _published_ips()
     return (
-        _peers_on(CONTROL_PLANE, mine[MINE_FUNCTION]),
-        _peers_on(WORKLOAD_PLANE, mine[WORKLOAD_MINE_FUNCTION]),
+        _peers_on(CONTROL_PLANE, _published_ips(_mine.CONTROL_PLANE_IP)),
+        _peers_on(WORKLOAD_PLANE, _published_ips(_mine.WORKLOAD_PLANE_IP)),
     )
 
 

@@ -9,6 +9,7 @@ from salt.exceptions import CommandExecutionError
 
 try:
     from kubesalt import keepalived as _keepalived
+    from kubesalt import mine as _mine
     from kubesalt import ports as _ports
     from kubesalt import saltglue as _glue
 
@@ -19,7 +20,6 @@ except ImportError:  # pragma: no cover - depends on the minion's virtualenv
 __virtualname__ = "kubesalt_keepalived"
 
 CP_IP_GRAIN = "kubesalt:control_plane_ip"
-MINE_FUNCTION = "control_plane_ip"
 
 
 def __virtual__():
@@ -68,7 +68,7 @@ def control_plane_ips():
         salt '*' kubesalt_keepalived.control_plane_ips
     """
     cfg = _config()
-    mine = __salt__["mine.get"]("*", MINE_FUNCTION)  # noqa: F821
+    mine = _mine.published(__salt__["mine.get"], __context__, _mine.CONTROL_PLANE_IP)  # noqa: F821
     # A bad entry of another node leaves that node out (kubesalt.mine_ips).
     return _glue.call(_ports.peers_by_role, cfg.get("nodes") or {}, mine, cfg).get(
         "control-plane", []

@@ -19,6 +19,7 @@ import os
 from salt.exceptions import CommandExecutionError
 
 try:
+    from kubesalt import mine as _mine
     from kubesalt import mine_ips as _published_ips
     from kubesalt import pkicheck as _pkicheck
     from kubesalt import renewal as _renewal
@@ -60,13 +61,6 @@ MANIFESTS = {
     "controller-manager": "kube-controller-manager.yaml",
     "scheduler": "kube-scheduler.yaml",
 }
-# The mine function of the CA minion that publishes each CA certificate (kubesalt_pki).
-CA_MINE = {
-    "ca": "kubesalt_ca",
-    "etcd-ca": "kubesalt_etcd_ca",
-    "front-proxy-ca": "kubesalt_front_proxy_ca",
-}
-SA_PUB_MINE = "kubesalt_sa_pub"
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"
 
 
@@ -92,18 +86,19 @@ def _roles(cfg):
     return _glue.call(_cluster.roles_by_node, cfg.get("nodes"))
 
 
-MINE_IPS_KEY = "kubesalt_kubeadm.mine_ips"
+def _mine_of(function):
+    """{minion: data} of a mine function, from this job's one mine request (kubesalt.mine:
+    a highstate renders dozens of files, each needing the peers)."""
+    return _mine.published(__salt__["mine.get"], __context__, function)  # noqa: F821
 
 
 def _mine_ips():
-    """Every node's control-plane IP in the mine, asked of the master once per job: one
-    highstate renders dozens of files, each needing the peers (a round trip each before)."""
-    if MINE_IPS_KEY not in __context__:  # noqa: F821
-        found = __salt__["mine.get"]("*", "control_plane_ip")  # noqa: F821
-        __context__[MINE_IPS_KEY] = {  # noqa: F821
-            name: ip for name, ip in (found or {}).items() if isinstance(ip, str) and ip
-        }
-    return dict(__context__[MINE_IPS_KEY])  # noqa: F821
+    """Every node's control-plane IP in the mine."""
+    return {
+        name: ip
+        for name, ip in _mine_of(_mine.CONTROL_PLANE_IP).items()
+        if isinstance(ip, str) and ip
+    }
 
 
 def _ips(cfg):
@@ -221,7 +216,7 @@ def pki():
                 "kind": kind,
                 "cert": spec.cert_path,
                 "key": spec.key_path if with_key else None,
-                "mine": CA_MINE[kind],
+                "mine": _mine.CA_CERTIFICATES[kind],
                 "CN": spec.common_name,
                 "subjectAltName": spec.subject_alt_name,
                 "basicConstraints": spec.basic_constraints,
@@ -389,11 +384,11 @@ def _kubeconfig_content(cfg, this, layout, path):
 def _service_account_key(cfg, layout):
     path = layout.pki("sa.key")
     ca_minion = cfg["ca"]["minion"]
-    published = __salt__["mine.get"](ca_minion, SA_PUB_MINE).get(ca_minion)  # noqa: F821
+    published = _mine_of(_mine.SA_PUB).get(ca_minion)
     if not published:
         raise CommandExecutionError(
             f"The CA minion {ca_minion} has not published the service-account public key "
-            f"(mine function {SA_PUB_MINE}); apply kubesalt.pki on {ca_minion} first"
+            f"(mine function {_mine.SA_PUB}); apply kubesalt.pki on {ca_minion} first"
         )
     if os.path.isfile(path):
         current = _read(path, "the service-account key")
@@ -462,18 +457,6 @@ def content(path):
     return data.decode()
 
 
-CA_MINE_KEY = "kubesalt_kubeadm.ca_mine"
-
-
-def _published_by(ca_minion):
-    """{mine function: data} of what the CA minion published (its CA certificates and the
-    service-account public key), in one round trip to the master (a list of functions
-    gives {function: {minion: data}})."""
-    functions = [*CA_MINE.values(), SA_PUB_MINE]
-    found = __salt__["mine.get"](ca_minion, functions) or {}  # noqa: F821
-    return {function: (found.get(function) or {}).get(ca_minion) for function in functions}
-
-
 def ca_certificate(kind):
     """
     Return the PEM certificate of a CA (``ca``, ``etcd-ca``, ``front-proxy-ca``) as the CA
@@ -485,17 +468,16 @@ def ca_certificate(kind):
 
         salt-call kubesalt_kubeadm.ca_certificate etcd-ca
     """
-    if kind not in CA_MINE:
-        raise CommandExecutionError(f"Unknown CA {kind!r}: use one of {', '.join(CA_MINE)}")
+    if kind not in _mine.CA_CERTIFICATES:
+        raise CommandExecutionError(
+            f"Unknown CA {kind!r}: use one of {', '.join(_mine.CA_CERTIFICATES)}"
+        )
     ca_minion = _config()["ca"]["minion"]
-    # The SLS asks for each CA in turn while it renders: one mine request serves them all.
-    if CA_MINE_KEY not in __context__:  # noqa: F821
-        __context__[CA_MINE_KEY] = _published_by(ca_minion)  # noqa: F821
-    pem = __context__[CA_MINE_KEY].get(CA_MINE[kind])  # noqa: F821
+    pem = _mine_of(_mine.CA_CERTIFICATES[kind]).get(ca_minion)
     if not pem:
         raise CommandExecutionError(
             f"The CA minion {ca_minion} has not published the {kind} certificate (mine "
-            f"function {CA_MINE[kind]}); apply kubesalt.pki on {ca_minion} first, and check "
+            f"function {_mine.CA_CERTIFICATES[kind]}); apply kubesalt.pki on {ca_minion} first, and check "
             "that its pillar has the kubesalt_pki mine functions"
         )
     return pem
@@ -565,15 +547,16 @@ def published():
     cfg = _config()
     layout = _layout()
     ca_minion = cfg["ca"]["minion"]
-    expected = {mine: layout.pki(f"{_pki.CA_FILES[kind]}.crt") for kind, mine in CA_MINE.items()}
-    mine = _published_by(ca_minion)  # asked now: the mine.update this check guards follows
-    for function, file_path in expected.items():
-        current = mine.get(function)
+    # The job's one mine answer, often taken while its SLS rendered, before any state ran:
+    # a CA file this job wrote differs from it, so the check still says "publish again".
+    for kind, function in _mine.CA_CERTIFICATES.items():
+        current = _mine_of(function).get(ca_minion)
+        file_path = layout.pki(f"{_pki.CA_FILES[kind]}.crt")
         if not current or not os.path.isfile(file_path):
             return False
         if current.strip() != _read(file_path, "the CA certificate").decode().strip():
             return False
-    sa_pub = mine.get(SA_PUB_MINE)
+    sa_pub = _mine_of(_mine.SA_PUB).get(ca_minion)
     sa_key = layout.pki("sa.key")
     if not sa_pub or not os.path.isfile(sa_key):
         return False

@@ -32,6 +32,7 @@ import logging
 import salt.cache
 
 try:
+    from kubesalt import mine as _mine
     from kubesalt import mine_ips as _mine_ips
     from kubesalt import signing_policies as _policies
     from kubesalt.errors import KubesaltError
@@ -47,12 +48,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "kubesalt_pki"
 
 # Mine functions of the CA minion: name -> (x509 function, file under the PKI directory).
-MINE_FUNCTIONS = {
-    "kubesalt_ca": ("x509.get_pem_entry", "ca.crt"),
-    "kubesalt_etcd_ca": ("x509.get_pem_entry", "etcd/ca.crt"),
-    "kubesalt_front_proxy_ca": ("x509.get_pem_entry", "front-proxy-ca.crt"),
-    "kubesalt_sa_pub": ("x509.get_public_key", "sa.key"),
-}
 
 
 def __virtual__():
@@ -67,7 +62,7 @@ def control_plane_ips(opts, names):
     ips = {}
     for name in names:
         data = cache.fetch("mine", name) or {}
-        ip = data.get("control_plane_ip")
+        ip = data.get(_mine.CONTROL_PLANE_IP)
         if ip not in (None, ""):
             ips[name] = ip  # checked by kubesalt.mine_ips
     return ips
@@ -75,9 +70,15 @@ def control_plane_ips(opts, names):
 
 def mine_functions(layout):
     """The CA minion's mine functions, for files under `layout`."""
+    published = {
+        _mine.CA_CERTIFICATES["ca"]: ("x509.get_pem_entry", "ca.crt"),
+        _mine.CA_CERTIFICATES["etcd-ca"]: ("x509.get_pem_entry", "etcd/ca.crt"),
+        _mine.CA_CERTIFICATES["front-proxy-ca"]: ("x509.get_pem_entry", "front-proxy-ca.crt"),
+        _mine.SA_PUB: ("x509.get_public_key", "sa.key"),
+    }
     return {
         name: [{"mine_function": function}, layout.pki(path)]
-        for name, (function, path) in MINE_FUNCTIONS.items()
+        for name, (function, path) in published.items()
     }
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 
+from kubesalt import mine
 from kubesalt.errors import ConfigError
 
 CONTROL_PLANE = "controlPlane"
 WORKLOAD_PLANE = "workloadPlane"
 # The mine function that publishes each plane's IP (pillar/kubesalt/mine.sls).
-MINE_FUNCTIONS = {CONTROL_PLANE: "control_plane_ip", WORKLOAD_PLANE: "workload_plane_ip"}
+MINE_FUNCTIONS = {CONTROL_PLANE: mine.CONTROL_PLANE_IP, WORKLOAD_PLANE: mine.WORKLOAD_PLANE_IP}
 
 
 def _mine_function(plane: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 import salt.modules.mine
 from salt.exceptions import CommandExecutionError
 
-from kubesalt import firewall, mine_ips, ports
+from kubesalt import firewall, mine, mine_ips, ports
 from kubesalt.errors import ConfigError
 from tests.unit.loader import load
 from tests.unit.test_keepalived import render_sls
@@ -369,7 +369,7 @@ def mine_get():
     published = {"control_plane_ip": dict(MINE), "workload_plane_ip": dict(WORKLOAD_MINE)}
     mock = Mock(
         spec=salt.modules.mine.get,
-        side_effect=lambda tgt, funs: {fun: dict(published[fun]) for fun in funs},
+        side_effect=lambda tgt, funs: {f: dict(published[f]) for f in funs if f in published},
     )
     mock.published = published
     return mock
@@ -396,10 +396,8 @@ def test_module_zone_is_the_pure_rendering(mine_get):
     assert kubesalt_firewall.zone_xml() == firewall.zone_xml(
         CONFIG, ["control-plane", "etcd"], peers, workload_peers=workload_peers
     )
-    # Both planes in one round trip to the master.
-    assert [c.args for c in mine_get.call_args_list] == [
-        ("*", ["control_plane_ip", "workload_plane_ip"]),
-    ]
+    # Both planes (and every other kubesalt mine function) in one round trip to the master.
+    assert [c.args for c in mine_get.call_args_list] == [("*", list(mine.FUNCTIONS))]
 
 
 def test_module_opens_the_kubelet_to_the_control_plane_nodes_workload_ips():

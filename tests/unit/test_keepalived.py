@@ -17,7 +17,7 @@ import salt.utils.templates
 import yaml
 from salt.exceptions import CommandExecutionError
 
-from kubesalt import keepalived
+from kubesalt import keepalived, mine
 from kubesalt.errors import AddressError, ConfigError, KubesaltError
 from tests.unit.loader import load
 
@@ -441,7 +441,8 @@ MINE = {
 
 @pytest.fixture
 def mine_get():
-    return Mock(spec=salt.modules.mine.get, return_value=dict(MINE))
+    # As Salt's mine.get with a list of functions: {function: {minion: data}}.
+    return Mock(spec=salt.modules.mine.get, return_value={"control_plane_ip": dict(MINE)})
 
 
 @pytest.fixture
@@ -479,7 +480,7 @@ def test_module_peers_come_from_the_mine_filtered_by_role(mine_get):
         "198.51.100.131",
         "198.51.100.132",
     ]
-    mine_get.assert_called_once_with("*", "control_plane_ip")
+    mine_get.assert_called_once_with("*", list(mine.FUNCTIONS))
 
 
 def test_module_config_is_the_pure_rendering(grains_get, interface_of):

@@ -9,8 +9,9 @@ import salt.modules.mine
 import salt.modules.publish
 from salt.exceptions import CommandExecutionError
 
-from kubesalt import config, sealing
+from kubesalt import config, mine, sealing
 from kubesalt.kubeadm import pki
+from tests.unit import fake_mine
 from tests.unit.loader import load
 from tests.unit.test_config import BASE
 
@@ -37,21 +38,7 @@ def grain_values(minion, **grains):
 
 @pytest.fixture
 def mine_get():
-    published = {"control_plane_ip": IPS}
-
-    def one(tgt, fun):
-        data = published.get(fun, {})
-        return data if tgt == "*" else {k: v for k, v in data.items() if k == tgt}
-
-    def fake(tgt, fun, **_):
-        # As Salt's mine.get: a list of functions gives {function: {minion: data}}.
-        if isinstance(fun, list):
-            return {name: one(tgt, name) for name in fun if one(tgt, name)}
-        return one(tgt, fun)
-
-    mock = Mock(spec=salt.modules.mine.get, side_effect=fake)
-    mock.published = published
-    return mock
+    return fake_mine.mine_get({"control_plane_ip": IPS})
 
 
 @pytest.fixture
@@ -171,8 +158,7 @@ def test_the_mine_is_asked_once_per_job_for_every_file_rendered(root, mine_get, 
     (the loader's __context__), the node's own IP from its grain every time."""
     for name in ("quay.io", "docker.io", "registry.k8s.io"):
         kubesalt_kubeadm.content(f"{root}/etc/containerd/certs.d/{name}/hosts.toml")
-    ip_calls = [c for c in mine_get.call_args_list if c.args[1] == "control_plane_ip"]
-    assert len(ip_calls) == 1
+    assert [c.args for c in mine_get.call_args_list] == [("*", list(mine.FUNCTIONS))]
     assert grains_get.call_count >= 3
 
 
@@ -369,32 +355,39 @@ def test_a_restored_first_node_with_a_recorded_join_rejoins_etcd(grains_get, min
 
 
 @pytest.mark.parametrize("minion_id", ["boot"])
-def test_published_asks_the_mine_once_and_compares_every_ca_and_the_sa_key(
+def test_published_compares_every_ca_and_the_sa_key_with_the_jobs_mine_answer(
     root, mine_get, minion_id
 ):
     authorities = pki.create_authorities(CFG)
     pki.save_authorities(authorities, f"{root}/etc/kubernetes/pki")
     mine_get.reset_mock()
     assert kubesalt_kubeadm.published() is False  # nothing in the mine yet
-    for kind, function in kubesalt_kubeadm.CA_MINE.items():
+    for kind, function in mine.CA_CERTIFICATES.items():
         mine_get.published[function] = {"boot": authorities.cas[kind].cert_pem.decode()}
-    mine_get.published[kubesalt_kubeadm.SA_PUB_MINE] = {
-        "boot": pki.public_key_to_pem(authorities.sa_key).decode()
-    }
+    mine_get.published[mine.SA_PUB] = {"boot": pki.public_key_to_pem(authorities.sa_key).decode()}
+    kubesalt_kubeadm.__context__.clear()  # a new job asks the master again
     assert kubesalt_kubeadm.published() is True
-    assert [c.args[1] for c in mine_get.call_args_list][-1] == [
-        *kubesalt_kubeadm.CA_MINE.values(), kubesalt_kubeadm.SA_PUB_MINE]  # fmt: skip
-    mine_get.published["kubesalt_etcd_ca"] = {"boot": "stale"}
+    assert [c.args for c in mine_get.call_args_list][-1] == ("*", list(mine.FUNCTIONS))
+    assert mine_get.call_count == 2  # one request per job
+    # Later in the same job a CA file changes (the job's own state wrote it): the answer
+    # taken before no longer matches, so the CA minion publishes again.
+    etcd_ca = f"{root}/etc/kubernetes/pki/etcd/ca.crt"
+    other = pki.create_authorities(CFG).cas["etcd-ca"].cert_pem
+    with open(etcd_ca, "wb") as handle:
+        handle.write(other)
     assert kubesalt_kubeadm.published() is False
-    assert mine_get.call_count == 3  # one call per check
+    assert mine_get.call_count == 2
+    kubesalt_kubeadm.__context__.clear()
+    mine_get.published["kubesalt_etcd_ca"] = {"boot": other.decode()}
+    assert kubesalt_kubeadm.published() is True
 
 
 def test_every_ca_certificate_comes_from_one_mine_request_per_job(mine_get):
-    for kind, function in kubesalt_kubeadm.CA_MINE.items():
+    for kind, function in mine.CA_CERTIFICATES.items():
         mine_get.published[function] = {"boot": f"PEM of {kind}"}
     mine_get.reset_mock()
-    assert [kubesalt_kubeadm.ca_certificate(k) for k in kubesalt_kubeadm.CA_MINE] == [
-        f"PEM of {k}" for k in kubesalt_kubeadm.CA_MINE
+    assert [kubesalt_kubeadm.ca_certificate(k) for k in mine.CA_CERTIFICATES] == [
+        f"PEM of {k}" for k in mine.CA_CERTIFICATES
     ]
     assert mine_get.call_count == 1
 

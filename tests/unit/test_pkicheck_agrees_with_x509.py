@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from kubesalt import config, pkicheck, signing_policies
 from kubesalt.kubeadm import cluster
 from kubesalt.kubeadm.model import Layout
+from tests.unit import fake_mine
 from tests.unit.loader import load
 from tests.unit.test_config import BASE
 from tests.unit.test_pkicheck import new_key, write_cert, write_key
@@ -58,18 +59,12 @@ def grains(tmp_path):
 
 @pytest.fixture
 def configure_loader_modules(grains):
-    mine = {"control_plane_ip": IPS}
-
-    def mine_get(tgt, fun, **_):
-        data = mine.get(fun, {})
-        return data if tgt == "*" else {k: v for k, v in data.items() if k == tgt}
-
     return {
         kubesalt_kubeadm: {
             "__pillar__": {"kubesalt": dict(CFG, nodes=NODES)},
             "__grains__": grains,
             "__salt__": {
-                "mine.get": Mock(spec=salt.modules.mine.get, side_effect=mine_get),
+                "mine.get": fake_mine.mine_get({"control_plane_ip": IPS}),
                 # Only the node's workload-plane IP (its kubelet's --node-ip) is a grain
                 # here; the planes are one network, so it is the node's control-plane IP.
                 "grains.get": Mock(
