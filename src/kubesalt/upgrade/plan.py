@@ -23,6 +23,9 @@ CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-schedul
 ADDON_IMAGES = ("kube-proxy", "coredns", "kube-router")
 KUBELET_PACKAGES = "kubelet, kubectl"
 UNKNOWN = "?"
+# Files whose content does not follow a version: the new tree changes them only where it
+# renders them differently.
+APPLIED = "applied from the new Salt tree (changed where it renders them differently)"
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,14 @@ def _kubelet_changes(facts: Facts) -> list[str]:
     old = facts.current_versions.kubernetes if facts.current_versions else UNKNOWN
     new = facts.target_versions.kubernetes if facts.target_versions else UNKNOWN
     return ["drained", _from_to(f"packages {KUBELET_PACKAGES}", old, new),
-            "kubelet configuration, kubelet restarted", "uncordoned"]  # fmt: skip
+            f"kubelet configuration {APPLIED}, kubelet restarted", "uncordoned"]  # fmt: skip
 
 
 def stages(facts: Facts) -> list[Stage]:
-    """The stages in order: the salt-master's node, the other minions, etcd members one
-    at a time, control-plane nodes one at a time, workers one at a time, the addons."""
+    """The stages in order: the salt-master's node and the other minions first; then, for
+    an upgrade, etcd members one at a time, control-plane nodes one at a time, workers one
+    at a time, the addons; for a downgrade, the same Kubernetes stages in reverse (no
+    kubelet or kube-proxy may be newer than the API server, docs/upgrade.md#the-order)."""
     ca = facts.ca_minion
     tree = saltenv(facts.target.version) if facts.target else UNKNOWN
     by_name = {r.name: r for r in facts.nodes}
@@ -193,17 +198,19 @@ def stages(facts: Facts) -> list[Stage]:
     pods = [
         _from_to(f"static pod {pod}", _tag(cur, pod), _tag(tgt, pod)) for pod in CONTROL_PLANE_PODS
     ]
-    control_change = [*pods, "kubeconfigs", "keepalived",
+    control_change = [*pods, f"kubeconfigs and keepalived {APPLIED}",
                       "kube-apiserver /readyz before the next", *_kubelet_changes(facts)]  # fmt: skip
     addons = [_from_to(name, _tag(cur, name), _tag(tgt, name)) for name in ADDON_IMAGES]
     addons.append("kubeadm's API objects (ClusterConfiguration kubernetesVersion)")
     master_change = ["salt-master configuration (file_roots, module_dirs)"]
-    return [
+    salt = [
         Stage("salt-master", "the salt-master and the bootstrap node's minion to the new "
               "Salt tree", master, False,
               {n: [*master_change, *_salt_changes(by_name[n], facts, tree)] for n in master}),
         Stage("salt-minions", "every other minion to the new Salt tree, together", minions,
               False, {n: _salt_changes(by_name[n], facts, tree) for n in minions}),
+    ]  # fmt: skip
+    kubernetes = [
         Stage("etcd", "etcd members, one at a time, the CA minion's last", etcd, True,
               {n: etcd_change for n in etcd}),
         Stage("control-plane", "control-plane nodes, one at a time, the CA minion last",
@@ -213,6 +220,7 @@ def stages(facts: Facts) -> list[Stage]:
         Stage("addons", "the cluster's API objects, applied from the CA minion", master,
               False, {n: addons for n in master}),
     ]  # fmt: skip
+    return salt + (kubernetes[::-1] if facts.direction == DOWNGRADE else kubernetes)
 
 
 # -- the verdict ------------------------------------------------------------------------
@@ -251,7 +259,7 @@ def node_problems(facts: Facts) -> list[Problem]:
     if silent:
         problems.append(Problem(
             "nodes", f"no answer from {', '.join(silent)}: every node changes during the "
-            f"upgrade; start its salt-minion (salt -L {','.join(silent)} test.ping), or remove "
+            f"{facts.direction}; start its salt-minion (salt -L {','.join(silent)} test.ping), or remove "
             "a node that is gone for good (remove_node with force) first"))  # fmt: skip
     known = {saltenv(a.version) for a in (facts.current, facts.target) if a}
     astray = [f"{r.name} ({r.saltenv})" for r in facts.nodes
@@ -268,7 +276,7 @@ def etcd_problems(facts: Facts) -> list[Problem]:
     state = facts.etcd
     if state.error:
         return [Problem("etcd", f"etcd could not be asked: {state.error}; every member must "
-                        "answer healthy before an upgrade (docs/etcd.md)")]  # fmt: skip
+                        "answer healthy first (docs/etcd.md)")]  # fmt: skip
     problems = []
     unhealthy = [m.label() for m in state.members if m.id not in state.healthy]
     learners = [m.label() for m in state.members if m.is_learner]

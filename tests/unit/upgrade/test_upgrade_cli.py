@@ -52,7 +52,7 @@ def test_a_refused_verdict_exits_1(site, as_root, capsys):
     assert run(site, "downgrade", site[4].root, "--dry-run") == 1
     out = capsys.readouterr().out
     assert "Downgrade plan: kubesalt 0.1.0 -> ?" in out
-    assert "  - [nodes] no answer from cp2: every node changes during the upgrade" in out
+    assert "  - [nodes] no answer from cp2: every node changes during the downgrade" in out
     assert "  - [archive] no registered archive is older than the current kubesalt 0.1.0" in out
 
 

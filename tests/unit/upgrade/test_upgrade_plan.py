@@ -85,6 +85,23 @@ def test_the_order_master_minions_etcd_control_plane_workers_addons_ca_last():
     ]
 
 
+def test_a_downgrade_takes_the_kubernetes_stages_in_reverse_after_salt():
+    facts = cluster_facts(direction="downgrade", current=NEW, target=OLD,
+                          current_versions=versions("0.2.0", "v1.34.1", "3.5.24-0"),
+                          target_versions=versions("0.1.0", "v1.33.5", "3.5.21-0"))  # fmt: skip
+    computed = plan.compute(facts)
+    assert computed.order() == [
+        ("salt-master", ("bootstrap",), False),
+        ("salt-minions", ("cp2", "cp3", "worker1"), False),
+        ("addons", ("bootstrap",), False),
+        ("workers", ("worker1",), True),
+        ("control-plane", ("cp2", "cp3", "bootstrap"), True),
+        ("etcd", ("cp2", "cp3", "bootstrap"), True),
+    ]
+    workers = next(s for s in computed.stages if s.name == "workers")
+    assert workers.changes["worker1"][1] == "packages kubelet, kubectl v1.34.1 -> v1.33.5"
+
+
 def test_an_etcd_only_node_is_an_etcd_member_and_gets_its_kubelet_with_the_workers():
     nodes = cluster_facts().nodes + (node("etcd4", ("etcd",)),)
     order = dict((s, n) for s, n, _ in plan.compute(cluster_facts(nodes=nodes)).order())
@@ -108,12 +125,13 @@ def test_what_changes_on_each_node():
         "static pod kube-apiserver v1.33.5 -> v1.34.1",
         "static pod kube-controller-manager v1.33.5 -> v1.34.1",
         "static pod kube-scheduler v1.33.5 -> v1.34.1",
-        "kubeconfigs",
-        "keepalived",
+        "kubeconfigs and keepalived applied from the new Salt tree (changed where it renders "
+        "them differently)",
         "kube-apiserver /readyz before the next",
         "drained",
         "packages kubelet, kubectl v1.33.5 -> v1.34.1",
-        "kubelet configuration, kubelet restarted",
+        "kubelet configuration applied from the new Salt tree (changed where it renders them "
+        "differently), kubelet restarted",
         "uncordoned",
     ]
     assert stages["workers"].changes["worker1"][1] == "packages kubelet, kubectl v1.33.5 -> v1.34.1"
@@ -206,7 +224,7 @@ def test_etcd_that_cannot_be_asked_is_refused():
     facts = cluster_facts(etcd=plan.EtcdState(error="kubesalt_etcd.members on bootstrap failed"))
     assert checks(facts) == [("etcd", (
         "etcd could not be asked: kubesalt_etcd.members on bootstrap failed; every member must "
-        "answer healthy before an upgrade (docs/etcd.md)"))]  # fmt: skip
+        "answer healthy first (docs/etcd.md)"))]  # fmt: skip
 
 
 def test_a_running_orchestration_is_refused():
