@@ -99,8 +99,7 @@ def node_reports(rpc, nodes: dict[str, inventory.Node]) -> tuple[NodeReport, ...
     asked = sorted(answering)
 
     def ask(fun, arg) -> dict:
-        found = rpc.answers(asked, fun, [arg], None, CALL_TIMEOUT) if asked else {}
-        return {n: value for n, value in found.items() if isinstance(value, str | dict)}
+        return rpc.answers(asked, fun, [arg], None, CALL_TIMEOUT) if asked else {}
 
     grains = {n: g.get("saltversion") for n, g in ask("grains.item", "saltversion").items()
               if isinstance(g, dict)}  # fmt: skip
