@@ -245,6 +245,12 @@ def archive_name(moment: datetime.datetime) -> str:
     return f"{PREFIX}{moment.astimezone(datetime.UTC).strftime(TIME_FORMAT)}{SUFFIX}"
 
 
+def archive_time(name: str) -> datetime.datetime:
+    """When the archive called `name` (a NAME_PATTERN name) was taken, in UTC."""
+    stamp = name.removeprefix(PREFIX).removesuffix(SUFFIX)
+    return datetime.datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=datetime.UTC)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The etcd snapshot of a backup: the file, where it came from, what it holds."""

@@ -37,8 +37,7 @@ def probe_lock() -> None:
     """LockBusy when an orchestration runs (deploy_node, remove_node...): the inventory
     and the keys may be changing. The lock is not kept: the daily renewal must not skip
     because a backup runs."""
-    if lock.acquire("kubesalt-backup (probing the lock)"):
-        lock.release()
+    lock.probe("kubesalt-backup (probing the lock)")
 
 
 def copy_targets(nodes: dict[str, inventory.Node], this: str) -> list[inventory.Node]:

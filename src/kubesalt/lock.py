@@ -54,6 +54,12 @@ def acquire(what: str, path: str | None = None, hint: str = "") -> bool:
     return True
 
 
+def probe(what: str, path: str | None = None) -> None:
+    """LockBusy when another process holds the lock; the lock is not kept."""
+    if acquire(what, path):
+        release(path)
+
+
 def _describe(fd: int, what: str) -> None:
     text = f"{what} (PID {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')})\n"
     os.ftruncate(fd, 0)

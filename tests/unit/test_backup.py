@@ -236,6 +236,12 @@ def test_to_prune_orders_by_name_which_is_time():
     assert backup.to_prune(names, 2) == []
 
 
+def test_an_archive_name_gives_back_its_time():
+    moment = datetime.datetime(2026, 12, 4, 14, 5, 9, tzinfo=datetime.UTC)
+    assert backup.archive_name(moment) == "kubesalt-backup-20261204T140509Z.tar.gz"
+    assert backup.archive_time("kubesalt-backup-20261204T140509Z.tar.gz") == moment
+
+
 # -- verify -----------------------------------------------------------------------------
 
 

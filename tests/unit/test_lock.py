@@ -74,3 +74,20 @@ def test_the_lock_file_is_private(path):
     lock.acquire("deploy_node cp2", path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+
+
+def test_a_probe_leaves_a_free_lock_free(path):
+    lock.probe("upgrade plan (probing the lock)", path)
+    assert pathlib.Path(path).read_text() == ""
+    assert lock.acquire("deploy_node cp2", path) is True
+
+
+def test_a_probe_names_the_running_orchestration(path, other_process):
+    with pytest.raises(lock.LockBusy, match=r"running: deploy_node cp2 \(PID "):
+        lock.probe("upgrade plan (probing the lock)", path)
+
+
+def test_a_probe_keeps_the_lock_this_process_holds(path):
+    lock.acquire("deploy_node cp2", path)
+    lock.probe("upgrade plan (probing the lock)", path)
+    assert lock.release(path) is True

@@ -51,6 +51,8 @@ ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "cont
 
 
 SALT_VENV_SHA256 = "5a" * 32
+SALT_VERSION = "3008.3"  # what every minion reports (grain saltversion)
+KUBELET_VERSION = "1.33.5-1.1"  # the kubelet package every node reports (pkg.version)
 
 
 # The addons phase's calls on the CA minion: the cluster-admins binding with
@@ -89,6 +91,7 @@ class Cluster:
         self.dead = set()  # powered off: no SSH, no minion, no etcd member answering
         self.etcd_down = set()  # nodes whose etcd member does not answer
         self.etcd_data = set()  # nodes whose /var/lib/etcd holds their member
+        self.saltenvs = {}  # node -> its minion's saltenv, when not SALTENV
         for node in deployed:
             self.deploy(node)
         for node in fresh:
@@ -162,6 +165,15 @@ class Cluster:
         if key == "kubesalt":
             return {k.split(":")[1]: v for k, v in self.grains.get(node, {}).items()}
         return self.grains.get(node, {}).get(key, "")
+
+    def _grains_item(self, node, *keys):
+        return {key: SALT_VERSION if key == "saltversion" else "" for key in keys}
+
+    def _config_get(self, node, key):
+        return self.saltenvs.get(node, SALTENV) if key == "saltenv" else ""
+
+    def _pkg_version(self, node, name):
+        return KUBELET_VERSION if name == "kubelet" else ""
 
     def _grains_set(self, node, key, value, force):
         self.grains.setdefault(node, {})[key] = value
