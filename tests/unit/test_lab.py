@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pathlib
 import signal
@@ -533,3 +534,33 @@ def test_cmd_down_stops_running_nodes_only_and_removes_added_ones(lab_dirs, monk
     assert {c[1] for c in calls if c[0] == "kill"} == {"cp2", "cp3", "cp4"}
     assert ("veth", "cp4") in calls
     assert not pathlib.Path(model.STATE_DIR).exists()
+
+
+def _staticpods_standin():
+    path = ROOT / "src" / "kubesalt_lab" / "standins" / "staticpods.py"
+    spec = importlib.util.spec_from_file_location("lab_staticpods", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_etcd_stand_in_gives_kubeadm_134s_flags_their_etcd_34_names():
+    standin = _staticpods_standin()
+    cmd_134 = [
+        "etcd",
+        "--data-dir=/var/lib/etcd",
+        "--feature-gates=InitialCorruptCheck=true",
+        "--name=cp2",
+        "--watch-progress-notify-interval=5s",
+    ]
+    assert standin.as_etcd34(cmd_134) == [
+        "etcd",
+        "--data-dir=/var/lib/etcd",
+        "--experimental-initial-corrupt-check=true",
+        "--name=cp2",
+        "--experimental-watch-progress-notify-interval=5s",
+    ]
+    # kubeadm 1.33's command (etcd 3.5 names, which etcd 3.4 knows) passes unchanged.
+    cmd_133 = ["etcd", "--experimental-initial-corrupt-check=true",
+               "--experimental-watch-progress-notify-interval=5s"]  # fmt: skip
+    assert standin.as_etcd34(cmd_133) == cmd_133

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """kubesalt lab stand-in for the kubelet, for etcd only (docs/lab.md).
 
-Runs the etcd command of /etc/kubernetes/manifests/etcd.yaml exactly as written
+Runs the etcd command of /etc/kubernetes/manifests/etcd.yaml as written
 (spec.containers[0].command), restarts it when the manifest changes or the process exits,
-and stops it when the manifest is removed. The etcd binary is Debian's etcd-server, installed
+and stops it when the manifest is removed. One translation: the binary here is etcd 3.4,
+which knows only the experimental names of two flags that kubeadm 1.34 writes in their
+graduated etcd 3.6 form (see as_etcd34). The etcd binary is Debian's etcd-server, installed
 from the bootstrap node's apt repository the first time a manifest appears (the lab's stand-in
 for pulling the etcd image through the registry). Lab only: not part of kubesalt.
 """
@@ -22,6 +24,25 @@ LOAD = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]
 LOG = "/var/log/kubesalt-lab-etcd.log"
 
 
+# etcd 3.6 flag (as kubeadm 1.34 writes it) -> the etcd 3.4 flag of the same meaning.
+ETCD36_TO_34 = {
+    "--feature-gates=InitialCorruptCheck=true": "--experimental-initial-corrupt-check=true",
+    "--watch-progress-notify-interval=": "--experimental-watch-progress-notify-interval=",
+}
+
+
+def as_etcd34(cmd):
+    """`cmd` with etcd 3.6's graduated flags given their etcd 3.4 names; the rest as is."""
+    out = []
+    for arg in cmd:
+        for new, old in ETCD36_TO_34.items():
+            if arg == new or (new.endswith("=") and arg.startswith(new)):
+                arg = old + arg[len(new) :]
+                break
+        out.append(arg)
+    return out
+
+
 def say(text):
     print(text, flush=True)
 
@@ -31,7 +52,7 @@ def command_of(path):
         [SALT_PYTHON, "-c", LOAD, path], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     pod = json.loads(text)
-    return list(pod["spec"]["containers"][0]["command"])
+    return as_etcd34(pod["spec"]["containers"][0]["command"])
 
 
 def ensure_etcd():
