@@ -29,12 +29,23 @@ def wait(run, step, pending, check):
     return wait_for(run, pending, check, run.timeout(step), step.retry)
 
 
-def _silent(run, pending) -> list[str]:
-    """The nodes of `pending` whose minion does not answer test.ping (one job); those that
-    answer are remembered for the run."""
-    answering = run.rpc.ping(pending)
+# A ping inside a wait: short, as a silent minion costs the whole timeout (plus Salt's
+# gather_job_timeout) before the next try; a connected minion answers in well under 1 s.
+# A minion whose key was just accepted retries its login after acceptance_wait_time (2 s).
+PING_IN_WAIT = 2
+
+
+def _silent(run, pending, timeout=5) -> list[str]:
+    """The nodes of `pending` whose minion does not answer test.ping within `timeout` (one
+    job); those that answer are remembered for the run."""
+    answering = run.rpc.ping(pending, timeout)
     run.answering.update(answering)
     return [n for n in pending if n not in answering]
+
+
+def _wait_answering(run, step, pending) -> list[str]:
+    """`wait` until every minion of `pending` answers test.ping; the silent ones left."""
+    return wait(run, step, pending, lambda left: _silent(run, left, PING_IN_WAIT))
 
 
 def wait_for(run, pending, check, timeout, interval):
@@ -167,7 +178,7 @@ def minion_answers_or_gone(run, step, nodes, targets):
             run.unreachable.setdefault(node, {})["minion"] = "no accepted minion key"
     askable = [n for n in nodes if n in run.accepted and n not in run.answering]
 
-    silent = wait(run, step, askable, lambda pending: _silent(run, pending))
+    silent = _wait_answering(run, step, askable)
     problems = {n: f"node {n}: its minion did not answer test.ping within "
                    f"{run.timeout(step)}s" for n in silent}  # fmt: skip
     fix = ("remove_node applies the cleanup states through it: start it (systemctl restart "
@@ -378,7 +389,7 @@ def minion_answers(run, step, nodes, targets):
         silent = _silent(run, askable) if askable else []
         run.no_minion.update(silent)
         return StepResult(notes=[f"{', '.join(silent)} do not answer test.ping"] if silent else [])
-    silent = wait(run, step, askable, lambda pending: _silent(run, pending))
+    silent = _wait_answering(run, step, askable)
     if silent:
         raise StepFailed(
             f"waited {run.timeout(step)}s for minion(s) {', '.join(silent)} to answer "
@@ -398,7 +409,7 @@ def mine_updated(run, step, nodes, targets):
     if run.test:
         silent = _silent(run, askable)
     else:
-        silent = wait(run, step, askable, lambda pending: _silent(run, pending))
+        silent = _wait_answering(run, step, askable)
     answering = [n for n in askable if n not in silent]
     if answering and not run.test:
         run.rpc.call(answering, "mine.update", [], {}, run.timeout(step),
@@ -512,11 +523,7 @@ def _reconnect(run, minions, wait=90):
     old process, cut off from jobs, would lose any job sent to it."""
     run.backend.sleep(RESTART_DELAY + 2)
 
-    def silent_of(pending):
-        answering = run.rpc.ping(pending)
-        return [m for m in pending if m not in answering]
-
-    waiting = wait_for(run, minions, silent_of, wait, 2)
+    waiting = wait_for(run, minions, lambda left: _silent(run, left, PING_IN_WAIT), wait, 2)
     if waiting:
         raise StepFailed(
             f"salt-minion on {', '.join(waiting)} did not answer test.ping within {wait}s "

@@ -304,13 +304,49 @@ def test_a_restarted_minion_that_never_answers_is_named_once_its_bound_passed():
                               sleep=lambda s: clock.__setitem__("now", clock["now"] + s))  # fmt: skip
     run = SimpleNamespace(
         backend=backend,
+        answering=set(),
         rpc=SimpleNamespace(
-            ping=lambda nodes: pinged.append((clock["now"], list(nodes))) or {"cp2"}
+            ping=lambda nodes, timeout: (
+                pinged.append((clock["now"], list(nodes), timeout)) or {"cp2"}
+            )
         ),
     )
     with pytest.raises(StepFailed, match="salt-minion on cp3 did not answer test.ping within 90s"):
         steps._reconnect(run, ["cp2", "cp3"])
     first = steps.RESTART_DELAY + 2
-    assert pinged[0] == (first, ["cp2", "cp3"])
-    assert [nodes for _, nodes in pinged[1:]] == [["cp3"]] * (len(pinged) - 1)
+    assert pinged[0] == (first, ["cp2", "cp3"], steps.PING_IN_WAIT)
+    assert [nodes for _, nodes, _ in pinged[1:]] == [["cp3"]] * (len(pinged) - 1)
+    assert {timeout for _, _, timeout in pinged} == {2}  # short pings: a silent one costs it
     assert len(pinged) == 46  # at 4, 6, ..., 94 s
+
+
+def test_waiting_for_minions_pings_short_and_remembers_who_answers():
+    """minion_answers (and the other waits for a minion): a silent minion costs the ping's
+    timeout before the next try, so the pings inside a wait are short (PING_IN_WAIT)."""
+    from types import SimpleNamespace
+
+    from kubesalt.orchestrate import steps
+    from kubesalt.orchestrate.model import Step
+
+    clock = {"now": 0.0}
+    answers = iter([set(), {"cp2"}, {"cp3"}])
+    pinged = []
+
+    def ping(nodes, timeout):
+        pinged.append((list(nodes), timeout))
+        return next(answers)
+
+    run = SimpleNamespace(
+        backend=SimpleNamespace(
+            clock=lambda: clock["now"],
+            sleep=lambda s: clock.__setitem__("now", clock["now"] + s),
+        ),
+        rpc=SimpleNamespace(ping=ping),
+        answering=set(),
+        timeout=lambda step: 90,
+    )
+    step = Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=1)
+    assert steps._wait_answering(run, step, ["cp2", "cp3"]) == []
+    assert pinged == [(["cp2", "cp3"], 2), (["cp2", "cp3"], 2), (["cp3"], 2)]
+    assert run.answering == {"cp2", "cp3"}
+    assert clock["now"] == 2  # one retry interval between each try
