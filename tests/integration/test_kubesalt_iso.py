@@ -1,8 +1,10 @@
 """kubesalt-iso add, list and remove with real programs: ISOs built from small signed trees
 are mounted (loop, or fuseiso where the kernel has no ISO 9660), verified with gpgv against
 the operator's fingerprint, written to an fstab and a register in a temporary directory,
-then unmounted. The Salt run that serves the register (SERVE_STATES) is counted instead:
-its states have their own tests; here nothing needs salt-master.
+served by a real nginx with kubesalt's server block written from the register
+(services.nginx_config, as the state kubesalt.nginx writes it), then unmounted. The other
+states of SERVE_STATES (apt sources, registry, salt-master) have their own tests and change
+the host: here they are not run, and nothing needs salt-master.
 
 Every mount point is under the test's temporary directory, named kbB-*."""
 
@@ -19,19 +21,25 @@ from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import Log, System, mount_of
 from kubesalt_isobuild.signing import Signer
 from tests.integration.archive_tree import make_iso, make_tree
+from tests.integration.iso.iso_servers import free_port
+from tests.integration.kubesalt_nginx import KubesaltNginx, nginx_front
 
 pytestmark = pytest.mark.integration
 
 
 class Served:
-    """Stands for the salt-call of SERVE_STATES: what the register held at each call."""
+    """Stands for the salt-call of SERVE_STATES: nginx serves what the register holds;
+    records the registered versions at each call."""
 
-    def __init__(self, register: Path):
+    def __init__(self, register: Path, nginx: KubesaltNginx):
         self.register = register
+        self.nginx = nginx
         self.seen: list[list[str]] = []
 
     def __call__(self, ctx) -> saltout.StateSummary:
-        self.seen.append([a.version for a in archive.load_register(str(self.register))])
+        archives = archive.load_register(str(self.register))
+        self.nginx.serve(archives)
+        self.seen.append([a.version for a in archives])
         return saltout.StateSummary(total=1)
 
 
@@ -51,16 +59,30 @@ def node(tmp_path, monkeypatch, signer):
     log = Log(str(tmp_path / "kubesalt-iso.log"), verbose=False)
     args = argparse.Namespace(archive_fingerprint=signer.fingerprint)
     ctx = cli.Context(args=args, log=log, system=System(log))
-    served = Served(register)
     fstab = tmp_path / "fstab"
     fstab.write_text("UUID=1 / ext4 defaults 0 1\n")
-    manager = isomanager.Manager(ctx, register=str(register), fstab=str(fstab), serve=served)
-    yield argparse.Namespace(
-        tmp=tmp_path, base=base, register=register, fstab=fstab, manager=manager, served=served
-    )
-    for where in sorted(base.glob("*")) if base.exists() else []:
-        mounts.unmount(ctx.system, str(where))
-    log.close()
+    registry_address = f"127.0.0.1:{free_port()}"  # nothing listens: no image is asked for
+    try:
+        with nginx_front(
+            tmp_path / "kbB-nginx", registry_address, archive.load_register(str(register))
+        ) as nginx:
+            served = Served(register, nginx)
+            manager = isomanager.Manager(
+                ctx, register=str(register), fstab=str(fstab), serve=served
+            )
+            yield argparse.Namespace(
+                tmp=tmp_path,
+                base=base,
+                register=register,
+                fstab=fstab,
+                manager=manager,
+                served=served,
+                nginx=nginx,
+            )
+    finally:
+        for where in sorted(base.glob("*")) if base.exists() else []:
+            mounts.unmount(ctx.system, str(where))
+        log.close()
 
 
 def iso_of(node, signer, name: str, version: str, content: str = "") -> Path:
@@ -85,6 +107,9 @@ def test_add_list_remove_an_iso(node, signer, capsys):
     line = node.fstab.read_text().splitlines()[1]
     assert line.split()[:2] in ([str(iso), str(where)], [f"fuseiso#{iso}", str(where)])
     assert node.served.seen == [["9.8.7", "9.9.0"]]
+    product = (where / archive.PRODUCT).read_bytes()
+    assert node.nginx.status("/kubesalt-9.9.0/product.txt", 200) == (200, product)
+    assert node.nginx.status("/kubesalt-9.8.7/product.txt", 200)[0] == 200
     assert f"SHA256SUMS signed by {signer.fingerprint} (the fingerprint given)" in (
         capsys.readouterr().out
     )
@@ -101,6 +126,8 @@ def test_add_list_remove_an_iso(node, signer, capsys):
 
     assert node.manager.remove("9.9.0") == isomanager.EXIT_OK
     assert node.served.seen[-1] == ["9.8.7"]
+    assert node.nginx.status("/kubesalt-9.9.0/product.txt", 404)[0] == 404
+    assert node.nginx.status("/kubesalt-9.8.7/product.txt", 200)[0] == 200
     assert mount_of(str(where)) is None and not where.exists()
     assert node.fstab.read_text() == "UUID=1 / ext4 defaults 0 1\n"
     assert [a.version for a in archive.load_register(str(node.register))] == ["9.8.7"]
