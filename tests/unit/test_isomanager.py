@@ -398,6 +398,7 @@ def test_add_and_remove_hold_the_orchestration_lock(node, monkeypatch):
     from kubesalt import lock
 
     monkeypatch.setattr(lock, "LOCK_FILE", str(node.tmp / "orchestrate.lock"))
+    node.manager.add(str(make_tree(node.tmp / "kubesalt-1.1.0", "1.1.0")))
     held = []
     monkeypatch.setattr(node.manager, "remove", lambda version: held.append(lock._HELD.copy()) or 0)
     args = argparse.Namespace(command="remove", version="1.1.0")
@@ -459,3 +460,15 @@ def test_the_services_are_configured_for_the_current_archive(tmp_path, monkeypat
     assert kubesalt_bootstrap._current() == current
     kubesalt_bootstrap.__opts__ = {"saltenv": "kubesalt-1.0.0"}
     assert kubesalt_bootstrap._current() == first
+
+
+def test_refusals_come_before_the_lock(node, monkeypatch):
+    from kubesalt import lock
+
+    monkeypatch.setattr(lock, "LOCK_FILE", str(node.tmp / "run" / "orchestrate.lock"))
+    with pytest.raises(IsoError, match="VERSION 1.0.0: this is the current archive"):
+        isomanager.run(argparse.Namespace(command="remove", version="1.0.0"), node.manager)
+    node.register.unlink()
+    with pytest.raises(IsoError, match="lists no archive"):
+        isomanager.run(argparse.Namespace(command="add", path=str(node.tmp)), node.manager)
+    assert not (node.tmp / "run").exists()

@@ -247,10 +247,22 @@ class Manager:
         )
         return EXIT_OK
 
-    def remove(self, version: str) -> int:
+    def _removal(self, version: str):
+        """(registered archives, current version, the archive to remove), or the refusal."""
         karchive.check_version(version, "VERSION", "give a version that kubesalt-iso list shows")
         archives, current = self._registered()
-        found = removable(archives, current, version)
+        return archives, current, removable(archives, current, version)
+
+    def check(self, command: str, argument: str) -> None:
+        """The refusals that need no lock: this is a bootstrap node, the version may go.
+        add and remove decide again under the lock, from the register as it then is."""
+        if command == "remove":
+            self._removal(argument)
+        else:
+            self._registered()
+
+    def remove(self, version: str) -> int:
+        archives, current, found = self._removal(version)
         self.ctx.system.write(
             self.register, karchive.register_text(without(archives, version), current)
         )
@@ -319,9 +331,9 @@ def run(args: argparse.Namespace, manager: Manager) -> int:
     must not see an archive come or go)."""
     if args.command == "list":
         return manager.list()
-    held = lock.acquire(
-        f"{PROG} {args.command} {args.path if args.command == 'add' else args.version}"
-    )
+    argument = args.path if args.command == "add" else args.version
+    manager.check(args.command, argument)
+    held = lock.acquire(f"{PROG} {args.command} {argument}")
     try:
         return manager.add(args.path) if args.command == "add" else manager.remove(args.version)
     finally:
