@@ -17,6 +17,7 @@ from kubesalt.bootstrap.isomanager import IsoError
 from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import Log, System
 from tests.unit.loader import load
+from tests.unit.test_keepalived import render_sls
 
 FINGERPRINT = "0123456789ABCDEF0123456789ABCDEF01234567"
 
@@ -472,3 +473,34 @@ def test_refusals_come_before_the_lock(node, monkeypatch):
     with pytest.raises(IsoError, match="lists no archive"):
         isomanager.run(argparse.Namespace(command="add", path=str(node.tmp)), node.manager)
     assert not (node.tmp / "run").exists()
+
+
+def test_the_repo_state_declares_registered_sources_and_removes_the_others(tmp_path):
+    registered = entry(tmp_path, "1.0.0")
+    source = {
+        "saltenv": registered.saltenv,
+        "keyring_source": registered.path(archive.KEYRING),
+        "keyring": archive.apt_keyring_path(registered),
+        "path": archive.apt_sources_path(registered),
+        "contents": archive.apt_sources(registered),
+        "update": " ".join(archive.apt_update_command(registered)),
+    }
+    stale = [
+        "/etc/apt/keyrings/kubesalt-0.9.0.gpg",
+        "/etc/apt/sources.list.d/kubesalt-0.9.0.sources",
+    ]
+    high = render_sls(
+        "kubesalt.repo.configured",
+        {},
+        {
+            "kubesalt_bootstrap.apt_sources": lambda: [source],
+            "kubesalt_bootstrap.stale_apt_files": lambda: stale,
+        },
+    )
+    assert high["Declare the kubesalt-1.0.0 apt repository"]["file.managed"][0] == {
+        "name": "/etc/apt/sources.list.d/kubesalt-1.0.0.sources"
+    }
+    removed = {sid: state["file.absent"] for sid, state in high.items() if "file.absent" in state}
+    assert removed == {
+        f"Remove {path}, of an archive no longer registered": [{"name": path}] for path in stale
+    }
