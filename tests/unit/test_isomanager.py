@@ -187,6 +187,19 @@ def test_bootstrap_keeps_added_archives_and_the_recorded_current(tmp_path, boots
     assert result.detail.endswith("; current 1.1.0")
 
 
+def test_bootstrap_names_an_added_archive_that_is_gone(tmp_path, bootstrap):
+    first = make_tree(tmp_path / "kubesalt-1.0.0", "1.0.0")
+    gone = entry(tmp_path / "kubesalt-1.1.0", "1.1.0")
+    Path(archive.REGISTER).write_text(archive.register_text([entry(first, "1.0.0"), gone]))
+    bootstrap.archive_sources = [str(first)]
+    with pytest.raises(BootstrapError) as failed:
+        cli.phase_archive(bootstrap)
+    assert str(failed.value).endswith(
+        f"(archive 1.1.0 is in {archive.REGISTER}, added by kubesalt-iso: put {gone.source} "
+        "back, or remove it with kubesalt-iso remove 1.1.0)"
+    )
+
+
 def test_bootstrap_with_archive_makes_it_current(tmp_path, bootstrap):
     first = make_tree(tmp_path / "kubesalt-1.0.0", "1.0.0")
     added = make_tree(tmp_path / "kubesalt-1.1.0", "1.1.0")

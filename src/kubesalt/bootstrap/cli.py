@@ -182,14 +182,13 @@ def verify_archive(ctx: Context, root: str, report: Callable[[str], None] | None
     )
 
 
-def _kept_from_register(ctx: Context, configured: list[karchive.Archive]) -> list[karchive.Archive]:
-    """The registered archives of other versions than `configured` (kubesalt-iso added
-    them; kubesalt-iso remove takes them away), checked like the configured ones."""
-    versions = {a.version for a in configured}
-    kept = [a for a in karchive.load_register(karchive.REGISTER) if a.version not in versions]
-    for found in kept:
-        verify_archive(ctx, found.root)
-    return kept
+def _attach_archive(ctx: Context, source: str) -> tuple[karchive.Archive, bool]:
+    """An archive mounted (an ISO, kept in fstab) and checked whole; whether that changed
+    something."""
+    attached = mounts.attach(ctx.system, source)
+    changed = attached.mounted_now | mounts.persist(ctx.system, attached)
+    verify_archive(ctx, attached.root)
+    return karchive.describe(source, attached.root, attached.kind), changed
 
 
 def _current_archive(ctx: Context, archives: list[karchive.Archive]) -> karchive.Archive:
@@ -204,15 +203,28 @@ def _current_archive(ctx: Context, archives: list[karchive.Archive]) -> karchive
 
 
 def phase_archive(ctx: Context) -> PhaseResult:
+    """The archives of bootstrap.yaml, then those registered with other versions
+    (kubesalt-iso added them; kubesalt-iso remove takes them away), each attached and
+    checked; the register written with the current one."""
     changed = False
-    configured = []
+    archives = []
     for source in ctx.archive_sources:
-        attached = mounts.attach(ctx.system, source)
-        changed |= attached.mounted_now
-        changed |= mounts.persist(ctx.system, attached)
-        verify_archive(ctx, attached.root)
-        configured.append(karchive.describe(source, attached.root, attached.kind))
-    archives = configured + _kept_from_register(ctx, configured)
+        found, attached = _attach_archive(ctx, source)
+        archives.append(found)
+        changed |= attached
+    versions = {a.version for a in archives}
+    for registered in karchive.load_register(karchive.REGISTER):
+        if registered.version not in versions:
+            try:
+                found, attached = _attach_archive(ctx, registered.source)
+            except BootstrapError as err:
+                raise BootstrapError(
+                    f"{err}\n(archive {registered.version} is in {karchive.REGISTER}, added by "
+                    f"kubesalt-iso: put {registered.source} back, or remove it with "
+                    f"kubesalt-iso remove {registered.version})"
+                ) from err
+            archives.append(found)
+            changed |= attached
     ctx.archives = archives
     ctx.current = _current_archive(ctx, archives)
     changed |= ctx.system.write(
