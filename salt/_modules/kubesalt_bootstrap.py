@@ -6,6 +6,7 @@ every value from here, so templates only place them. The cluster CA itself is
 ``kubesalt.pki.ca``'s (``kubesalt_kubeadm.pki``).
 """
 
+import glob
 import os
 
 from salt.exceptions import CommandExecutionError
@@ -46,11 +47,14 @@ def _archives():
 
 
 def _current():
+    """The archive of this run's saltenv, else the one the register records as current."""
     archives = _archives()
     saltenv = __opts__.get("saltenv")  # noqa: F821
-    for item in archives:
-        if item.saltenv == saltenv:
-            return item
+    recorded = _glue.call(_archive.load_current)
+    for wanted in (saltenv, _archive.saltenv(recorded)):
+        for item in archives:
+            if item.saltenv == wanted:
+                return item
     return archives[0]
 
 
@@ -101,6 +105,21 @@ def apt_sources():
         }
         for a in _archives()
     ]
+
+
+def stale_apt_files():
+    """
+    Return the apt sources and keys of archives no longer registered on this node
+    (``kubesalt-iso remove`` took them away), for ``kubesalt.repo`` to remove.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_bootstrap.stale_apt_files
+    """
+    found = [path for pattern in _archive.apt_file_patterns() for path in glob.glob(pattern)]
+    return _archive.stale_apt_files(_archives(), found)
 
 
 def minion_config():

@@ -29,14 +29,6 @@ FAKE_MAIN = f"import os, pathlib\npathlib.Path(os.environ[{MARKER_ENV!r}]).write
 
 
 @pytest.fixture(scope="module")
-def signer():
-    key = Signer()
-    key.generate()
-    yield key
-    key.close()
-
-
-@pytest.fixture(scope="module")
 def other_signer():
     key = Signer()
     key.generate()

@@ -6,66 +6,36 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from kubesalt.bootstrap import archive, cli
+from kubesalt.bootstrap import archive, cli, mounts
 from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import Log, System, mount_of
-from kubesalt_isobuild import tree
-from kubesalt_isobuild.signing import Signer
+from tests.integration.archive_tree import make_iso, make_tree
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def signer():
-    key = Signer()
-    key.generate()
-    yield key
-    key.close()
-
-
-def make_tree(root: Path, signer: Signer) -> None:
-    unsigned = (archive.PRODUCT, archive.KEYRING, archive.SUMS, archive.SUMS_SIGNATURE)
-    for rel in archive.REQUIRED:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if rel == archive.WHEELS_DIR:
-            path.mkdir()
-            (path / "README").write_text("wheels\n")
-        elif rel not in unsigned:
-            path.write_text(f"{rel}\n")
-    (root / archive.PRODUCT).write_text(
-        tree.product_text("kubesalt", "9.8.7", "test", datetime.now(UTC), "lab")
-    )
-    signer.export_public(root / archive.KEYRING, armor=False)
-    tree.write_sums(root)
-    tree.sign_sums(root, signer)
 
 
 @pytest.fixture
 def ctx(tmp_path):
     log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
-    args = argparse.Namespace(archive_fingerprint=None)
+    args = argparse.Namespace(archive_fingerprint=None, archive=None)
     yield cli.Context(args=args, log=log, system=System(log))
     log.close()
 
 
 def test_an_iso_is_mounted_read_only_and_described(tmp_path, ctx, signer):
     make_tree(tmp_path / "tree", signer)
-    iso = tmp_path / "kubesalt-9.8.7.iso"
-    tree.make_iso(tmp_path / "tree", iso, "KUBESALT_9_8_7", datetime.now(UTC))
+    iso = make_iso(tmp_path / "tree", tmp_path / "kubesalt-9.8.7.iso")
     where = tmp_path / "mnt"
-    fuse = cli._mount_iso(ctx, str(iso), str(where))
+    fuse = mounts.mount_iso(ctx.system, str(iso), str(where))
     try:
         source, fstype = mount_of(str(where))
         assert fstype.startswith("fuse") == fuse
         found = archive.describe(str(iso), str(where), "iso")
         assert (found.version, found.saltenv) == ("9.8.7", "kubesalt-9.8.7")
-        cli._verify_archive(ctx, str(where))
+        cli.verify_archive(ctx, str(where))
         with pytest.raises(OSError):
             (where / "new-file").write_text("x")
         line = archive.fstab_line(str(iso), str(where), fuse)
@@ -84,7 +54,7 @@ def test_a_changed_file_fails_the_check(tmp_path, ctx, signer):
     with pytest.raises(
         BootstrapError, match=r"(?s)does not match its signed SHA256SUMS.*salt/top.sls: sha256"
     ):
-        cli._verify_archive(ctx, str(root))
+        cli.verify_archive(ctx, str(root))
 
 
 def test_a_registered_archive_is_checked_again_on_every_run(tmp_path, ctx, signer, monkeypatch):

@@ -18,29 +18,13 @@ from pathlib import Path
 import pytest
 
 from kubesalt.bootstrap import registry, services
-from tests.integration.iso.iso_servers import free_port, make_ca, stop, wait_port
+from tests.integration.iso.iso_servers import free_port, stop, wait_port
+from tests.integration.kubesalt_nginx import nginx_front
 from tests.integration.test_registry_fill import make_layout
 
 pytestmark = pytest.mark.integration
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-NGINX_MAIN = """\
-user root;
-worker_processes 1;
-daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {prefix}/kubesalt.conf;
-}}
-"""
 
 
 @contextlib.contextmanager
@@ -60,35 +44,6 @@ def served_registry(workdir: Path, storage: Path):
         client = registry.Client(f"http://127.0.0.1:{port}")
         client.wait_ready(timeout=10, interval=0.1)
         yield client
-    finally:
-        stop(proc)
-
-
-@contextlib.contextmanager
-def nginx_front(prefix: Path, registry_address: str):
-    """nginx with kubesalt's server block (no archive), TLS on a free loopback port."""
-    tls = make_ca(prefix / "tls")
-    port = free_port()
-    server = services.nginx_config(
-        "127.0.0.1",
-        [],
-        port=port,
-        registry=registry_address,
-        tls=(str(tls["cert"]), str(tls["key"])),
-    )
-    (prefix / "kubesalt.conf").write_text(server.replace("/var/log/nginx/", f"{prefix}/"))
-    (prefix / "nginx.conf").write_text(NGINX_MAIN.format(prefix=prefix))
-    log = prefix / "error.log"
-    log.touch()
-    with open(log, "a") as errors:
-        proc = subprocess.Popen(
-            ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        )
-    try:
-        wait_port(port, proc, log)
-        yield registry.Client(f"https://127.0.0.1:{port}", cafile=str(tls["ca"]))
     finally:
         stop(proc)
 
@@ -135,9 +90,9 @@ def _writes(client: registry.Client) -> dict[str, int]:
 def test_the_served_registry_refuses_writes_on_loopback_and_through_nginx(tmp_path, served):
     assert _writes(served) == {"upload": 405, "manifest": 405}
     with nginx_front(tmp_path / "nginx", served.base.removeprefix("http://")) as front:
-        assert _writes(front) == {"upload": 403, "manifest": 403}
+        assert _writes(front.client) == {"upload": 403, "manifest": 403}
         # Reads still pass through nginx.
-        assert front.request("GET", "/v2/")[0] == 200
+        assert front.client.request("GET", "/v2/")[0] == 200
 
 
 def test_a_fill_goes_through_a_private_socket_and_the_served_registry_serves_it(

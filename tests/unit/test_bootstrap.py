@@ -537,7 +537,7 @@ def test_short_comment_cuts_a_very_long_line():
 
 
 def _salt_json_failure(tmp_path, states: list | str) -> tuple[str, str]:
-    """Run cli._salt_json on a failed salt-call's output (the JSON of `states`, or a text):
+    """Run cli.salt_json on a failed salt-call's output (the JSON of `states`, or a text):
     (console message, log text)."""
     output = states if isinstance(states, str) else json.dumps({"local": dict(states)})
 
@@ -548,7 +548,7 @@ def _salt_json_failure(tmp_path, states: list | str) -> tuple[str, str]:
     log = Log(str(tmp_path / "bootstrap.log"), verbose=False)
     ctx = cli.Context(args=argparse.Namespace(), log=log, system=System())
     with pytest.raises(BootstrapError) as raised:
-        cli._salt_json(ctx, ["salt-call"], "salt-call --local state.apply kubesalt.pki")
+        cli.salt_json(ctx, ["salt-call"], "salt-call --local state.apply kubesalt.pki")
     log.close()
     return str(raised.value), (tmp_path / "bootstrap.log").read_text()
 

@@ -19,6 +19,7 @@ RUNS = {
     "kubesalt-check-config": ([str(BOOTSTRAP)], 0),
     "render-cluster": (["--config", str(BOOTSTRAP)], 0),
     "kubesalt-backup": (["--verify", "/nonexistent/kubesalt-backup-x.tar.gz"], 1),
+    "kubesalt-iso": (["--log-file", "/dev/null", "add", "/nonexistent/kubesalt-x.iso"], 1),
 }
 
 

@@ -54,6 +54,8 @@ REQUIRED = {
 # product.txt) rather than found by a glob that an added file could win.
 KUBESALT_WHEEL = "KUBESALT_WHEEL"
 LIBRARY_WHEELS = "LIBRARY_WHEELS"
+# product.txt: the Kubernetes version the archive carries (kubesalt-iso list shows it).
+KUBERNETES_VERSION = "KUBERNETES_VERSION"
 # A version becomes part of paths (mount points, nginx locations, apt files), of Salt
 # environments and of shell commands (pip's `kubesalt==<version>`): digits and dots, then
 # optional [-+.] segments of letters and digits. bootstrap.sh holds the same pattern.
@@ -343,13 +345,18 @@ def fstab_line(iso: str, where: str, fuse: bool) -> str:
     return f"{iso} {where} iso9660 loop,ro,nofail 0 0"
 
 
+def _mounts_at(line: str, where: str) -> bool:
+    """Whether an fstab line (not a comment) mounts something at `where`."""
+    fields = line.split()
+    return len(fields) >= 2 and not line.lstrip().startswith("#") and fields[1] == where
+
+
 def fstab_with(text: str, line: str, where: str) -> str | None:
     """fstab content with `line` for mount point `where` (replacing an older one), or
     None when the file already holds exactly that line."""
     kept = []
     for current in text.splitlines():
-        fields = current.split()
-        if len(fields) >= 2 and not current.lstrip().startswith("#") and fields[1] == where:
+        if _mounts_at(current, where):
             if current.strip() == line:
                 return None
             continue
@@ -358,40 +365,100 @@ def fstab_with(text: str, line: str, where: str) -> str | None:
     return "\n".join(kept) + "\n"
 
 
-def register_text(archives: list[Archive]) -> str:
-    """The content of /etc/kubesalt/archives.yaml."""
-    data = {"archives": [dict(asdict(a), saltenv=a.saltenv) for a in archives]}
+def fstab_without(text: str, where: str) -> str | None:
+    """fstab content without the lines that mount at `where`, or None when it has none."""
+    lines = text.splitlines()
+    kept = [line for line in lines if not _mounts_at(line, where)]
+    if len(kept) == len(lines):
+        return None
+    return "".join(f"{line}\n" for line in kept)
+
+
+def register_text(archives: list[Archive], current: str | None = None) -> str:
+    """The content of /etc/kubesalt/archives.yaml; `current` is the version of the archive
+    the cluster runs (the first archive's when not given)."""
+    if current is None and archives:
+        current = archives[0].version
+    if current is not None and current not in {a.version for a in archives}:
+        raise BootstrapError(
+            f"{current!r} cannot be the current archive: it is not one of the registered "
+            f"versions ({', '.join(a.version for a in archives) or 'none'})"
+        )
+    data = {
+        "current": current,
+        "archives": [dict(asdict(a), saltenv=a.saltenv) for a in archives],
+    }
     header = (
-        "# Managed by bootstrap.sh: the kubesalt archives of this bootstrap node.\n"
-        "# Each one is a saltenv (kubesalt-<version>), a repository path and a set of images.\n"
+        "# Managed by bootstrap.sh and kubesalt-iso: the kubesalt archives of this bootstrap\n"
+        "# node. Each one is a saltenv (kubesalt-<version>), a repository path and a set of\n"
+        "# images; `current` is the one the cluster runs (its saltenv is the master's and the\n"
+        "# minions').\n"
     )
     return header + yaml.safe_dump(data, sort_keys=False)
 
 
-def load_register(path: str = REGISTER) -> list[Archive]:
-    """The registered archives (empty when the register does not exist yet)."""
+def _register_data(path: str) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        return []
+        return {}
     except (OSError, yaml.YAMLError) as err:
         raise BootstrapError(f"{path}: cannot be read ({err}); run bootstrap.sh again") from err
+    if not isinstance(data, dict):
+        raise BootstrapError(f"{path}: not a mapping of archives; run bootstrap.sh again")
+    return data
+
+
+def load_register(path: str = REGISTER) -> list[Archive]:
+    """The registered archives (empty when the register does not exist yet)."""
     fields = {"source", "root", "kind", "name", "version", "flavour"}
     archives = [
         Archive(**{k: v for k, v in item.items() if k in fields})
-        for item in data.get("archives", [])
+        for item in _register_data(path).get("archives", [])
     ]
     for found in archives:
         check_version(str(found.version), path)
     return archives
 
 
+def load_current(path: str = REGISTER) -> str | None:
+    """The version of the archive the cluster runs: the register's `current`, else (a
+    register written before it was recorded) its first archive's; None when it is empty."""
+    data = _register_data(path)
+    archives = data.get("archives") or []
+    current = data.get("current") or (archives[0].get("version") if archives else None)
+    return None if current is None else str(current)
+
+
+def set_current(version: str, write, path: str = REGISTER) -> bool:
+    """Record `version` (a registered one) as the archive the cluster runs; `write(path,
+    text) -> changed` writes the register (bootstrap's System.write). Returns whether the
+    register changed. The upgrade moves the cluster with it once every node runs `version`."""
+    return write(path, register_text(load_register(path), version))
+
+
+APT_KEYRINGS_DIR = "/etc/apt/keyrings"
+APT_SOURCES_DIR = "/etc/apt/sources.list.d"
+
+
 def apt_keyring_path(archive: Archive) -> str:
-    return f"/etc/apt/keyrings/{archive.saltenv}.gpg"
+    return f"{APT_KEYRINGS_DIR}/{archive.saltenv}.gpg"
 
 
 def apt_sources_path(archive: Archive) -> str:
-    return f"/etc/apt/sources.list.d/{archive.saltenv}.sources"
+    return f"{APT_SOURCES_DIR}/{archive.saltenv}.sources"
+
+
+def apt_file_patterns() -> tuple[str, str]:
+    """Globs matching every archive's apt source and key, registered or not."""
+    return (f"{APT_SOURCES_DIR}/{saltenv('*')}.sources", f"{APT_KEYRINGS_DIR}/{saltenv('*')}.gpg")
+
+
+def stale_apt_files(archives: list[Archive], found: list[str]) -> list[str]:
+    """Of the apt sources and keys `found` (apt_file_patterns), those of no registered
+    archive: kubesalt-iso remove took the archive away, its repository must go too."""
+    kept = {apt_sources_path(a) for a in archives} | {apt_keyring_path(a) for a in archives}
+    return sorted(path for path in found if path not in kept)
 
 
 def apt_sources(archive: Archive, base_url: str | None = None) -> str:

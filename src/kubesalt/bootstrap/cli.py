@@ -13,13 +13,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubesalt import backup, backup_etcd, inventory, packages
 from kubesalt import config as kconfig
 from kubesalt.bootstrap import archive as karchive
-from kubesalt.bootstrap import preflight, saltout, saltvenv, services
+from kubesalt.bootstrap import mounts, preflight, saltout, saltvenv, services
 from kubesalt.bootstrap.phases import (
     BootstrapError,
     Phase,
@@ -34,7 +35,7 @@ from kubesalt.bootstrap.system import (
     System,
     free_bytes,
     host_addresses,
-    mount_of,
+    open_log,
     unit_of_pid,
 )
 
@@ -168,62 +169,69 @@ def phase_preflight(ctx: Context) -> PhaseResult:
 # -- archive -------------------------------------------------------------------------
 
 
-def _mount_iso(ctx: Context, iso: str, where: str) -> bool:
-    """Mount an ISO read-only (loop, else fuseiso); return whether fuseiso was used."""
-    os.makedirs(where, exist_ok=True)
-    loop = ctx.system.run(["mount", "-o", "loop,ro", iso, where], what=f"mount {iso}", check=False)
-    if loop.returncode == 0:
-        return False
-    fuse = ctx.system.run(["fuseiso", iso, where], what=f"fuseiso {iso}", check=False)
-    if fuse.returncode == 0:
-        return True
-    raise BootstrapError(
-        f"cannot mount {iso} at {where}: mount -o loop,ro said {loop.stderr.strip() or loop.returncode!r}; "
-        f"fuseiso said {fuse.stderr.strip() or fuse.returncode!r}. Install fuseiso, or extract the ISO "
-        f"(xorriso -osirrox on -indev {iso} -extract / DIR) and list DIR in archives"
-    )
-
-
-def _verify_archive(ctx: Context, root: str) -> None:
+def verify_archive(ctx: Context, root: str, report: Callable[[str], None] | None = None) -> None:
     """Check an archive on every run, before anything of it is used: the signature of its
-    SHA256SUMS (by the operator's key when a fingerprint is given), every file, no other."""
+    SHA256SUMS (by the operator's key when a fingerprint is given), every file, no other.
+    `report` gets the line saying by whom it is signed (default: the log)."""
     started = time.monotonic()
     signer = karchive.verify(root, ctx.args.archive_fingerprint)
     given = "the fingerprint given" if ctx.args.archive_fingerprint else "no fingerprint given"
-    ctx.log.detail(
+    (report or ctx.log.detail)(
         f"{root}: {karchive.SUMS} signed by {signer} ({given}); every file checked in "
         f"{time.monotonic() - started:.1f}s"
     )
 
 
+def _attach_archive(ctx: Context, source: str) -> tuple[karchive.Archive, bool]:
+    """An archive mounted (an ISO, kept in fstab) and checked whole; whether that changed
+    something."""
+    attached = mounts.attach(ctx.system, source)
+    changed = attached.mounted_now | mounts.persist(ctx.system, attached)
+    verify_archive(ctx, attached.root)
+    return karchive.describe(source, attached.root, attached.kind), changed
+
+
+def _current_archive(ctx: Context, archives: list[karchive.Archive]) -> karchive.Archive:
+    """The archive the cluster runs: --archive when given, else the one the register
+    records (an upgrade moves it), else the first of `archives` in bootstrap.yaml."""
+    recorded = karchive.load_current(karchive.REGISTER)
+    if not ctx.args.archive:
+        for found in archives:
+            if found.version == recorded:
+                return found
+    return archives[0]
+
+
 def phase_archive(ctx: Context) -> PhaseResult:
+    """The archives of bootstrap.yaml, then those registered with other versions
+    (kubesalt-iso added them; kubesalt-iso remove takes them away), each attached and
+    checked; the register written with the current one."""
     changed = False
     archives = []
-    fstab = Path("/etc/fstab")
     for source in ctx.archive_sources:
-        kind = karchive.kind_of(source)
-        if kind == "iso":
-            iso = os.path.realpath(source)
-            root = karchive.mount_point(iso)
-            mounted = mount_of(root)
-            if mounted is None:
-                fuse = _mount_iso(ctx, iso, root)
-                changed = True
-            else:
-                fuse = mounted[1].startswith("fuse")
-            text = fstab.read_text() if fstab.exists() else ""
-            new = karchive.fstab_with(text, karchive.fstab_line(iso, root, fuse), root)
-            if new is not None:
-                changed |= ctx.system.write(str(fstab), new)
-        else:
-            root = os.path.realpath(source)
-        _verify_archive(ctx, root)
-        archives.append(karchive.describe(source, root, kind))
+        found, attached = _attach_archive(ctx, source)
+        archives.append(found)
+        changed |= attached
+    versions = {a.version for a in archives}
+    for registered in karchive.load_register(karchive.REGISTER):
+        if registered.version not in versions:
+            try:
+                found, attached = _attach_archive(ctx, registered.source)
+            except BootstrapError as err:
+                raise BootstrapError(
+                    f"{err}\n(archive {registered.version} is in {karchive.REGISTER}, added by "
+                    f"kubesalt-iso: put {registered.source} back, or remove it with "
+                    f"kubesalt-iso remove {registered.version})"
+                ) from err
+            archives.append(found)
+            changed |= attached
     ctx.archives = archives
-    ctx.current = archives[0]
-    changed |= ctx.system.write(karchive.REGISTER, karchive.register_text(archives))
+    ctx.current = _current_archive(ctx, archives)
+    changed |= ctx.system.write(
+        karchive.REGISTER, karchive.register_text(archives, ctx.current.version)
+    )
     names = ", ".join(f"{a.name} {a.version} at {a.root}" for a in archives)
-    return PhaseResult(changed, names)
+    return PhaseResult(changed, f"{names}; current {ctx.current.version}")
 
 
 # -- repository ----------------------------------------------------------------------
@@ -362,7 +370,9 @@ def phase_salt_minion(ctx: Context) -> PhaseResult:
     )
 
 
-def _salt_json(ctx: Context, cmd: list[str], what: str) -> saltout.StateSummary:
+def salt_json(ctx: Context, cmd: list[str], what: str) -> saltout.StateSummary:
+    """Run a Salt command whose output is JSON (--out=json): one log line per state; a
+    failed state or a non-zero exit is a BootstrapError listing the failures."""
     result = ctx.system.run(cmd, what=what, check=False, quiet_output=True)
     try:
         data = json.loads(result.stdout) if result.stdout.strip() else {}
@@ -399,6 +409,13 @@ def _failure_lines(ctx: Context, summary: saltout.StateSummary, result) -> list[
     return lines
 
 
+def local_state_apply(ctx: Context, sls: str) -> list[str]:
+    """salt-call --local state.apply of `sls` (one SLS, or several comma-separated), with
+    the minion configuration's trees and pillar, its output as JSON for salt_json."""
+    return [ctx.salt("salt-call"), "--local", "--retcode-passthrough", "--out=json",
+            "--log-level=quiet", "state.apply", sls]  # fmt: skip
+
+
 # Applied in order with salt-call --local: the node's addresses first (grains and mine),
 # because the states of the role read them when they are rendered.
 LOCAL_STATES = ("kubesalt.node", "kubesalt.roles.bootstrap")
@@ -407,9 +424,9 @@ LOCAL_STATES = ("kubesalt.node", "kubesalt.roles.bootstrap")
 def phase_local_states(ctx: Context) -> PhaseResult:
     total, changed = 0, 0
     for sls in LOCAL_STATES:
-        cmd = [ctx.salt("salt-call"), "--local", "--retcode-passthrough", "--out=json",
-               "--log-level=quiet", "state.apply", sls]  # fmt: skip
-        summary = _salt_json(ctx, cmd, f"salt-call --local state.apply {sls}")
+        summary = salt_json(
+            ctx, local_state_apply(ctx, sls), f"salt-call --local state.apply {sls}"
+        )
         total += summary.total
         changed += len(summary.changed)
     return PhaseResult(bool(changed), f"{total} states, {changed} changed")
@@ -461,7 +478,7 @@ def phase_orchestrate(ctx: Context) -> PhaseResult:
     sls = f"kubesalt.orchestrate.{name}"
     cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
            sls, f"saltenv={ctx.current.saltenv}", f"pillar={pillar}"]  # fmt: skip
-    summary = _salt_json(ctx, cmd, f"salt-run state.orchestrate {sls}")
+    summary = salt_json(ctx, cmd, f"salt-run state.orchestrate {sls}")
     if name == "restore" and _restore_pending(ctx):
         os.unlink(_pending_path(ctx))
     return PhaseResult(
@@ -473,7 +490,7 @@ def phase_addons(ctx: Context) -> PhaseResult:
     """kubeadm's API objects and the addons, once this node's kube-apiserver answers."""
     cmd = [ctx.salt("salt-run"), "--out=json", "--log-level=quiet", "state.orchestrate",
            "kubesalt.orchestrate.addons", f"saltenv={ctx.current.saltenv}"]  # fmt: skip
-    summary = _salt_json(ctx, cmd, "salt-run state.orchestrate kubesalt.orchestrate.addons")
+    summary = salt_json(ctx, cmd, "salt-run state.orchestrate kubesalt.orchestrate.addons")
     return PhaseResult(
         bool(summary.changed), f"{summary.total} states, {len(summary.changed)} changed"
     )
@@ -540,14 +557,19 @@ def parser() -> argparse.ArgumentParser:
         help="bring the bootstrap node back on a fresh machine with its control-plane IP "
         "from a kubesalt-backup archive (docs/backup.md); bootstrap.yaml comes from it",
     )
+    add_fingerprint_option(p, "every archive's")
+    return p
+
+
+def add_fingerprint_option(p: argparse.ArgumentParser, whose: str) -> None:
+    """--archive-fingerprint, as bootstrap.sh and kubesalt-iso add take it."""
     p.add_argument(
         "--archive-fingerprint",
         metavar="FPR",
         default=os.environ.get(karchive.FINGERPRINT_ENV) or None,
-        help="fingerprint of the key that must have signed every archive's SHA256SUMS "
+        help=f"fingerprint of the key that must have signed {whose} SHA256SUMS "
         f"(default: ${karchive.FINGERPRINT_ENV}; docs/bootstrap.md)",
     )
-    return p
 
 
 def check_restore_usage(args, skip: set[str]) -> None:
@@ -571,13 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"bootstrap.sh: {err}", file=sys.stderr)
         return 2
-    try:
-        log = Log(args.log_file, args.verbose)
-    except OSError as err:
-        print(
-            f"bootstrap.sh: --log-file {args.log_file}: cannot be written ({err.strerror})",
-            file=sys.stderr,
-        )
+    log = open_log("bootstrap.sh", args.log_file, args.verbose)
+    if log is None:
         return 2
     # bootstrap.sh puts this package (unpacked from the archive) on PYTHONPATH for this
     # process only: pip and Salt must see their own virtualenv, not these copies.
@@ -598,10 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             "salt-install",
             "salt-minion",
         }:
-            ctx.archives = karchive.load_register()
+            ctx.archives = karchive.load_register(karchive.REGISTER)
             for registered in ctx.archives:
-                _verify_archive(ctx, registered.root)
-            ctx.current = ctx.archives[0] if ctx.archives else None
+                verify_archive(ctx, registered.root)
+            recorded = karchive.load_current(karchive.REGISTER)
+            ctx.current = next((a for a in ctx.archives if a.version == recorded), None)
             if ctx.current is None:
                 raise PhaseError(
                     "archive",

@@ -51,6 +51,16 @@ class Log:
         self.stream.close()
 
 
+def open_log(prog: str, path: str, verbose: bool) -> Log | None:
+    """The log of command `prog` at `path`; None, once said on stderr, when it cannot be
+    written (the caller exits with its usage status)."""
+    try:
+        return Log(path, verbose)
+    except OSError as err:
+        print(f"{prog}: --log-file {path}: cannot be written ({err.strerror})", file=sys.stderr)
+        return None
+
+
 class System:
     """Runs commands and writes files on this machine, logging each action."""
 
