@@ -22,7 +22,6 @@ from kubesalt.kubeadm import images as kimages
 from kubesalt.upgrade import UpgradeError
 
 # product.txt: the Kubernetes release the archive deploys (written by iso/build).
-KUBERNETES_VERSION = "KUBERNETES_VERSION"
 IMAGES_IN_WHEEL = "kubesalt/data/images.yaml"
 SALT_WHEEL = "salt"  # the name of Salt's entry in manifest.lock.yaml's wheels
 _KUBERNETES = re.compile(r"^v?([0-9]+)\.([0-9]+)\.([0-9]+)$")
@@ -48,17 +47,17 @@ class Versions:
 
 def kubernetes_version(fields: dict, source: str) -> str:
     """The Kubernetes release a product.txt names, as `v<major>.<minor>.<patch>`."""
-    value = fields.get(KUBERNETES_VERSION, "")
+    value = fields.get(karchive.KUBERNETES_VERSION, "")
     if not value:
         raise UpgradeError(
-            f"{source}: no {KUBERNETES_VERSION}: this archive does not say which Kubernetes "
+            f"{source}: no {karchive.KUBERNETES_VERSION}: this archive does not say which Kubernetes "
             "release it carries (it was built before iso/build recorded it); rebuild it with "
             "a current iso/build"
         )
     match = _KUBERNETES.match(value)
     if not match:
         raise UpgradeError(
-            f"{source}: {KUBERNETES_VERSION} is {value[:80]!r}, not a Kubernetes version like "
+            f"{source}: {karchive.KUBERNETES_VERSION} is {value[:80]!r}, not a Kubernetes version like "
             "v1.34.1; rebuild the archive with iso/build"
         )
     return "v" + ".".join(match.groups())
@@ -86,7 +85,7 @@ def image_tags(data, kubernetes: str, source: str) -> dict[str, str]:
     if pinned != kubernetes:
         raise UpgradeError(
             f"{source} pins images of Kubernetes {pinned}, but product.txt says "
-            f"{KUBERNETES_VERSION}={kubernetes}; rebuild the archive with iso/build"
+            f"{karchive.KUBERNETES_VERSION}={kubernetes}; rebuild the archive with iso/build"
         )
     return {name: image.tag for name, image in images.items()}
 

@@ -42,10 +42,11 @@ class Sources:
     backup_schedule: str = backup_job.SCHEDULE_FILE
 
 
-def current_archive(registered: list[karchive.Archive]) -> karchive.Archive | None:
-    """The archive the cluster runs: the first registered one (bootstrap.sh registers the
-    archive it installs first, and its saltenv is the master's and the minions')."""
-    return registered[0] if registered else None
+def current_archive(registered: list[karchive.Archive], register: str) -> karchive.Archive | None:
+    """The archive the cluster runs: the one the register records as current
+    (kubesalt.bootstrap.archive.load_current)."""
+    version = karchive.load_current(register)
+    return next((found for found in registered if found.version == version), None)
 
 
 def _versions(found: karchive.Archive, problems: list[Problem]):
@@ -70,7 +71,7 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
     except KubesaltError as err:
         problems.append(Problem("archive", str(err)))
         return
-    facts.current = current_archive(registered)
+    facts.current = current_archive(registered, sources.register)
     if facts.current is None:
         problems.append(Problem("archive", f"{sources.register} lists no archive: run "
                                 "bootstrap.sh first"))  # fmt: skip

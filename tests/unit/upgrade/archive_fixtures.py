@@ -66,6 +66,7 @@ def make_archive(base: pathlib.Path, version: str, kubernetes: str = OLD_KUBERNE
     return karchive.Archive(str(root), str(root), "directory", "kubesalt", version, "debian12")
 
 
-def write_register(path: pathlib.Path, archives: list[karchive.Archive]) -> str:
-    path.write_text(karchive.register_text(archives))
+def write_register(path: pathlib.Path, archives: list[karchive.Archive], current=None) -> str:
+    """The register of `archives`; `current` the version the cluster runs (else the first)."""
+    path.write_text(karchive.register_text(archives, current))
     return str(path)

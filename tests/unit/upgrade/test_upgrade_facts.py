@@ -102,6 +102,15 @@ def test_a_downgrade_goes_to_the_newest_older_registered_archive(site, tmp_path)
     assert plan.compute(found).problems == []
 
 
+def test_the_current_archive_is_the_one_the_register_records(site, tmp_path):
+    """After an upgrade the register's `current` moves (kubesalt.bootstrap.archive.set_current):
+    the order of the archives says nothing."""
+    cluster, backend, sources, old, new = site
+    write_register(tmp_path / "archives.yaml", [old, new], current="0.2.0")
+    found = gather(site, direction="downgrade")
+    assert (found.current.version, found.target.version) == ("0.2.0", "0.1.0")
+
+
 def test_a_downgrade_with_nothing_older_is_refused(site, tmp_path):
     write_register(tmp_path / "archives.yaml", [site[3]])
     found = gather(site, direction="downgrade", shipped=site[3])
