@@ -406,10 +406,7 @@ def mine_updated(run, step, nodes, targets):
     silent is named: its addresses stay out of the mine until it answers."""
     askable = [n for n in targets if n not in run.no_minion]
 
-    if run.test:
-        silent = _silent(run, askable)
-    else:
-        silent = _wait_answering(run, step, askable)
+    silent = _silent(run, askable) if run.test else _wait_answering(run, step, askable)
     answering = [n for n in askable if n not in silent]
     if answering and not run.test:
         run.rpc.call(answering, "mine.update", [], {}, run.timeout(step),
