@@ -439,6 +439,12 @@ def cmd_exec(args) -> int:
     return exec_in(args.node, args.command).returncode
 
 
+def cmd_move(args) -> int:
+    from kubesalt_lab import upgrade  # it builds on this module: imported when used
+
+    return upgrade.move(args.action, args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab.sh", description="The kubesalt lab (docs/lab.md).")
     sub = p.add_subparsers(dest="action", required=True)
@@ -466,6 +472,12 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument(
         "roles", nargs="?", default="", help="e.g. control-plane,etcd,node (recorded, not declared)"
     )
+    sub.add_parser(
+        "upgrade",
+        help="build a newer lab archive (the newest Kubernetes release), add it, run its "
+        "upgrade.sh while etcd takes writes and the VIP is watched",
+    )
+    sub.add_parser("downgrade", help="run the current archive's downgrade.sh, with the same checks")
     return p
 
 
@@ -478,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     actions = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec,
-               "kill": cmd_kill, "start": cmd_start, "add": cmd_add}  # fmt: skip
+               "kill": cmd_kill, "start": cmd_start, "add": cmd_add, "upgrade": cmd_move,
+               "downgrade": cmd_move}  # fmt: skip
     try:
         return actions[args.action](args)
     except (LabError, kconfig.InvalidConfig) as err:

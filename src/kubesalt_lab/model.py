@@ -462,3 +462,118 @@ def declare_args(node_: Node) -> list[str]:
         )
     return ["kubesalt_inventory.declare", node_.name, node_.ip, ",".join(node_.roles),
             f"key={SSH_KEY}"]  # fmt: skip
+
+
+# -- lab.sh upgrade / downgrade (kubesalt_lab.upgrade) ---------------------------------
+MINION_CONFIG = "/etc/salt/minion.d/kubesalt.conf"
+SITE_PACKAGES = "/opt/kubesalt/salt/lib/python3.11/site-packages"
+MANIFESTS = {"etcd": "/etc/kubernetes/manifests/etcd.yaml",
+             "apiserver": "/etc/kubernetes/manifests/kube-apiserver.yaml"}  # fmt: skip
+# What the lab cannot run, in the upgrade orchestration (as in deploy_node and remove_node).
+SKIP_UPGRADE_PHASES = ("wait-control-plane", "drain", "addons")
+
+
+def bootstrap_node(nodes=NODES) -> Node:
+    return next(n for n in nodes if n.bootstrap)
+
+
+def product_field(product_txt: str, key: str) -> str:
+    """The value of `key` in an archive's product.txt."""
+    for line in product_txt.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key and value.strip():
+            return value.strip().strip("'\"")
+    raise LabError(f"product.txt of the lab archive has no {key}=; rebuild the archive")
+
+
+def next_version(version: str) -> str:
+    """The lab's newer archive version: the next minor of `version` (0.1.0 -> 0.2.0)."""
+    match = re.match(r"^(\d+)\.(\d+)\.\d+", version)
+    if not match:
+        raise LabError(f"the lab archive's version {version!r} is not <major>.<minor>.<patch>")
+    return f"{match.group(1)}.{int(match.group(2)) + 1}.0"
+
+
+def local_addresses(fib_trie: str) -> set[str]:
+    """The host addresses of a network namespace, from its /proc/net/fib_trie: each one
+    is the line before a `/32 host LOCAL` line."""
+    found, previous = set(), ""
+    for line in fib_trie.splitlines():
+        if "/32 host LOCAL" in line:
+            found.add(previous.rsplit(" ", 1)[-1])
+        previous = line.strip()
+    return found
+
+
+def image_tag(manifest: str | None) -> str | None:
+    """The tag of a static pod manifest's image (`repo:tag[@digest]`)."""
+    match = re.search(r"^[\s-]*image:\s*\S+?:([^:@\s]+)(?:@\S+)?\s*$", manifest or "", re.M)
+    return match.group(1) if match else None
+
+
+def minion_saltenv(config: str | None) -> str | None:
+    match = re.search(r"^saltenv:\s*(\S+)\s*$", config or "", re.M)
+    return match.group(1) if match else None
+
+
+def dist_version(names: list[str]) -> str | None:
+    """The kubesalt version installed, from the names in site-packages."""
+    for name in names:
+        match = re.fullmatch(r"kubesalt-(.+)\.dist-info", name)
+        if match:
+            return match.group(1)
+    return None
+
+
+def upgrade_options(direction: str) -> list[str]:
+    """upgrade.sh / downgrade.sh's options in the lab: the phases it cannot run skipped."""
+    return ["--skip-phases", ",".join(SKIP_UPGRADE_PHASES)]
+
+
+@dataclass
+class MoveReport:
+    ok: bool
+    text: str
+    record: dict
+
+
+def version_problems(versions: dict, target: str, release: dict, nodes=NODES) -> list[str]:
+    """Each node's versions against the target archive's: kubesalt and saltenv everywhere,
+    the recorded release everywhere, etcd's image on etcd nodes, the API server's on
+    control-plane nodes."""
+    problems = []
+    for node in nodes:
+        got = versions.get(node.name, {})
+        wanted = {"kubesalt": target, "saltenv": f"kubesalt-{target}",
+                  "recorded": release["kubernetes"]}  # fmt: skip
+        if "etcd" in node.roles:
+            wanted["etcd"] = release["etcd"]
+        if "control-plane" in node.roles:
+            wanted["apiserver"] = release["kubernetes"]
+        for key, value in wanted.items():
+            if got.get(key) != value:
+                problems.append(f"{node.name}: {key} is {got.get(key)!r}, not {value!r}")
+    return problems
+
+
+def move_report(direction, written, samples, versions, target, release, timings) -> MoveReport:
+    """The verdict of an upgrade or downgrade run in the lab, as text and as a record."""
+    not_one = [(round(t, 1), list(h)) for t, h in samples if len(h) != 1]
+    problems = version_problems(versions, target, release)
+    checks = [
+        (f"etcd writes: {written['acknowledged']} of {written['tried']} acknowledged, "
+         f"{len(written['unacknowledged'])} refused by every member, {len(written['lost'])} "
+         "lost", not written["unacknowledged"] and not written["lost"]),
+        (f"VIP samples: {len(samples)}, {len(not_one)} without exactly one holder"
+         + (f" (first: {not_one[:5]})" if not_one else ""), bool(samples) and not not_one),
+        (f"every node on kubesalt {target}, Kubernetes {release['kubernetes']}, etcd "
+         f"{release['etcd']}" + (": " + "; ".join(problems) if problems else ""), not problems),
+    ]  # fmt: skip
+    ok = all(passed for _, passed in checks)
+    lines = [f"lab {direction} to {target}: {'passed' if ok else 'FAILED'}"]
+    lines += [f"  [{'ok' if passed else 'FAIL'}] {what}" for what, passed in checks]
+    lines += [f"  {name}: {seconds:.1f}s" for name, seconds in timings]
+    record = {"direction": direction, "target": target, "ok": ok, "written": written,
+              "vip_samples": len(samples), "vip_not_one": not_one, "versions": versions,
+              "timings": timings}  # fmt: skip
+    return MoveReport(ok, "\n".join(lines), record)

@@ -536,16 +536,8 @@ def test_cmd_down_stops_running_nodes_only_and_removes_added_ones(lab_dirs, monk
     assert not pathlib.Path(model.STATE_DIR).exists()
 
 
-def _staticpods_standin():
-    path = ROOT / "src" / "kubesalt_lab" / "standins" / "staticpods.py"
-    spec = importlib.util.spec_from_file_location("lab_staticpods", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_etcd_stand_in_gives_kubeadm_134s_flags_their_etcd_34_names():
-    standin = _staticpods_standin()
+    standin = _standin("staticpods.py")
     cmd_134 = [
         "etcd",
         "--data-dir=/var/lib/etcd",
@@ -564,3 +556,176 @@ def test_the_etcd_stand_in_gives_kubeadm_134s_flags_their_etcd_34_names():
     cmd_133 = ["etcd", "--experimental-initial-corrupt-check=true",
                "--experimental-watch-progress-notify-interval=5s"]  # fmt: skip
     assert standin.as_etcd34(cmd_133) == cmd_133
+
+
+def _standin(script):
+    path = ROOT / "src" / "kubesalt_lab" / "standins" / script
+    spec = importlib.util.spec_from_file_location(f"lab_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeEtcd:
+    """Members answering the JSON gateway from one shared key space; `down` refuse."""
+
+    def __init__(self):
+        self.keys = {}
+        self.down = set()
+        self.posts = []
+
+    def post(self, endpoint, path, body):
+        self.posts.append((endpoint, path))
+        if endpoint in self.down:
+            raise ConnectionRefusedError(endpoint)
+        if path == "/v3/kv/put":
+            self.keys[body["key"]] = body["value"]
+            return {}
+        assert path == "/v3/kv/range" and body["keys_only"] is True
+        return {"kvs": [{"key": key} for key in sorted(self.keys)]}
+
+
+MEMBERS = ["https://198.51.100.10:2379", "https://198.51.100.11:2379"]
+
+
+def test_the_etcd_writer_moves_to_another_member_and_stays_there():
+    etcdwriter = _standin("etcdwriter.py")
+    etcd = FakeEtcd()
+    writer = etcdwriter.Writer(etcd.post, MEMBERS, "kubesalt-lab/upgrade/")
+    assert writer.write_one()
+    etcd.down.add(MEMBERS[0])
+    assert writer.write_one()
+    etcd.down.clear()
+    assert writer.write_one()  # the member that took the last write goes first
+    assert [e for e, p in etcd.posts] == [MEMBERS[0], MEMBERS[0], MEMBERS[1], MEMBERS[1]]
+    assert etcdwriter.base64.b64decode(sorted(etcd.keys)[0]) == b"kubesalt-lab/upgrade/00000001"
+    assert writer.report() == {
+        "tried": 3,
+        "acknowledged": 3,
+        "unacknowledged": [],
+        "lost": [],
+        "by_endpoint": {MEMBERS[0]: 1, MEMBERS[1]: 2},
+    }
+
+
+def test_the_etcd_writer_reports_refused_and_lost_writes():
+    etcdwriter = _standin("etcdwriter.py")
+    etcd = FakeEtcd()
+    writer = etcdwriter.Writer(etcd.post, MEMBERS, "p/")
+    writer.write_one()
+    etcd.down.update(MEMBERS)
+    assert not writer.write_one()  # every member refused: unacknowledged
+    etcd.down.clear()
+    writer.write_one()
+    etcd.keys.pop(etcdwriter.b64("p/00000001"))  # acknowledged, then gone: lost
+    report = writer.report()
+    assert (report["unacknowledged"], report["lost"]) == ([2], [1])
+
+
+def test_the_etcd_writer_ticks_until_the_stop_file_and_skips_no_write(tmp_path):
+    etcdwriter = _standin("etcdwriter.py")
+    stop = tmp_path / "stop"
+    now = {"t": 0.0}
+    writes = []
+
+    class Slow:
+        def write_one(self):
+            writes.append(now["t"])
+            now["t"] += 0.25 if len(writes) == 2 else 0.01  # the second write is slow
+            if len(writes) == 5:
+                stop.touch()
+
+    etcdwriter.run(Slow(), 0.1, str(stop), clock=lambda: now["t"],
+                   sleep=lambda s: now.__setitem__("t", now["t"] + s))  # fmt: skip
+    assert [round(t, 2) for t in writes] == [0.0, 0.1, 0.35, 0.45, 0.55]
+    assert etcdwriter.prefix_end("p/") == "p0"
+
+
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 198.51.100.0
+        /24 link UNICAST
+     |-- 198.51.100.10
+        /32 host LOCAL
+     |-- 198.51.100.100
+        /32 host LOCAL
+     |-- 198.51.100.255
+        /32 link BROADCAST
+"""
+
+
+def test_the_vip_holder_is_read_from_fib_trie():
+    assert model.local_addresses(FIB_TRIE) == {"198.51.100.10", "198.51.100.100"}
+    assert model.VIP in model.local_addresses(FIB_TRIE)
+    assert model.local_addresses(
+        FIB_TRIE.replace("100.100\n        /32 host", "100.100\n /32 x")
+    ) == {"198.51.100.10"}
+
+
+def test_what_a_node_runs_is_read_from_its_files():
+    assert (
+        model.image_tag("spec:\n  containers:\n  - image: registry.k8s.io/etcd:3.6.5-0\n")
+        == "3.6.5-0"
+    )
+    assert (
+        model.image_tag("    image: registry.k8s.io/kube-apiserver:v1.34.2@sha256:" + "a" * 64)
+        == "v1.34.2"
+    )
+    assert model.image_tag(None) is None
+    assert model.minion_saltenv("id: cp2\nsaltenv: kubesalt-0.2.0\n") == "kubesalt-0.2.0"
+    assert (
+        model.dist_version(["kubesalt", "kubesalt-0.2.0.dist-info", "kubesalt-pycache.pth"])
+        == "0.2.0"
+    )
+    assert model.next_version("0.1.0") == "0.2.0"
+    assert (
+        model.product_field("NAME=kubesalt\nKUBERNETES_VERSION=v1.34.2\n", "KUBERNETES_VERSION")
+        == "v1.34.2"
+    )
+    with pytest.raises(model.LabError, match="no KUBERNETES_VERSION="):
+        model.product_field("NAME=kubesalt\n", "KUBERNETES_VERSION")
+
+
+RELEASE = {"kubernetes": "v1.34.2", "etcd": "3.6.5-0"}
+
+
+def _versions_on(target, release):
+    return {
+        n.name: {
+            "kubesalt": target,
+            "saltenv": f"kubesalt-{target}",
+            "recorded": release["kubernetes"],
+            "etcd": release["etcd"] if "etcd" in n.roles else None,
+            "apiserver": release["kubernetes"] if "control-plane" in n.roles else None,
+        }
+        for n in model.NODES
+    }
+
+
+def test_a_move_passes_only_with_no_write_lost_one_vip_holder_and_every_node_moved():
+    written = {
+        "tried": 900,
+        "acknowledged": 900,
+        "unacknowledged": [],
+        "lost": [],
+        "by_endpoint": {},
+    }
+    samples = [(0.1 * i, ("bootstrap",)) for i in range(900)]
+    versions = _versions_on("0.2.0", RELEASE)
+    good = model.move_report("upgrade", written, samples, versions, "0.2.0", RELEASE, [("x", 1.0)])
+    assert good.ok and good.text.startswith("lab upgrade to 0.2.0: passed")
+    versions["cp3"]["etcd"] = "3.5.21-0"
+    samples[10] = (1.0, ("bootstrap", "cp2"))
+    bad = model.move_report(
+        "upgrade", dict(written, lost=[7]), samples, versions, "0.2.0", RELEASE, []
+    )
+    assert not bad.ok
+    assert (
+        "[FAIL] etcd writes: 900 of 900 acknowledged, 0 refused by every member, 1 lost" in bad.text
+    )
+    assert (
+        "[FAIL] VIP samples: 900, 1 without exactly one holder (first: [(1.0, ['bootstrap', 'cp2'])])"
+        in bad.text
+    )
+    assert "cp3: etcd is '3.5.21-0', not '3.6.5-0'" in bad.text
+    assert bad.record["vip_not_one"] == [(1.0, ["bootstrap", "cp2"])]

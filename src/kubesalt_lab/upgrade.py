@@ -1,0 +1,209 @@
+"""`lab.sh upgrade` and `lab.sh downgrade` (docs/lab.md): a cluster moved between two lab
+archives while etcd takes writes and the API VIP is watched.
+
+upgrade: builds a newer lab archive (the next product version, the newest Kubernetes
+release kubesalt supports), extracts it beside the first on the bootstrap node, adds it with
+`kubesalt-iso add`, and runs its `upgrade.sh`. downgrade: runs the current archive's
+`downgrade.sh`. Meanwhile a probe in the bootstrap node writes a key into etcd every 100 ms
+through the members' own client URLs (standins/etcdwriter.py) and the host reads which
+control-plane nodes hold the VIP every 100 ms. The verdict: no write lost or refused, exactly
+one VIP holder at every sample, and every node on the target versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from kubesalt.kubeadm import images
+from kubesalt_lab import cli, host, model
+from kubesalt_lab.model import LabError
+
+PROBE = model.STANDIN_DIR + "/etcdwriter.py"
+STOP_FILE = "/run/kubesalt-lab-etcdwriter.stop"
+SAMPLE_INTERVAL = 0.1
+
+
+class VipSampler(threading.Thread):
+    """Which control-plane nodes hold the VIP, every SAMPLE_INTERVAL seconds, read from
+    each node's /proc/<pid>/net/fib_trie on the host (no process started per sample)."""
+
+    def __init__(self, leaders: dict[str, int]):
+        super().__init__(daemon=True)
+        self.leaders = leaders
+        self.samples: list[tuple[float, tuple[str, ...]]] = []
+        self.stopping = threading.Event()
+
+    def holders(self) -> tuple[str, ...]:
+        found = []
+        for name, pid in self.leaders.items():
+            try:
+                text = Path(f"/proc/{pid}/net/fib_trie").read_text()
+            except OSError:
+                continue  # a node restarting: it holds nothing
+            if model.VIP in model.local_addresses(text):
+                found.append(name)
+        return tuple(found)
+
+    def run(self):
+        start = time.monotonic()
+        while not self.stopping.is_set():
+            self.samples.append((time.monotonic() - start, self.holders()))
+            self.stopping.wait(SAMPLE_INTERVAL)
+
+    def stop(self) -> list[tuple[float, tuple[str, ...]]]:
+        self.stopping.set()
+        self.join()
+        return self.samples
+
+
+def bootstrap_root(state: dict) -> str:
+    return state["nodes"][model.bootstrap_node().name]["root"]
+
+
+def start_writer(state: dict, prefix: str) -> subprocess.Popen:
+    """The etcd probe, started in the bootstrap node (copied there first)."""
+    root = bootstrap_root(state)
+    probe = Path(root + PROBE)
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    probe.write_text((Path(__file__).parent / "standins" / "etcdwriter.py").read_text())
+    Path(root + STOP_FILE).unlink(missing_ok=True)
+    endpoints = ",".join(f"https://{n.ip}:2379" for n in model.NODES if "etcd" in n.roles)
+    cmd = ["/usr/bin/python3", PROBE, "--endpoints", endpoints, "--prefix", prefix,
+           "--stop-file", STOP_FILE, "--interval", str(SAMPLE_INTERVAL)]  # fmt: skip
+    full = host.nsenter_command(cli.leader_of(model.bootstrap_node().name, state), cmd)
+    return subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_writer(state: dict, proc: subprocess.Popen) -> dict:
+    Path(bootstrap_root(state) + STOP_FILE).touch()
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode != 0:
+        raise LabError(f"the etcd probe failed (exit {proc.returncode}): {err.strip()[-800:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def register(state: dict) -> dict:
+    path = Path(bootstrap_root(state) + "/etc/kubesalt/archives.yaml")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def archive_dir(version: str) -> str:
+    return f"{model.ARCHIVE_DIR}-{version}"
+
+
+def build_archive(version: str, kubernetes: str) -> str:
+    """The lab ISO of `version` carrying Kubernetes `kubernetes` (cached by version)."""
+    out = os.path.join(cli.ISO_OUT, version)
+    os.makedirs(out, exist_ok=True)
+    cmd = [cli.sys.executable, str(cli.PROJECT / "iso" / "build"), "--flavour", "lab",
+           "--version", version, "--kubernetes-version", kubernetes, "--out", out,
+           "--from", cli.ISO_CACHE, "--fill-cache"]  # fmt: skip
+    log = os.path.join(model.CACHE_DIR, f"iso-build-{version}.log")
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    Path(log).write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise LabError(f"iso/build of the lab archive {version} failed; see {log}")
+    isos = sorted(Path(out).glob("*.iso"), key=os.path.getmtime)
+    if not isos:
+        raise LabError(f"iso/build wrote no ISO in {out}; see {log}")
+    return str(isos[-1])
+
+
+def stage_archive(state: dict, iso: str, version: str) -> str:
+    """`iso` extracted into the bootstrap node beside the first archive (a lab node cannot
+    mount an ISO), once."""
+    target = bootstrap_root(state) + archive_dir(version)
+    if not os.path.isfile(os.path.join(target, "product.txt")):
+        os.makedirs(target, exist_ok=True)
+        host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
+                 what=f"extract {iso} into the bootstrap node")  # fmt: skip
+    return archive_dir(version)
+
+
+def in_bootstrap(cmd: list[str], what: str, timeout: float = 3600) -> None:
+    """A command in the bootstrap node, its output on the terminal; LabError if it fails."""
+    result = cli.exec_in(model.bootstrap_node().name, cmd, timeout=timeout)
+    if result.returncode != 0:
+        raise LabError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}")
+
+
+def node_versions(state: dict) -> dict[str, dict[str, str | None]]:
+    """What each node runs, read from its files on the host: kubesalt's version in the Salt
+    virtualenv, the minion's saltenv, etcd's and the API server's image tags, and the
+    release the inventory records for it."""
+    inventory = bootstrap_root(state) + "/etc/kubesalt/nodes"
+    found = {}
+    for node in model.NODES:
+        root = state["nodes"][node.name]["root"]
+        site = Path(root + model.SITE_PACKAGES)
+        recorded = yaml.safe_load(_text(f"{inventory}/{node.name}.yaml") or "{}") or {}
+        found[node.name] = {
+            "kubesalt": model.dist_version(sorted(p.name for p in site.glob("kubesalt-*"))),
+            "saltenv": model.minion_saltenv(_text(root + model.MINION_CONFIG)),
+            "etcd": model.image_tag(_text(root + model.MANIFESTS["etcd"])),
+            "apiserver": model.image_tag(_text(root + model.MANIFESTS["apiserver"])),
+            "recorded": recorded.get("kubernetes_version"),
+        }
+    return found
+
+
+def _text(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def move(direction: str, args) -> int:
+    """Upgrade or downgrade the lab's cluster with the probes running; the report."""
+    state = host.load_state()
+    if not state.get("nodes"):
+        raise LabError("no lab is up: run lab.sh up first")
+    current = str(register(state).get("current"))
+    steps = cli.Steps()
+    if direction == "upgrade":
+        version = model.next_version(current)
+        kubernetes = images.supported_versions()[-1]
+        iso = steps.run(f"build the lab archive {version} (Kubernetes {kubernetes})",
+                        build_archive, version, kubernetes)  # fmt: skip
+        where = steps.run("extract it into the bootstrap node", stage_archive, state, iso, version)
+        steps.run(f"kubesalt-iso add {where}", in_bootstrap,
+                  [f"{model.ARCHIVE_DIR}/scripts/kubesalt-iso", "add", where], "kubesalt-iso add")  # fmt: skip
+        script = f"{where}/scripts/upgrade.sh"
+    else:
+        entry = next(a for a in register(state)["archives"] if str(a["version"]) == current)
+        script = f"{entry['root']}/scripts/downgrade.sh"
+    leaders = {
+        n.name: cli.leader_of(n.name, state) for n in model.NODES if "control-plane" in n.roles
+    }
+    sampler = VipSampler(leaders)
+    writer = start_writer(state, f"kubesalt-lab/{direction}/{int(time.time())}/")
+    sampler.start()
+    try:
+        steps.run(f"{os.path.basename(script)} (etcd writes and VIP samples every 100 ms)",
+                  in_bootstrap, [script, *model.upgrade_options(direction)], script)  # fmt: skip
+    finally:
+        samples = sampler.stop()
+        written = stop_writer(state, writer)
+    target = str(register(state).get("current"))
+    report = model.move_report(direction, written, samples, node_versions(state), target,
+                               _target_release(state, target), steps.timings)  # fmt: skip
+    print(report.text)
+    state.setdefault("moves", []).append(report.record)
+    host.save_state(state)
+    return 0 if report.ok else 1
+
+
+def _target_release(state: dict, version: str) -> dict[str, str]:
+    """The Kubernetes release and etcd tag the archive `version` carries."""
+    entry = next(a for a in register(state)["archives"] if str(a["version"]) == version)
+    product = Path(bootstrap_root(state) + entry["root"] + "/product.txt").read_text()
+    kubernetes = model.product_field(product, "KUBERNETES_VERSION")
+    return {"kubernetes": kubernetes, "etcd": images.image("etcd", kubernetes).tag}
