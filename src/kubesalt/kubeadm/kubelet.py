@@ -8,9 +8,7 @@ import shlex
 import yaml
 
 from kubesalt import ports
-from kubesalt.kubeadm import RenderError, releases
-from kubesalt.kubeadm import images
-from kubesalt.kubeadm.images import sandbox_image
+from kubesalt.kubeadm import RenderError, images, releases
 from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.network import nth_address
 
@@ -88,7 +86,10 @@ def flags(node: Node, version: str | None = None) -> list[str]:
     moves it to instance-config.yaml.
     """
     version = version or images.kubernetes_version()
-    values = {"node-ip": node.workload_ip, "pod-infra-container-image": sandbox_image(version)}
+    values = {
+        "node-ip": node.workload_ip,
+        "pod-infra-container-image": images.sandbox_image(version),
+    }
     if not releases.release(version).node_local_cri_socket:
         values["container-runtime-endpoint"] = CRI_SOCKET
     if node.hostname and node.hostname != node.name:
