@@ -253,10 +253,10 @@ def kubelet_paths(layout: Layout, release: releases.Release | None = None) -> tu
 
 
 def containerd_files(
-    node: Node, layout: Layout, registry: str | None, version: str | None = None
+    cfg: dict, node: Node, layout: Layout, registry: str | None
 ) -> dict[str, RenderedFile]:
-    """config.toml (for Kubernetes release `version`, default: the archive's) and the
-    hosts.toml of every mirrored registry (nodes that run a kubelet)."""
+    """config.toml (for the Kubernetes release `node` renders) and the hosts.toml of every
+    mirrored registry (nodes that run a kubelet)."""
     if not node.roles & _roles.KUBELET_ROLES:
         return {}
     if registry is None:
@@ -266,7 +266,9 @@ def containerd_files(
         )
     return {
         path: RenderedFile(content, 0o644)
-        for path, content in containerd.files(registry, layout, version).items()
+        for path, content in containerd.files(
+            registry, layout, releases.node_version(cfg, node)
+        ).items()
     }
 
 
@@ -281,5 +283,5 @@ def node_files(
 ) -> dict[str, RenderedFile]:
     """The kubelet and containerd files of `node`, by path."""
     files = kubelet_files(cfg, node, layout, systemd_resolved=systemd_resolved, os_family=os_family)
-    files.update(containerd_files(node, layout, registry, releases.node_version(cfg, node)))
+    files.update(containerd_files(cfg, node, layout, registry))
     return files
