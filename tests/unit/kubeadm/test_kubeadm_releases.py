@@ -292,14 +292,13 @@ def test_an_unsupported_recorded_release_is_refused(tmp_path):
 # --- render-node and render-cluster --kubernetes-version ------------------------------------
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    path = tmp_path / "bootstrap.yaml"
-    path.write_text(yaml.safe_dump(BOOTSTRAP))
-    return path
+def written_config(tmp_path):
+    (tmp_path / "bootstrap.yaml").write_text(yaml.safe_dump(BOOTSTRAP))
+    return tmp_path / "bootstrap.yaml"
 
 
-def test_render_node_renders_the_release_asked(tmp_path, config_file):
+def test_render_node_renders_the_release_asked(tmp_path):
+    config_file = written_config(tmp_path)
     out = tmp_path / "out"
     result = run("--config", config_file, *CP1, "--first", "--out", out, "--kubernetes-version",
                  "v1.34.2")  # fmt: skip
@@ -310,7 +309,8 @@ def test_render_node_renders_the_release_asked(tmp_path, config_file):
     assert "render-node: 40 files for cp1" in result.stdout
 
 
-def test_render_node_refuses_an_unsupported_release(tmp_path, config_file):
+def test_render_node_refuses_an_unsupported_release(tmp_path):
+    config_file = written_config(tmp_path)
     result = run("--config", config_file, *CP1, "--out", tmp_path / "o", "--kubernetes-version",
                  "v1.35.0")  # fmt: skip
     assert result.returncode == 2
