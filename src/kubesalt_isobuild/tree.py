@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kubesalt.bootstrap import archive
+from kubesalt.upgrade.archives import KUBERNETES_VERSION
 from kubesalt_isobuild.errors import IsoBuildError
 from kubesalt_isobuild.util import run, sha256_file
-
-# The product.txt key naming the Kubernetes release the archive carries (v1.34.2).
-KUBERNETES_VERSION = "KUBERNETES_VERSION"
 
 PROJECT_DIRS = (archive.SALT_DIR, archive.PILLAR_DIR, "scripts")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
