@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kubesalt.bootstrap import archive
-from kubesalt.upgrade.archives import KUBERNETES_VERSION
 from kubesalt_isobuild.errors import IsoBuildError
 from kubesalt_isobuild.util import run, sha256_file
 
@@ -69,7 +68,7 @@ def product_text(
         f"BUILD_DATE={stamp}\nFLAVOUR={flavour}\n"
     )
     if kubernetes_version:
-        text += f"{KUBERNETES_VERSION}={kubernetes_version}\n"
+        text += f"{archive.KUBERNETES_VERSION}={kubernetes_version}\n"
     if kubesalt_wheel:
         text += f"{archive.KUBESALT_WHEEL}={kubesalt_wheel}\n"
     if library_wheels:

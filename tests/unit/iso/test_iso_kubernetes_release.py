@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubesalt.bootstrap import archive
 from kubesalt.kubeadm import images as pinned
 from kubesalt_isobuild import build, tree
 from kubesalt_isobuild.errors import IsoBuildError, ManifestError
@@ -116,7 +117,7 @@ def test_product_txt_names_the_release():
     text = tree.product_text("kubesalt", "1.2.3", "abc", datetime(2025, 1, 1, tzinfo=UTC), "lab",
                              kubernetes_version="v1.34.2")  # fmt: skip
     assert text.endswith("FLAVOUR=lab\nKUBERNETES_VERSION=v1.34.2\n")
-    assert tree.parse_product(text)[tree.KUBERNETES_VERSION] == "v1.34.2"
+    assert archive.parse_product(text, "p")[archive.KUBERNETES_VERSION] == "v1.34.2"
 
 
 def test_the_wheel_records_the_release_and_its_digests(tmp_path):
