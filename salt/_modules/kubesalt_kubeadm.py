@@ -131,7 +131,8 @@ def _node(cfg, roles=None, ips=None):
     roles = roles if roles is not None else _roles(cfg)
     ips = ips if ips is not None else _ips(cfg)
     host = __grains__.get("host")  # noqa: F821
-    this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, host, _workload_ip(cfg))
+    version = _cluster.recorded_version(cfg.get("nodes"), _id())
+    this = _glue.call(_cluster.build_node, cfg, _id(), roles, ips, host, _workload_ip(cfg), version)
     joined = __salt__["grains.get"](INITIAL_CLUSTER_GRAIN)  # noqa: F821
     if joined and _rolenames.ETCD in this.roles:
         # A first node with the grain lost its etcd data and joined again (a restore).
@@ -303,7 +304,7 @@ def _rendered(cfg, component, this, layout):
         if not _rolenames.runs_kubelet(this.roles):
             return {}
         roles, ips = _roles(cfg), _ips(cfg)
-        return _render.containerd_files(this, layout, _registry(cfg, roles, ips))
+        return _render.containerd_files(cfg, this, layout, _registry(cfg, roles, ips))
     raise CommandExecutionError(
         f"Unknown component {component!r}: use one of {', '.join(COMPONENTS)}"
     )

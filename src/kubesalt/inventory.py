@@ -7,6 +7,10 @@ SSH credentials stay in these root-only files; only names and roles reach the pi
 The inventory also records, once, the node that plays `kubeadm init` (`first-node`): its
 etcd starts a new cluster and it alone gets `super-admin.conf`, so a later declaration must
 never hand that to another node (docs/inventory.md).
+
+A node's file may record the Kubernetes release the node runs (`kubernetes_version`),
+written by `record_kubernetes_version` when a node is moved to another release one node at a
+time; a node without it runs the cluster's release (kubesalt.kubeadm.releases).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from kubesalt import hostkeys, names
 from kubesalt import roles as _roles
 from kubesalt.config.problems import InvalidConfig, Problem
 from kubesalt.errors import KubesaltError
+from kubesalt.kubeadm import images
 
 DEFAULT_DIR = "/etc/kubesalt/nodes"
 # In the inventory directory, written from the nodes' host keys; salt-ssh checks against it.
@@ -47,12 +52,16 @@ class Node:
     key: str = "/etc/kubesalt/ssh/id_ed25519"
     host_keys: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
+    kubernetes_version: str | None = None
 
     def to_document(self) -> dict:
         ssh = {"host": self.host, "port": self.port, "user": self.user, "key": self.key}
         if self.host_keys:
             ssh["host_keys"] = list(self.host_keys)
-        return {"name": self.name, "ssh": ssh, "roles": list(self.roles)}
+        document = {"name": self.name, "ssh": ssh, "roles": list(self.roles)}
+        if self.kubernetes_version:
+            document["kubernetes_version"] = self.kubernetes_version
+        return document
 
 
 def parse_roles(roles) -> tuple[str, ...]:
@@ -191,7 +200,21 @@ def node_from_document(document: dict, source: str) -> Node:
         key=str(ssh.get("key", Node.key)),
         host_keys=tuple(str(key) for key in ssh.get("host_keys") or ()),
         roles=parse_roles(document.get("roles")),
+        kubernetes_version=_recorded_version(document.get("kubernetes_version"), source),
     )
+
+
+def _recorded_version(value, source: str) -> str | None:
+    """A node file's `kubernetes_version`, checked: a supported release, or absent."""
+    if value is None:
+        return None
+    try:
+        return images.supported(str(value))
+    except KubesaltError as err:
+        raise InventoryError(
+            f"{source}: kubernetes_version: {err}; record a supported one with "
+            "record_kubernetes_version, or remove the key to run the cluster's release"
+        ) from None
 
 
 def load(directory: str = DEFAULT_DIR) -> dict[str, Node]:
@@ -299,6 +322,9 @@ def declare(
     ):
         # Declared again without a host key: keep the one recorded for that address.
         node = dataclasses.replace(node, host_keys=current.host_keys)
+    if current is not None and node.kubernetes_version is None:
+        # The release a node runs is recorded by the upgrade, never declared: keep it.
+        node = dataclasses.replace(node, kubernetes_version=current.kubernetes_version)
     if current is not None and current.to_document() == node.to_document():
         return False
     others = [other for other in existing.values() if other.name != node.name]
@@ -464,9 +490,29 @@ def forget(name: str, directory: str = DEFAULT_DIR) -> bool:
     return True
 
 
+def record_kubernetes_version(name: str, version: str, directory: str = DEFAULT_DIR) -> bool:
+    """Record that node `name` runs Kubernetes `version` (a supported release, `v1.34.2`);
+    False when it is already recorded."""
+    _node_file(name, directory)
+    node = load(directory).get(name)
+    if node is None:
+        raise InventoryError(f"node {name} is not declared; declare it first")
+    version = _recorded_version(version, f"Kubernetes version of node {name}")
+    if node.kubernetes_version == version:
+        return False
+    _write_node(dataclasses.replace(node, kubernetes_version=version), directory)
+    return True
+
+
 def pillar_nodes(nodes: dict[str, Node]) -> dict[str, dict]:
-    """What the pillar may show of the inventory: names and roles, no credentials."""
-    return {name: {"roles": list(node.roles)} for name, node in sorted(nodes.items())}
+    """What the pillar may show of the inventory: names, roles and, when recorded, the
+    Kubernetes release each node runs; no credentials."""
+    result = {}
+    for name, node in sorted(nodes.items()):
+        result[name] = {"roles": list(node.roles)}
+        if node.kubernetes_version:
+            result[name]["kubernetes_version"] = node.kubernetes_version
+    return result
 
 
 # salt-ssh runs the target's `python3` from PATH: pin the distribution's, never a shim

@@ -18,6 +18,7 @@ import yaml
 
 from kubesalt.bootstrap import archive
 from kubesalt.bootstrap.phases import BootstrapError
+from kubesalt.errors import KubesaltError
 from kubesalt.kubeadm import images as pinned_images
 from kubesalt_isobuild import debs, images, oci, pywheel, repos, rpms, tree, wheels
 from kubesalt_isobuild.cache import Store
@@ -49,6 +50,7 @@ class Options:
     gpg_key: Path | None = None
     allow_unpinned: bool = False
     iso: bool = True
+    kubernetes_version: str = field(default_factory=pinned_images.default_version)
     date: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
 
@@ -70,11 +72,14 @@ def unpinned(flavour: Flavour) -> list[str]:
     return out
 
 
-def selected_flavour(manifest: Manifest, name: str) -> Flavour:
+def selected_flavour(
+    manifest: Manifest, name: str, kubernetes_version: str | None = None
+) -> Flavour:
     flavour = manifest.flavour(name)
     if flavour.kubernetes_images:
         listed = {i.ref for i in flavour.images}
-        extra = tuple(i for i in images.kubernetes_images() if i.ref not in listed)
+        pinned = images.kubernetes_images(kubernetes_version)
+        extra = tuple(i for i in pinned if i.ref not in listed)
         flavour = replace(flavour, images=flavour.images + extra)
     unsourced = images.unsourced_images(flavour.images, manifest)
     if unsourced:
@@ -90,10 +95,27 @@ def checked_version(version: str) -> str:
         raise IsoBuildError(str(err)) from err
 
 
-def archive_digests(lock_images: list[dict]) -> dict[str, str]:
+def checked_kubernetes_version(version: str) -> str:
+    """``version`` in its ``v`` form when kubesalt supports that Kubernetes release."""
+    try:
+        return pinned_images.supported(version)
+    except KubesaltError as err:
+        raise IsoBuildError(f"--kubernetes-version: {err}") from err
+
+
+def manifest_release(version: str) -> str | None:
+    """The ``kubernetes_releases`` entry of the manifest to apply: None for the default
+    release, whose sources and packages the manifest holds itself."""
+    return None if version == pinned_images.default_version() else version
+
+
+def archive_digests(
+    lock_images: list[dict], kubernetes_version: str | None = None
+) -> dict[str, str]:
     """``repository:tag`` -> digest in the ISO's layout (what the bootstrap registry serves)
-    of each image kubesalt pins (kubesalt.kubeadm.images)."""
-    pinned = {img.reference for img in pinned_images.all_images().values()}
+    of each image kubesalt pins (kubesalt.kubeadm.images) for the archive's release."""
+    release = kubernetes_version or pinned_images.default_version()
+    pinned = {img.reference for img in pinned_images.all_images(release).values()}
     return {entry["ref"]: entry["digest"] for entry in lock_images if entry["ref"] in pinned}
 
 
@@ -117,14 +139,15 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
     steps = steps or Steps()
     with steps.step("Load and validate the manifest"):
         checked_version(opts.version)
-        manifest = load_manifest(opts.manifest)
-        flavour = selected_flavour(manifest, opts.flavour)
+        release = checked_kubernetes_version(opts.kubernetes_version)
+        manifest = load_manifest(opts.manifest, manifest_release(release))
+        flavour = selected_flavour(manifest, opts.flavour, release)
         missing_pins = unpinned(flavour)
         if missing_pins and not opts.allow_unpinned:
             raise UnpinnedArtifactError(missing_pins)
         steps.info(f"flavour {flavour.name}: {len(flavour.packages)} pinned packages, "
                    f"{len(flavour.resolve)} closures, {len(flavour.images)} images, "
-                   f"{len(flavour.wheels)} wheels")  # fmt: skip
+                   f"{len(flavour.wheels)} wheels; Kubernetes {release}")  # fmt: skip
     opts.out.mkdir(parents=True, exist_ok=True)
     name = f"{manifest.product}-{opts.version}"
     root = opts.out / name
@@ -164,8 +187,9 @@ def build(opts: Options, steps: Steps | None = None) -> Result:
             revision = tree.git_revision(opts.project)
             own, libraries = bootstrap_wheels(lock["wheels"])
             text = tree.product_text(
-                manifest.product, opts.version, revision, opts.date, flavour.name, own, libraries
-            )
+                manifest.product, opts.version, revision, opts.date, flavour.name, own, libraries,
+                kubernetes_version=release,
+            )  # fmt: skip
             (root / archive.PRODUCT).write_text(text)
             (root / LOCK).write_text(yaml.safe_dump(lock, sort_keys=False))
             shutil.copyfile(root / LOCK, opts.out / "resolved.yaml")
@@ -277,14 +301,22 @@ def _images(flavour, manifest, store, work, root, lock, steps, stats) -> int:
 
 
 def build_kubesalt_wheel(
-    project: Path, version: str, dest: Path, digests: dict[str, str] | None = None
+    project: Path,
+    version: str,
+    dest: Path,
+    digests: dict[str, str] | None = None,
+    kubernetes_version: str | None = None,
 ) -> Path:
     """The kubesalt wheel every node installs into Salt's virtualenv: the run-time package
     ``src/kubesalt`` alone, plus the digests the archive's registry serves (``digests``,
-    written as kubesalt.kubeadm.images.ARCHIVE_DIGESTS) so static pods pin them. The lab
-    (``src/kubesalt_lab``) and this build are other top-level packages, so they never ship
-    (docs/iso.md)."""
+    written as kubesalt.kubeadm.images.ARCHIVE_DIGESTS) so static pods pin them, and the
+    Kubernetes release the archive carries (``kubernetes_version``, written as
+    ARCHIVE_RELEASE). The lab (``src/kubesalt_lab``) and this build are other top-level
+    packages, so they never ship (docs/iso.md)."""
     generated = {}
+    if kubernetes_version:
+        text = pinned_images.archive_release_text(kubernetes_version)
+        generated[pinned_images.ARCHIVE_RELEASE] = text.encode()
     if digests:
         generated[pinned_images.ARCHIVE_DIGESTS] = pinned_images.archive_digests_text(
             digests
@@ -304,8 +336,9 @@ def _wheels(flavour, manifest, store, work, root, lock, steps, opts) -> int:
         dest = root / archive.WHEELS_DIR
         dest.mkdir()
         if flavour.kubesalt_wheel:
+            release = opts.kubernetes_version
             own = build_kubesalt_wheel(
-                opts.project, opts.version, dest, archive_digests(lock["images"])
+                opts.project, opts.version, dest, archive_digests(lock["images"], release), release
             )
             lock["wheels"].append({"name": RUNTIME_PACKAGE, "version": opts.version,
                                    "sha256": sha256_file(own), "file": f"{archive.WHEELS_DIR}/{own.name}"})  # fmt: skip
@@ -349,6 +382,12 @@ def parser(project: Path) -> argparse.ArgumentParser:
     p.add_argument("--allow-unpinned", action="store_true",
                    help="accept artifacts without a pinned digest (digest from the upstream index)")  # fmt: skip
     p.add_argument("--no-iso", action="store_true", help="build the tree only, not the ISO")
+    p.add_argument(
+        "--kubernetes-version",
+        default=pinned_images.default_version(),
+        help="the Kubernetes release the archive carries (default %(default)s; supported: "
+        f"{', '.join(pinned_images.supported_versions())})",
+    )
     return p
 
 
@@ -363,7 +402,7 @@ def main(argv: list[str] | None = None, project: Path | None = None) -> int:
         manifest=args.manifest, flavour=args.flavour, out=args.out.resolve(), project=args.project.resolve(),
         version=args.version or __version__, cache=args.cache.resolve() if args.cache else None,
         fill_cache=args.fill_cache, gpg_key=args.gpg_key, allow_unpinned=args.allow_unpinned,
-        iso=not args.no_iso,
+        iso=not args.no_iso, kubernetes_version=args.kubernetes_version,
     )  # fmt: skip
     steps = Steps()
     try:

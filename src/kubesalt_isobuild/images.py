@@ -28,11 +28,12 @@ from kubesalt_isobuild.util import run
 EPOCH = "1970-01-01T00:00:00Z"
 
 
-def kubernetes_images() -> list[Image]:
-    """The pinned Kubernetes images, from ``kubesalt.kubeadm.images`` (imported lazily)."""
+def kubernetes_images(version: str | None = None) -> list[Image]:
+    """The pinned Kubernetes images of release ``version`` (default: the default release),
+    from ``kubesalt.kubeadm.images`` (imported lazily)."""
     try:
         mod = importlib.import_module("kubesalt.kubeadm.images")
-        pinned = mod.all_images()
+        pinned = mod.all_images(version or mod.default_version())
     except ImportError as err:
         raise ManifestError(
             [

@@ -5,6 +5,11 @@ registries, Python package indexes) and *flavours*. A flavour lists what goes in
 pinned packages, package sets whose dependency closure is resolved at build time, container
 images (pinned by digest, or built locally from ``images/``) and Python wheels. Every problem
 is reported at once, each with its path in the manifest, the bad value and what is expected.
+
+The sources and packages are those of the default Kubernetes release (the default of
+``kubesalt/data/images.yaml``). ``kubernetes_releases`` says what changes for another one:
+per release, source fields replaced by name and, per flavour, packages replaced by name
+(``for_kubernetes_release``); ``iso/build --kubernetes-version`` applies it.
 """
 
 from __future__ import annotations
@@ -315,7 +320,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     data = c.mapping(data, "manifest")
     if data:
         extensions = {k for k in data if str(k).startswith("x-")}  # YAML anchors live there
-        c.unknown(data, {"schema", "product", "sources", "flavours"} | extensions, "manifest")
+        top = {"schema", "product", "sources", "flavours", "kubernetes_releases"}
+        c.unknown(data, top | extensions, "manifest")
         if data.get("schema") != 1:
             c.add("schema", f"{data.get('schema')!r} is not a supported schema; expected 1")
     sources: dict[str, Source] = {}
@@ -336,8 +342,51 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     return Manifest(path=path, product=product, sources=sources, flavours=flavours)
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Load and validate the manifest file at ``path``."""
+def for_kubernetes_release(data: Any, release: str | None, path: str = "manifest") -> Any:
+    """The loaded manifest ``data`` as it is for Kubernetes ``release``: unchanged for None
+    (the default release), else with the sources and packages that
+    ``kubernetes_releases.<release>`` gives replacing those of the same name."""
+    if release is None or not isinstance(data, dict):
+        return data
+    releases = data.get("kubernetes_releases") or {}
+    overlay = releases.get(release) if isinstance(releases, dict) else None
+    if not isinstance(overlay, dict):
+        known = ", ".join(releases) if isinstance(releases, dict) else "none"
+        raise ManifestError(
+            [f"kubernetes_releases.{release}: missing; add its sources and packages (known: "
+             f"{known or 'none'}), or build the default release"], path)  # fmt: skip
+    problems = []
+    sources = {name: dict(raw) for name, raw in (data.get("sources") or {}).items()}
+    for name, fields in (overlay.get("sources") or {}).items():
+        if name not in sources or not isinstance(fields, dict):
+            problems.append(f"kubernetes_releases.{release}.sources.{name}: not a source's "
+                            f"fields; known sources: {', '.join(sources)}")  # fmt: skip
+            continue
+        sources[name].update(fields)
+    flavours = {name: dict(raw) for name, raw in (data.get("flavours") or {}).items()}
+    for name, packages in (overlay.get("packages") or {}).items():
+        if name not in flavours:
+            problems.append(f"kubernetes_releases.{release}.packages.{name}: no such flavour; "
+                            f"known: {', '.join(flavours)}")  # fmt: skip
+            continue
+        current = list(flavours[name].get("packages") or [])
+        names = [p.get("name") for p in current if isinstance(p, dict)]
+        for package in packages or []:
+            wanted = package.get("name") if isinstance(package, dict) else None
+            if wanted not in names:
+                problems.append(f"kubernetes_releases.{release}.packages.{name}: {wanted!r} is "
+                                f"not a package of the flavour ({', '.join(names)})")  # fmt: skip
+                continue
+            current[names.index(wanted)] = package
+        flavours[name]["packages"] = current
+    if problems:
+        raise ManifestError(problems, path)
+    return {**data, "sources": sources, "flavours": flavours}
+
+
+def load_manifest(path: str | Path, kubernetes_release: str | None = None) -> Manifest:
+    """Load and validate the manifest file at ``path``, for ``kubernetes_release`` (None:
+    the default release; see ``for_kubernetes_release``)."""
     path = Path(path).resolve()
     try:
         text = path.read_text()
@@ -347,4 +396,4 @@ def load_manifest(path: str | Path) -> Manifest:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ManifestError([f"is not valid YAML: {err}"], str(path)) from err
-    return parse_manifest(data, path)
+    return parse_manifest(for_kubernetes_release(data, kubernetes_release, str(path)), path)

@@ -56,14 +56,19 @@ def product_text(
     flavour: str,
     kubesalt_wheel: str = "",
     library_wheels: tuple[str, ...] = (),
+    *,
+    kubernetes_version: str = "",
 ) -> str:
     """``product.txt``: ``KEY=value`` lines (read, never sourced); the wheel fields name the
-    wheels bootstrap.sh unpacks and installs (paths relative to the archive root)."""
+    wheels bootstrap.sh unpacks and installs (paths relative to the archive root);
+    KUBERNETES_VERSION the Kubernetes release the archive carries."""
     stamp = date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = (
         f"NAME={name}\nVERSION={version}\nGIT_REVISION={revision}\n"
         f"BUILD_DATE={stamp}\nFLAVOUR={flavour}\n"
     )
+    if kubernetes_version:
+        text += f"{archive.KUBERNETES_VERSION}={kubernetes_version}\n"
     if kubesalt_wheel:
         text += f"{archive.KUBESALT_WHEEL}={kubesalt_wheel}\n"
     if library_wheels:

@@ -438,3 +438,23 @@ def test_a_workload_plane_ip_outside_its_plane_is_named(grains_get):
         r"networks.workloadPlane.cidr \(10.20.0.0/16\)",
     ):
         kubesalt_kubeadm.node()
+
+
+def test_a_worker_renders_the_release_the_inventory_records(root, monkeypatch):
+    nodes = dict(NODES, w1={"roles": ["node"], "kubernetes_version": "v1.34.2"})
+    monkeypatch.setitem(kubesalt_kubeadm.__pillar__, "kubesalt", dict(CFG, nodes=nodes))
+    kubelet = kubesalt_kubeadm.files("kubelet")["files"]
+    assert kubelet[f"{root}/var/lib/kubelet/instance-config.yaml"] == "0644"
+    flags = kubesalt_kubeadm.content(f"{root}/var/lib/kubelet/kubeadm-flags.env")
+    assert flags == (
+        'KUBELET_KUBEADM_ARGS="--node-ip=198.51.100.121 '
+        '--pod-infra-container-image=registry.k8s.io/pause:3.10.1"\n'
+    )
+    toml = kubesalt_kubeadm.content(f"{root}/etc/containerd/config.toml")
+    assert '  sandbox_image = "registry.k8s.io/pause:3.10.1"\n' in toml
+    # Without a recorded release, the cluster's (here the archive's, v1.33.5).
+    monkeypatch.setitem(kubesalt_kubeadm.__pillar__, "kubesalt", dict(CFG, nodes=NODES))
+    assert (
+        f"{root}/var/lib/kubelet/instance-config.yaml"
+        not in (kubesalt_kubeadm.files("kubelet")["files"])
+    )

@@ -1,6 +1,7 @@
 # The kubelet's files as kubeadm writes them: /var/lib/kubelet/config.yaml, kubeadm-flags.env
 # (--node-ip is the node's workload-plane IP; the sandbox image from the pinned image list)
-# and the systemd drop-in 10-kubeadm.conf; /etc/kubernetes/manifests, its staticPodPath.
+# and the systemd drop-in 10-kubeadm.conf, and from Kubernetes 1.34 on instance-config.yaml
+# (the CRI socket); /etc/kubernetes/manifests, its staticPodPath.
 {%- set kubelet = salt['kubesalt_kubeadm.files']('kubelet') %}
 {%- for path, mode in kubelet.directories.items() %}
 

@@ -42,7 +42,7 @@ import netaddr
 from kubesalt import ports
 from kubesalt.cluster.model import ClusterNode
 from kubesalt.errors import ConfigError
-from kubesalt.kubeadm.images import image
+from kubesalt.kubeadm.images import check_version, image
 from kubesalt.kubeadm.kubeconfig import endpoint_url
 
 NAME = "kube-router"
@@ -163,7 +163,7 @@ def _host_path(name: str, path: str, kind: str | None = None) -> dict:
 def _container(cfg: dict) -> dict:
     return {
         "name": NAME,
-        "image": image(IMAGE).pinned_reference,
+        "image": image(IMAGE, check_version(cfg)).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "args": args(cfg),
         "env": [
@@ -187,10 +187,10 @@ def _container(cfg: dict) -> dict:
     }
 
 
-def _install_cni_container() -> dict:
+def _install_cni_container(version: str) -> dict:
     return {
         "name": "install-cni",
-        "image": image(IMAGE).pinned_reference,
+        "image": image(IMAGE, version).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "command": ["/bin/sh", "-c", INSTALL_CNI_SCRIPT],
         "volumeMounts": [
@@ -215,7 +215,7 @@ def daemonset(cfg: dict) -> dict:
                     "priorityClassName": "system-node-critical",
                     "serviceAccountName": NAME,
                     "containers": [_container(cfg)],
-                    "initContainers": [_install_cni_container()],
+                    "initContainers": [_install_cni_container(check_version(cfg))],
                     "hostNetwork": True,
                     "hostPID": True,
                     # Every NoSchedule and NoExecute taint: the control-plane taint, and the

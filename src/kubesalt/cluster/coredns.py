@@ -72,7 +72,7 @@ def objects(cfg: dict, nodes: Sequence[ClusterNode]) -> list[dict]:
         cluster_role(),
         resources.cluster_role_binding(ROLE, ROLE, [resources.service_account_subject(NAME)]),
         resources.config_map(NAME, {"Corefile": corefile(cfg)}),
-        deployment(),
+        deployment(images.check_version(cfg)),
         service(cfg),
     ]
 
@@ -133,8 +133,9 @@ def service(cfg: dict) -> dict:
     }
 
 
-def deployment() -> dict:
-    """Deployment kube-system/coredns, as kubeadm's template."""
+def deployment(version: str | None = None) -> dict:
+    """Deployment kube-system/coredns, as kubeadm's template, with the CoreDNS image of
+    Kubernetes release `version` (default: the archive's)."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -143,12 +144,12 @@ def deployment() -> dict:
             "replicas": REPLICAS,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "selector": {"matchLabels": dict(LABELS)},
-            "template": {"metadata": {"labels": dict(LABELS)}, "spec": _pod_spec()},
+            "template": {"metadata": {"labels": dict(LABELS)}, "spec": _pod_spec(version)},
         },
     }
 
 
-def _pod_spec() -> dict:
+def _pod_spec(version: str | None) -> dict:
     return {
         "priorityClassName": "system-cluster-critical",
         "serviceAccountName": NAME,
@@ -175,7 +176,7 @@ def _pod_spec() -> dict:
             dict(CONTROL_PLANE_TAINT),
         ],
         "nodeSelector": {"kubernetes.io/os": "linux"},
-        "containers": [_container()],
+        "containers": [_container(version)],
         "dnsPolicy": "Default",
         "volumes": [
             {
@@ -186,10 +187,10 @@ def _pod_spec() -> dict:
     }
 
 
-def _container() -> dict:
+def _container(version: str | None) -> dict:
     return {
         "name": NAME,
-        "image": images.image(NAME).pinned_reference,
+        "image": images.image(NAME, version).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "resources": {"limits": {"memory": "170Mi"}, "requests": {"cpu": "100m", "memory": "70Mi"}},
         "args": ["-conf", "/etc/coredns/Corefile"],

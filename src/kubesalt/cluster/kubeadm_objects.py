@@ -129,8 +129,8 @@ def upload_kubelet_config(cfg: dict) -> list[dict]:
 
 
 def cluster_configuration(cfg: dict, layout: Layout | None = None) -> dict:
-    """The kubeadm.k8s.io/v1beta4 ClusterConfiguration kubeadm 1.33 would upload for this
-    cluster: every field it writes once defaulted. kubeadm records only user-given
+    """The kubeadm.k8s.io/v1beta4 ClusterConfiguration kubeadm would upload for this
+    cluster at its Kubernetes release (1.33 and 1.34 write the same fields): every field it writes once defaulted. kubeadm records only user-given
     `extraArgs`, `extraEnvs`, `extraVolumes` and `certSANs`; kubesalt renders kubeadm's own
     flags and SANs, so the component sections stay empty (`{}`), as after a plain
     `kubeadm init`."""

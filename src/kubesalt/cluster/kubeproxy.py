@@ -101,7 +101,7 @@ def daemonset(cfg: dict) -> dict:
     whatever its taints."""
     container = {
         "name": NAME,
-        "image": images.image(NAME).pinned_reference,
+        "image": images.image(NAME, images.check_version(cfg)).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "command": [
             "/usr/local/bin/kube-proxy",

@@ -18,6 +18,7 @@ from kubesalt import roles as _roles
 from kubesalt.cluster import ClusterNode, cluster_nodes, render
 from kubesalt.config import InvalidConfig, load_file
 from kubesalt.errors import KubesaltError
+from kubesalt.kubeadm import images
 from kubesalt.names import NodeNameError, check_node_name
 
 PROG = "render-cluster"
@@ -49,8 +50,26 @@ def parser() -> argparse.ArgumentParser:
         help="a node of the inventory with its roles (repeat the flag); its labels and "
         f"taint appear as a Node object. Roles among {_roles.listing()}",
     )
+    result.add_argument(
+        "--kubernetes-version",
+        metavar="VERSION",
+        help="the cluster's Kubernetes release (default: kubernetes.version of the "
+        "configuration, else the archive's)",
+    )
     result.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     return result
+
+
+def with_version(cfg: dict, version: str | None) -> dict:
+    """`cfg` whose `kubernetes.version` is `version` when given (a supported release;
+    UsageError listing them otherwise)."""
+    if version is None:
+        return cfg
+    try:
+        version = images.supported(version)
+    except KubesaltError as err:
+        raise UsageError(f"--kubernetes-version: {err}") from None
+    return {**cfg, "kubernetes": {**cfg["kubernetes"], "version": version}}
 
 
 def parse_node(value: str) -> ClusterNode:
@@ -127,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         nodes = parse_nodes(args.node)
         _check_out(args.out)
-        objects = render(load_file(args.config), nodes)
+        cfg = with_version(load_file(args.config), args.kubernetes_version)
+        objects = render(cfg, nodes)
     except InvalidConfig as err:
         print(_config_problems(err), file=sys.stderr)
         return 2

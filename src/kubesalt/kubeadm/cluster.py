@@ -31,6 +31,13 @@ def roles_by_node(pillar_nodes: dict | None) -> dict[str, frozenset[str]]:
     return result
 
 
+def recorded_version(pillar_nodes: dict | None, name: str) -> str | None:
+    """The Kubernetes release the inventory records for node `name` (pillar
+    `kubesalt:nodes:<name>:kubernetes_version`), or None: it runs the cluster's."""
+    data = (pillar_nodes or {}).get(name)
+    return data.get("kubernetes_version") if isinstance(data, dict) else None
+
+
 def first_node(cfg: dict, roles: dict[str, frozenset[str]]) -> str | None:
     """The node that plays `kubeadm init`: the one the inventory recorded (pillar
     `kubesalt:first_node`) while it has control-plane and etcd in `roles`; else None (the
@@ -75,12 +82,14 @@ def build_node(
     ips: dict[str, str],
     hostname: str | None = None,
     workload_ip: str | None = None,
+    kubernetes_version: str | None = None,
 ) -> Node:
     """The `Node` for `name`: its roles, its IP (from `ips`), `first` when it plays
     `kubeadm init`, and, for a joining etcd member, every etcd member known.
     `workload_ip` is its workload-plane IP (the kubelet's `--node-ip`); None leaves it
     equal to the control-plane IP, for callers that never render the kubelet (the
-    signing policies)."""
+    signing policies). `kubernetes_version` is the release the inventory records for it
+    (`recorded_version`); None renders the cluster's."""
     if name not in roles:
         raise RenderError(
             f"node {name} is not in the inventory (pillar kubesalt:nodes); declare it with "
@@ -104,4 +113,5 @@ def build_node(
         etcd_members=members,
         hostname=hostname if hostname and hostname != name else None,
         workload_ip=workload_ip,
+        kubernetes_version=kubernetes_version,
     )

@@ -106,15 +106,16 @@ def certs_dir(layout: Layout) -> str:
     return posixpath.join(layout.containerd_dir, "certs.d")
 
 
-def config_toml(layout: Layout | None = None) -> bytes:
-    """/etc/containerd/config.toml."""
+def config_toml(layout: Layout | None = None, version: str | None = None) -> bytes:
+    """/etc/containerd/config.toml; its sandbox image is the pause image of Kubernetes
+    release `version` (default: the archive's), the kubelet's."""
     layout = layout or Layout()
     lines = [
         "# Managed by kubesalt: containerd 1.7, configuration version 2.",
         "version = 2",
         "",
         f"[{CRI}]",
-        f"  sandbox_image = {toml_string(sandbox_image())}",
+        f"  sandbox_image = {toml_string(sandbox_image(version))}",
         "",
         f"[{CRI}.containerd]",
         '  default_runtime_name = "runc"',
@@ -169,10 +170,12 @@ def paths(layout: Layout) -> tuple[str, ...]:
     return (config_path(layout), *(hosts_path(layout, r) for r in MIRRORED_REGISTRIES))
 
 
-def files(endpoint: str, layout: Layout | None = None) -> dict[str, bytes]:
-    """config.toml and every hosts.toml, by path."""
+def files(
+    endpoint: str, layout: Layout | None = None, version: str | None = None
+) -> dict[str, bytes]:
+    """config.toml (for Kubernetes release `version`) and every hosts.toml, by path."""
     layout = layout or Layout()
-    result = {config_path(layout): config_toml(layout)}
+    result = {config_path(layout): config_toml(layout, version)}
     for registry in MIRRORED_REGISTRIES:
         result[hosts_path(layout, registry)] = hosts_toml(registry, endpoint, layout.pki("ca.crt"))
     return result

@@ -1,11 +1,17 @@
 """The pinned container images (`kubesalt/data/images.yaml`), read in one place.
 
+The file holds one image set per supported Kubernetes release. The archive carries one of
+them: the release `iso/build` was told to carry, written into the kubesalt wheel as
+`kubesalt/data/archive-release.yaml` (ARCHIVE_RELEASE); a source checkout has no such file
+and carries the file's default release.
+
 Static pod manifests reference images by canonical name and tag, as kubeadm does
 (`registry.k8s.io/kube-apiserver:v1.33.5`), plus the digest the archive's registry serves
 when the installed package knows it (`pinned_reference`): the ISO build pins and verifies
 each upstream digest, and writes `kubesalt/data/archive-images.yaml` (the digest of each
 image as stored in the ISO's layout, hence served by the bootstrap registry) into the
-kubesalt wheel every node installs. A source checkout has no such file: tag only.
+kubesalt wheel every node installs. A source checkout has no such file: tag only. Images of
+another release than the archive's are never in this archive: tag only too.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from kubesalt.kubeadm import RenderError
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _FIELDS = ("repository", "tag", "digest")
 ARCHIVE_DIGESTS = "data/archive-images.yaml"
+ARCHIVE_RELEASE = "data/archive-release.yaml"
+_VERSION = re.compile(r"^v\d+\.\d+\.\d+$")
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ def parse_images(data: object, source: str = "images.yaml") -> tuple[str, dict[s
     if not isinstance(data, dict):
         raise RenderError(f"{source}: expected a mapping with kubernetesVersion and images")
     version = data.get("kubernetesVersion")
-    if not isinstance(version, str) or not re.match(r"^v\d+\.\d+\.\d+$", version):
+    if not isinstance(version, str) or not _VERSION.match(version):
         raise RenderError(
             f"{source}: kubernetesVersion is {version!r}; write it as v<major>.<minor>.<patch>"
         )
@@ -113,10 +121,58 @@ def with_archive_digests(images: dict[str, Image], digests: dict[str, str]) -> d
     }
 
 
+def parse_releases(data: object, source: str = "images.yaml") -> dict[str, dict[str, Image]]:
+    """Every release's images of the parsed images.yaml `data`, by version, the default
+    release (`kubernetesVersion`, `images`) first, then each one of `releases`."""
+    default, images = parse_images(data, source)
+    result = {default: images}
+    others = data.get("releases") or {}
+    if not isinstance(others, dict):
+        raise RenderError(f"{source}: releases must be a mapping of version to its images")
+    for version, entry in others.items():
+        if version in result:
+            raise RenderError(f"{source}: release {version} is listed twice; keep one")
+        body = {"kubernetesVersion": version, **(entry if isinstance(entry, dict) else {})}
+        result[version] = parse_images(body, f"{source}: releases.{version}")[1]
+    return result
+
+
+def archive_release_text(version: str) -> str:
+    """The content of ARCHIVE_RELEASE: the Kubernetes release this archive carries."""
+    header = "# Written by iso/build: the Kubernetes release this archive carries.\n"
+    return header + yaml.safe_dump({"kubernetesVersion": version})
+
+
+def parse_archive_release(
+    data: object, supported: tuple[str, ...], source: str = ARCHIVE_RELEASE
+) -> str:
+    """Validate the parsed ARCHIVE_RELEASE `data`; return the release it names."""
+    version = data.get("kubernetesVersion") if isinstance(data, dict) else None
+    if version not in supported:
+        raise RenderError(
+            f"{source}: kubernetesVersion is {version!r}, not one of the releases this "
+            f"kubesalt supports ({', '.join(supported)}); reinstall kubesalt from the "
+            "archive's wheel"
+        )
+    return version
+
+
+@functools.cache
+def _releases() -> dict[str, dict[str, Image]]:
+    package = resources.files("kubesalt")
+    return parse_releases(yaml.safe_load(package.joinpath("data/images.yaml").read_text()))
+
+
 @functools.cache
 def _load() -> tuple[str, dict[str, Image]]:
+    """The archive's release and its images, with the digests the archive serves."""
     package = resources.files("kubesalt")
-    version, images = parse_images(yaml.safe_load(package.joinpath("data/images.yaml").read_text()))
+    releases = _releases()
+    version = next(iter(releases))
+    recorded = package.joinpath(ARCHIVE_RELEASE)
+    if recorded.is_file():
+        version = parse_archive_release(yaml.safe_load(recorded.read_text()), tuple(releases))
+    images = releases[version]
     archived = package.joinpath(ARCHIVE_DIGESTS)
     if archived.is_file():
         digests = parse_archive_digests(yaml.safe_load(archived.read_text()))
@@ -125,36 +181,72 @@ def _load() -> tuple[str, dict[str, Image]]:
 
 
 def kubernetes_version() -> str:
-    """The Kubernetes version these images belong to (for example `v1.33.5`)."""
+    """The Kubernetes release the archive carries (for example `v1.33.5`)."""
     return _load()[0]
 
 
-def all_images() -> dict[str, Image]:
-    """Every pinned image by name (a copy: callers may not change the pinned list)."""
-    return dict(_load()[1])
+def default_version() -> str:
+    """The release an archive carries unless `iso/build` is told another one."""
+    return next(iter(_releases()))
 
 
-def image(name: str) -> Image:
-    """The pinned image called `name` (`kube-apiserver`, `etcd`, `pause`, ...)."""
-    images = _load()[1]
+def supported_versions() -> tuple[str, ...]:
+    """Every Kubernetes release this kubesalt renders, in images.yaml's order."""
+    return tuple(_releases())
+
+
+def supported(version: str) -> str:
+    """`version` (`v1.34.2`, or `1.34.2`) in its `v` form when it is a supported release;
+    else a RenderError that lists them."""
+    canonical = "v" + str(version).lstrip("v")
+    if canonical not in _releases():
+        raise RenderError(
+            f"Kubernetes version {version!r} is not a release this kubesalt supports; "
+            f"supported: {', '.join(supported_versions())}"
+        )
+    return canonical
+
+
+def _release_images(version: str | None) -> dict[str, Image]:
+    archive, images = _load()
+    if version is None or supported(version) == archive:
+        return images
+    return _releases()[supported(version)]
+
+
+def all_images(version: str | None = None) -> dict[str, Image]:
+    """Every pinned image of release `version` (default: the archive's) by name (a copy:
+    callers may not change the pinned list)."""
+    return dict(_release_images(version))
+
+
+def image(name: str, version: str | None = None) -> Image:
+    """The pinned image called `name` (`kube-apiserver`, `etcd`, `pause`, ...) of release
+    `version` (default: the archive's)."""
+    images = _release_images(version)
     if name not in images:
         raise RenderError(f"image {name!r} is not pinned; pinned images: {', '.join(images)}")
     return images[name]
 
 
-def sandbox_image() -> str:
-    """The pause image reference, for containerd `sandbox_image` and kubelet
-    `--pod-infra-container-image` alike (so both always agree)."""
-    return image("pause").reference
+def sandbox_image(version: str | None = None) -> str:
+    """The pause image reference of release `version`, for containerd `sandbox_image` and
+    kubelet `--pod-infra-container-image` alike (so both always agree)."""
+    return image("pause", version).reference
 
 
 def check_version(cfg: dict) -> str:
-    """Return the Kubernetes version to deploy; `kubernetes.version` must match the pinned one."""
-    pinned = kubernetes_version()
+    """The cluster's Kubernetes release: `kubernetes.version` when set (it must be a
+    supported release), else the archive's."""
     wanted = cfg.get("kubernetes", {}).get("version")
-    if wanted is not None and wanted.lstrip("v") != pinned.lstrip("v"):
+    if wanted is None:
+        return kubernetes_version()
+    try:
+        return supported(wanted)
+    except RenderError:
         raise RenderError(
-            f"kubernetes.version is {wanted!r} but this kubesalt carries {pinned}; set it to "
-            f"{pinned}, remove it, or use the kubesalt release that carries {wanted}"
-        )
-    return pinned
+            f"kubernetes.version is {wanted!r} but this kubesalt carries "
+            f"{kubernetes_version()} and supports {', '.join(supported_versions())}; set it "
+            "to one of them, remove it to use the archive's, or use the kubesalt release "
+            f"that carries {wanted}"
+        ) from None

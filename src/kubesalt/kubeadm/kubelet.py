@@ -1,4 +1,5 @@
-"""The kubelet files: config.yaml, kubeadm-flags.env and the systemd drop-in (kubeadm's)."""
+"""The kubelet files: config.yaml, kubeadm-flags.env, the systemd drop-in and, from
+Kubernetes 1.34 on, instance-config.yaml (kubeadm's)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import shlex
 import yaml
 
 from kubesalt import ports
-from kubesalt.kubeadm import RenderError
-from kubesalt.kubeadm.images import sandbox_image
+from kubesalt.kubeadm import RenderError, images, releases
 from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.network import nth_address
 
@@ -18,15 +18,17 @@ EXTRA_ARGS_FILE = {"Debian": "/etc/default/kubelet", "RedHat": "/etc/sysconfig/k
 
 
 def config(
-    cfg: dict, node: Node, layout: Layout | None = None, *, systemd_resolved: bool = False
+    cfg: dict, node: Node | None, layout: Layout | None = None, *, systemd_resolved: bool = False
 ) -> dict:
     """The KubeletConfiguration with kubeadm's defaults (`componentconfigs/kubelet.go`).
 
     Fields kubeadm leaves to the kubelet's own defaults are left out (the kubelet applies
     the same defaults; kubeadm's file only spells them out as zero values). `resolvConf`
-    is set only when systemd-resolved is active on the node, as kubeadm does.
+    is set only when systemd-resolved is active on the node, as kubeadm does. The base is
+    the same for every node (kubeadm's kubelet-config ConfigMap, `node` None); a node whose
+    release has NodeLocalCRISocket gets its instance configuration patched in, as kubeadm's
+    `WriteConfigToDisk` does.
     """
-    del node  # same for every node: kubeadm keeps it in the kubelet-config ConfigMap
     layout = layout or Layout()
     data = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -48,38 +50,56 @@ def config(
     }
     if systemd_resolved:
         data["resolvConf"] = "/run/systemd/resolve/resolv.conf"
+    if node is not None and releases.of_node(cfg, node).node_local_cri_socket:
+        data.update(instance_config())
     return data
 
 
+def instance_config() -> dict:
+    """The node's own kubelet settings kubeadm keeps out of the shared configuration
+    (KEP-4656, `WriteInstanceConfigToDisk`): the CRI socket."""
+    return {"containerRuntimeEndpoint": CRI_SOCKET}
+
+
+def instance_config_yaml() -> bytes:
+    """/var/lib/kubelet/instance-config.yaml, as kubeadm writes it (one quoted line)."""
+    return "".join(f'{key}: "{value}"\n' for key, value in instance_config().items()).encode()
+
+
 def config_yaml(
-    cfg: dict, node: Node, layout: Layout | None = None, *, systemd_resolved: bool = False
+    cfg: dict, node: Node | None, layout: Layout | None = None, *, systemd_resolved: bool = False
 ) -> bytes:
     """config.yaml as bytes."""
     data = config(cfg, node, layout, systemd_resolved=systemd_resolved)
     return yaml.safe_dump(data, default_flow_style=False, width=1 << 30).encode()
 
 
-def flags(node: Node) -> list[str]:
-    """The kubelet flags kubeadm puts in KUBELET_KUBEADM_ARGS, sorted by name.
+def flags(node: Node, version: str | None = None) -> list[str]:
+    """The kubelet flags kubeadm puts in KUBELET_KUBEADM_ARGS for Kubernetes release
+    `version` (default: the archive's), sorted by name.
 
     `--node-ip` is always set, to the node's workload-plane IP (kubesalt's choice: the
     kubelet's InternalIP never lands on the wrong NIC, and kube-router peers and tunnels on
     the InternalIP, so pod traffic between nodes stays on the workload plane);
-    `--hostname-override` only when the host's name differs from the node name.
+    `--hostname-override` only when the host's name differs from the node name;
+    `--container-runtime-endpoint` only without NodeLocalCRISocket (before 1.34), which
+    moves it to instance-config.yaml.
     """
+    version = version or images.kubernetes_version()
     values = {
-        "container-runtime-endpoint": CRI_SOCKET,
         "node-ip": node.workload_ip,
-        "pod-infra-container-image": sandbox_image(),
+        "pod-infra-container-image": images.sandbox_image(version),
     }
+    if not releases.release(version).node_local_cri_socket:
+        values["container-runtime-endpoint"] = CRI_SOCKET
     if node.hostname and node.hostname != node.name:
         values["hostname-override"] = node.name
     return [f"--{name}={value}" for name, value in sorted(values.items())]
 
 
-def flags_env(node: Node) -> bytes:
-    """/var/lib/kubelet/kubeadm-flags.env."""
-    return f'KUBELET_KUBEADM_ARGS="{" ".join(flags(node))}"\n'.encode()
+def flags_env(node: Node, version: str | None = None) -> bytes:
+    """/var/lib/kubelet/kubeadm-flags.env for Kubernetes release `version`."""
+    return f'KUBELET_KUBEADM_ARGS="{" ".join(flags(node, version))}"\n'.encode()
 
 
 def dropin(layout: Layout | None = None, os_family: str = "Debian") -> bytes:

@@ -1,7 +1,7 @@
-"""The control-plane static pods, as kubeadm 1.33 builds them.
+"""The control-plane static pods, as kubeadm 1.33 and 1.34 build them.
 
 Sources: kubeadm `phases/controlplane/manifests.go` and `volumes.go`, `phases/etcd/local.go`,
-`util/staticpod/utils.go` (kubeadm 1.33). Each `*_command` function returns the
+`util/staticpod/utils.go` (kubeadm 1.33 and 1.34; what differs is in `releases`). Each `*_command` function returns the
 full command list (sorted like kubeadm's `ArgumentsToCommand`); each `*_pod` function returns
 the pod as plain data, ready for `yaml.safe_dump`. The shared pieces (probes, volumes, the
 pod skeleton, the config digest) are in `staticpod`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from kubesalt import ports, urls
 from kubesalt import roles as _roles
 from kubesalt.etcd import client_url, peer_url
-from kubesalt.kubeadm import RenderError
+from kubesalt.kubeadm import RenderError, releases
 from kubesalt.kubeadm.model import Layout, Node
 from kubesalt.kubeadm.staticpod import (
     ANNOTATION_CONFIG_DIGEST,
@@ -74,8 +74,8 @@ def apiserver_command(cfg: dict, node: Node, layout: Layout | None = None) -> li
 
 
 def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[str]:
-    """The etcd command (`getEtcdCommand`): alone on the first node, joining elsewhere."""
-    del cfg  # the etcd command depends only on the node; kept for a uniform signature
+    """The etcd command (`getEtcdCommand`): alone on the first node, joining elsewhere;
+    etcd 3.6's graduated flags from Kubernetes 1.34 on."""
     layout = layout or Layout()
     pki = layout.pki
     args = {
@@ -83,8 +83,7 @@ def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[st
         "cert-file": pki("etcd/server.crt"),
         "client-cert-auth": "true",
         "data-dir": layout.etcd_data_dir,
-        "experimental-initial-corrupt-check": "true",
-        "experimental-watch-progress-notify-interval": "5s",
+        **_etcd_version_flags(releases.of_node(cfg, node)),
         "initial-advertise-peer-urls": peer_url(node.ip),
         "key-file": pki("etcd/server.key"),
         "listen-client-urls": f"{client_url(node.loopback)},{client_url(node.ip)}",
@@ -111,6 +110,17 @@ def etcd_command(cfg: dict, node: Node, layout: Layout | None = None) -> list[st
         args["initial-cluster"] = ",".join(members)
         args["initial-cluster-state"] = "existing"
     return arguments_to_command("etcd", args)
+
+
+def _etcd_version_flags(release: releases.Release) -> dict[str, str]:
+    """The initial corruption check and the watch progress interval, in the form the
+    release's etcd takes (kubeadm `getEtcdCommand`)."""
+    if release.etcd_graduated_flags:
+        return {"feature-gates": "InitialCorruptCheck=true", "watch-progress-notify-interval": "5s"}
+    return {
+        "experimental-initial-corrupt-check": "true",
+        "experimental-watch-progress-notify-interval": "5s",
+    }
 
 
 def controller_manager_command(
@@ -202,6 +212,7 @@ def apiserver_pod(
         volumes=volumes,
         requests={"cpu": "250m"},
         annotations=_annotations(endpoint, digest),
+        version=releases.node_version(cfg, node),
         env=proxy_env(cfg),
     )
 
@@ -230,6 +241,7 @@ def etcd_pod(
         volumes=volumes,
         requests={"cpu": "100m", "memory": "100Mi"},
         annotations=_annotations(urls, digest),
+        version=releases.node_version(cfg, node),
     )
 
 
@@ -267,6 +279,7 @@ def controller_manager_pod(
         volumes=volumes,
         requests={"cpu": "200m"},
         annotations=_annotations({}, digest),
+        version=releases.node_version(cfg, node),
         env=proxy_env(cfg),
     )
 
@@ -291,5 +304,6 @@ def scheduler_pod(
         volumes=volumes,
         requests={"cpu": "100m"},
         annotations=_annotations({}, digest),
+        version=releases.node_version(cfg, node),
         env=proxy_env(cfg),
     )

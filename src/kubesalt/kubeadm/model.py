@@ -63,6 +63,8 @@ class Node:
     `--hostname-override`). `rejoined` marks a first node that lost its etcd data (its
     machine restored from a backup) and joined the existing etcd cluster again: it keeps
     what `kubeadm init` gave it (super-admin.conf) but its etcd joins like any member.
+    `kubernetes_version` is the release the inventory records for the node (`v1.34.2`);
+    None renders the cluster's (`kubesalt.kubeadm.releases.node_version`).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Node:
     hostname: str | None = None
     rejoined: bool = False
     workload_ip: str | None = None
+    kubernetes_version: str | None = None
 
     def __post_init__(self) -> None:
         check_node_name(self.name, "node name")

@@ -10,7 +10,7 @@ yet (its first highstate) needs none: a documentation address stands in.
 from __future__ import annotations
 
 from kubesalt import roles as _roles
-from kubesalt.kubeadm import RenderError, containerd, render
+from kubesalt.kubeadm import RenderError, containerd, releases, render
 from kubesalt.kubeadm.certs import CertSpec, ca_files_for, node_certificates
 from kubesalt.kubeadm.model import CA_FILES, Layout, Node
 
@@ -62,7 +62,8 @@ def node_files(cfg: dict, node: Node, layout: Layout) -> dict[str, str]:
     for pod in render.static_pods(node):
         files[render.manifest_path(layout, pod)] = MANIFESTS
     if _roles.runs_kubelet(node.roles):
-        files.update(dict.fromkeys(render.kubelet_paths(layout), KUBELET))
+        kubelet_paths = render.kubelet_paths(layout, releases.of_node(cfg, node))
+        files.update(dict.fromkeys(kubelet_paths, KUBELET))
         files.update(dict.fromkeys(containerd.paths(layout), CONTAINERD))
     return files
 

@@ -18,7 +18,15 @@ import posixpath
 import yaml
 
 from kubesalt import roles as _roles
-from kubesalt.kubeadm import RenderError, containerd, kubeconfig, kubelet, manifests, staticpod
+from kubesalt.kubeadm import (
+    RenderError,
+    containerd,
+    kubeconfig,
+    kubelet,
+    manifests,
+    releases,
+    staticpod,
+)
 from kubesalt.kubeadm.certs import ca_files_for, key_algorithm, node_certificates
 from kubesalt.kubeadm.files import Rendered, RenderedDirectory, RenderedFile, write_tree
 from kubesalt.kubeadm.images import check_version
@@ -216,26 +224,39 @@ def kubelet_files(
     """config.yaml, kubeadm-flags.env and the kubelet drop-in (nodes that run a kubelet)."""
     if not node.roles & _roles.KUBELET_ROLES:
         return {}
+    version = releases.node_version(cfg, node)
     config = kubelet.config_yaml(cfg, node, layout, systemd_resolved=systemd_resolved)
-    config_path, flags_path, dropin_path = kubelet_paths(layout)
-    return {
+    config_path, flags_path, dropin_path, *instance_path = kubelet_paths(
+        layout, releases.release(version)
+    )
+    files = {
         config_path: RenderedFile(config, KUBELET_FILE_MODE),
-        flags_path: RenderedFile(kubelet.flags_env(node), KUBELET_FILE_MODE),
+        flags_path: RenderedFile(kubelet.flags_env(node, version), KUBELET_FILE_MODE),
         dropin_path: RenderedFile(kubelet.dropin(layout, os_family), 0o644),
     }
+    for path in instance_path:
+        files[path] = RenderedFile(kubelet.instance_config_yaml(), KUBELET_FILE_MODE)
+    return files
 
 
-def kubelet_paths(layout: Layout) -> tuple[str, str, str]:
-    """config.yaml, kubeadm-flags.env and the drop-in 10-kubeadm.conf, by path."""
-    return (
+def kubelet_paths(layout: Layout, release: releases.Release | None = None) -> tuple[str, ...]:
+    """config.yaml, kubeadm-flags.env and the drop-in 10-kubeadm.conf, by path; then
+    instance-config.yaml when `release` has NodeLocalCRISocket."""
+    paths = (
         posixpath.join(layout.kubelet_dir, "config.yaml"),
         posixpath.join(layout.kubelet_dir, "kubeadm-flags.env"),
         posixpath.join(layout.kubelet_dropin_dir, "10-kubeadm.conf"),
     )
+    if release is not None and release.node_local_cri_socket:
+        paths += (posixpath.join(layout.kubelet_dir, "instance-config.yaml"),)
+    return paths
 
 
-def containerd_files(node: Node, layout: Layout, registry: str | None) -> dict[str, RenderedFile]:
-    """config.toml and the hosts.toml of every mirrored registry (nodes that run a kubelet)."""
+def containerd_files(
+    cfg: dict, node: Node, layout: Layout, registry: str | None
+) -> dict[str, RenderedFile]:
+    """config.toml (for the Kubernetes release `node` renders) and the hosts.toml of every
+    mirrored registry (nodes that run a kubelet)."""
     if not node.roles & _roles.KUBELET_ROLES:
         return {}
     if registry is None:
@@ -245,7 +266,9 @@ def containerd_files(node: Node, layout: Layout, registry: str | None) -> dict[s
         )
     return {
         path: RenderedFile(content, 0o644)
-        for path, content in containerd.files(registry, layout).items()
+        for path, content in containerd.files(
+            registry, layout, releases.node_version(cfg, node)
+        ).items()
     }
 
 
@@ -260,5 +283,5 @@ def node_files(
 ) -> dict[str, RenderedFile]:
     """The kubelet and containerd files of `node`, by path."""
     files = kubelet_files(cfg, node, layout, systemd_resolved=systemd_resolved, os_family=os_family)
-    files.update(containerd_files(node, layout, registry))
+    files.update(containerd_files(cfg, node, layout, registry))
     return files

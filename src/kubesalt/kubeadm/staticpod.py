@@ -120,12 +120,14 @@ def static_pod(
     requests: dict[str, str],
     annotations: dict[str, str] | None = None,
     env: list[dict] | None = None,
+    version: str | None = None,
 ) -> dict:
-    """A static pod as kubeadm's `ComponentPod` builds it (volumes sorted by name)."""
+    """A static pod as kubeadm's `ComponentPod` builds it (volumes sorted by name), with the
+    image of Kubernetes release `version` (default: the archive's)."""
     volumes = sorted(volumes, key=lambda pair: pair[0]["name"])
     container = {
         "command": command,
-        "image": image(name).pinned_reference,
+        "image": image(name, version).pinned_reference,
         "imagePullPolicy": "IfNotPresent",
         "name": name,
         "resources": {"requests": dict(requests)},

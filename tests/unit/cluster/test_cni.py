@@ -263,6 +263,6 @@ def test_the_iso_build_refuses_an_image_from_an_undeclared_registry(monkeypatch)
     manifest = load_manifest(REPO / "iso" / "manifest.yaml")
     assert build.selected_flavour(manifest, "debian12").images  # every registry declared
     stray = Image("quay.io/example/tool", "v1", None)
-    monkeypatch.setattr(isobuild_images, "kubernetes_images", lambda: [stray])
+    monkeypatch.setattr(isobuild_images, "kubernetes_images", lambda version=None: [stray])
     with pytest.raises(ManifestError, match=r"image quay.io/example/tool:v1: its registry quay.io"):
         build.selected_flavour(manifest, "debian12")

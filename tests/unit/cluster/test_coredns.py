@@ -255,7 +255,7 @@ def test_the_image_is_the_pinned_one():
 def test_the_image_carries_its_digest_once_known(monkeypatch):
     digest = "sha256:" + "cd" * 32
     pinned = images.Image("coredns", "registry.k8s.io/coredns/coredns", "v1.12.0", None, digest)
-    monkeypatch.setattr(coredns.images, "image", lambda name: pinned)
+    monkeypatch.setattr(coredns.images, "image", lambda name, version=None: pinned)
     assert container()["image"] == f"registry.k8s.io/coredns/coredns:v1.12.0@{digest}"
 
 

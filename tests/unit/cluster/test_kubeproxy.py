@@ -186,7 +186,7 @@ def test_the_image_is_the_pinned_one():
 def test_the_image_carries_its_digest_once_known(monkeypatch):
     digest = "sha256:" + "ab" * 32
     pinned = images.Image("kube-proxy", "registry.k8s.io/kube-proxy", "v1.33.5", None, digest)
-    monkeypatch.setattr(kubeproxy.images, "image", lambda name: pinned)
+    monkeypatch.setattr(kubeproxy.images, "image", lambda name, version=None: pinned)
     container = by_kind(cluster_config())["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.k8s.io/kube-proxy:v1.33.5@{digest}"
 
