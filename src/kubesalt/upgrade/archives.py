@@ -72,22 +72,21 @@ def minor(version: str) -> tuple[int, int]:
 
 
 def image_tags(data, kubernetes: str, source: str) -> dict[str, str]:
-    """{image name: tag} of the release `kubernetes` in a parsed images.yaml.
-
-    The one reader of an archive's image list: images.yaml holds one release today; when
-    it holds several, this picks the one product.txt names."""
+    """{image name: tag} of the release `kubernetes` (the one product.txt names) in a parsed
+    images.yaml, which may hold several releases (kubesalt.kubeadm.images.parse_releases)."""
     try:
-        pinned, images = kimages.parse_images(data, source)
+        releases = kimages.parse_releases(data, source)
     except KubesaltError as err:
         raise UpgradeError(
             f"{err}; the archive's kubesalt wheel is damaged: copy the ISO again"
         ) from err
-    if pinned != kubernetes:
+    if kubernetes not in releases:
         raise UpgradeError(
-            f"{source} pins images of Kubernetes {pinned}, but product.txt says "
-            f"{karchive.KUBERNETES_VERSION}={kubernetes}; rebuild the archive with iso/build"
+            f"{source} has no images of Kubernetes {kubernetes} (it has {', '.join(releases)}), "
+            f"but product.txt says {karchive.KUBERNETES_VERSION}={kubernetes}; rebuild the "
+            "archive with iso/build"
         )
-    return {name: image.tag for name, image in images.items()}
+    return {name: image.tag for name, image in releases[kubernetes].items()}
 
 
 def salt_version(lock, source: str) -> str:

@@ -2,9 +2,10 @@
 which archive an upgrade or a downgrade goes to."""
 
 import pytest
+import yaml
 
 from kubesalt.upgrade import UpgradeError, archives
-from tests.unit.upgrade.archive_fixtures import IMAGES, images_of, make_archive
+from tests.unit.upgrade.archive_fixtures import IMAGES, ROOT, images_of, make_archive
 
 
 def test_the_kubernetes_version_comes_from_product_txt_with_a_leading_v():
@@ -48,11 +49,20 @@ def test_the_image_tags_are_those_of_the_release_product_txt_names():
 
 def test_images_of_another_release_than_product_txt_says_are_refused():
     with pytest.raises(UpgradeError) as err:
-        archives.image_tags(IMAGES, "v1.34.1", "w.whl:kubesalt/data/images.yaml")
+        archives.image_tags(IMAGES, "v1.35.0", "w.whl:kubesalt/data/images.yaml")
     assert str(err.value) == (
-        "w.whl:kubesalt/data/images.yaml pins images of Kubernetes v1.33.5, but product.txt "
-        "says KUBERNETES_VERSION=v1.34.1; rebuild the archive with iso/build"
+        "w.whl:kubesalt/data/images.yaml has no images of Kubernetes v1.35.0 (it has v1.33.5, "
+        "v1.34.2), but product.txt says KUBERNETES_VERSION=v1.35.0; rebuild the archive with "
+        "iso/build"
     )
+
+
+def test_an_images_yaml_of_several_releases_gives_the_one_product_txt_names():
+    """kubesalt's own images.yaml carries 1.33 and 1.34: an archive of either is read."""
+    data = yaml.safe_load((ROOT / "src/kubesalt/data/images.yaml").read_text())
+    assert archives.image_tags(data, "v1.34.2", "images.yaml")["etcd"] == "3.6.5-0"
+    assert archives.image_tags(data, "v1.34.2", "images.yaml")["kube-apiserver"] == "v1.34.2"
+    assert archives.image_tags(data, "v1.33.5", "images.yaml")["etcd"] == "3.5.21-0"
 
 
 def test_the_salt_version_is_the_salt_wheels_of_the_lock():
