@@ -513,6 +513,11 @@ def test_the_repo_state_declares_registered_sources_and_removes_the_others(tmp_p
     assert high["Declare the kubesalt-1.0.0 apt repository"]["file.managed"][0] == {
         "name": "/etc/apt/sources.list.d/kubesalt-1.0.0.sources"
     }
+    # The refresh runs the archive's own command (not Jinja's dict.update method, which
+    # `source.update` gave).
+    refresh = high["Refresh the index of the kubesalt-1.0.0 apt repository"]["cmd.run"]
+    assert refresh[0] == {"name": source["update"]}
+    assert source["update"].startswith("apt-get update")
     removed = {sid: state["file.absent"] for sid, state in high.items() if "file.absent" in state}
     assert removed == {
         f"Remove {path}, of an archive no longer registered": [{"name": path}] for path in stale

@@ -24,7 +24,7 @@ Declare the {{ source.saltenv }} apt repository:
 
 Refresh the index of the {{ source.saltenv }} apt repository:
   cmd.run:
-    - name: {{ source.update | yaml_dquote }}
+    - name: {{ source['update'] | yaml_dquote }}
     - onchanges:
       - file: Install the signing key of the {{ source.saltenv }} apt repository
       - file: Declare the {{ source.saltenv }} apt repository
