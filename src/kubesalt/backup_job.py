@@ -176,12 +176,21 @@ SCHEDULE_NAME = "kubesalt-backup"
 SCHEDULE_FILE = "/etc/salt/minion.d/kubesalt-backup-schedule.conf"
 
 
-def schedule_config(hours: int = 24, splay: int = 900) -> str:
+# When the daily backup starts (the minion's local time), then within SPLAY seconds: a
+# fixed time of day, as cron would, not 24 h after each start of the minion (an interval
+# item also runs at every start, and would take the orchestration lock in the middle of
+# maintenance that restarts the minion: an upgrade, kubesalt-iso add). Before the daily
+# renewal (kubesalt.certreport.RENEW_CRON), so that the two do not wait on each other.
+BACKUP_CRON = "15 2 * * *"
+SPLAY = 900
+
+
+def schedule_config(cron: str = BACKUP_CRON, splay: int = SPLAY) -> str:
     """The salt-minion configuration of the daily backup on the bootstrap node
-    (`kubesalt_backup.run`, one run at a time, started within `splay` seconds after each
-    `hours`). Salt merges the `schedule` of every file of minion.d, so this item sits
+    (`kubesalt_backup.run`, one run at a time, started within `splay` seconds after the
+    `cron` time). Salt merges the `schedule` of every file of minion.d, so this item sits
     beside the daily renewal's."""
-    item = {"function": "kubesalt_backup.run", "hours": hours, "splay": splay, "maxrunning": 1}
+    item = {"function": "kubesalt_backup.run", "cron": cron, "splay": splay, "maxrunning": 1}
     header = (
         "# Managed by kubesalt (state kubesalt.backup.scheduled): the daily backup.\n"
         f"# Run it now: salt <this node> schedule.run_job {SCHEDULE_NAME}\n"

@@ -311,14 +311,19 @@ def orchestrate_outcome(ret) -> dict:
     return {"outcome": "renewed", "message": message, "renewed": renewed}
 
 
-def schedule_config(saltenv: str, hours: int = 24, splay: int = 900) -> str:
+# When the daily renewal starts (then within the splay): after the daily backup
+# (kubesalt.backup_job.BACKUP_CRON, whose reasons hold here too).
+RENEW_CRON = "45 2 * * *"
+
+
+def schedule_config(saltenv: str, cron: str = RENEW_CRON, splay: int = 900) -> str:
     """/etc/salt/minion.d/kubesalt-schedule.conf of the bootstrap node: the daily renewal
     (`kubesalt_certs.renew_scheduled`, one run at a time, started within `splay` seconds
-    after each `hours` so that it does not fall on the same second every day)."""
+    after the `cron` time, so that it does not fall on the same second every day)."""
     item = {
         "function": "kubesalt_certs.renew_scheduled",
         "args": [saltenv],
-        "hours": hours,
+        "cron": cron,
         "splay": splay,
         "maxrunning": 1,
     }

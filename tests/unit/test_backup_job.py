@@ -117,7 +117,7 @@ def test_the_summary_names_the_archive_the_member_and_each_failed_copy():
 def test_the_schedule_item_runs_the_backup_daily_one_at_a_time():
     text = backup_job.schedule_config()
     assert yaml.safe_load(text) == {"schedule": {"kubesalt-backup": {
-        "function": "kubesalt_backup.run", "hours": 24, "splay": 900, "maxrunning": 1}}}  # fmt: skip
+        "function": "kubesalt_backup.run", "cron": "15 2 * * *", "splay": 900, "maxrunning": 1}}}  # fmt: skip
     assert "salt <this node> schedule.run_job kubesalt-backup" in text
 
 
@@ -135,6 +135,34 @@ def test_salt_merges_the_backup_item_with_the_renewals(tmp_path):
     (tmp_path / "minion.d/kubesalt-backup-schedule.conf").write_text(backup_job.schedule_config())
     opts = salt.config.minion_config(str(tmp_path / "minion"))
     assert sorted(opts["schedule"]) == ["kubesalt-backup", "kubesalt-renew-certificates"]
+
+
+def test_salt_runs_the_backup_and_the_renewal_at_their_time_of_day_never_at_start(tmp_path):
+    """Salt's own scheduler, fed the two files: nothing runs when the minion starts (at
+    06:00 here); the backup fires next at 02:15, the renewal at 02:45 (croniter)."""
+    import datetime
+
+    import salt.config
+    import salt.utils.schedule
+
+    from kubesalt import certreport
+
+    (tmp_path / "minion").write_text("id: bootstrap\nfile_client: local\n")
+    (tmp_path / "minion.d").mkdir()
+    (tmp_path / "minion.d/a.conf").write_text(backup_job.schedule_config())
+    (tmp_path / "minion.d/b.conf").write_text(certreport.schedule_config("kubesalt-0.1.0"))
+    opts = salt.config.minion_config(str(tmp_path / "minion"))
+    ran = []
+    schedule = salt.utils.schedule.Schedule(opts, {}, returners={}, standalone=True,
+                                            new_instance=True)  # fmt: skip
+    schedule._run_job = lambda *args, **kwargs: ran.append(args)
+    schedule.eval(now=datetime.datetime(2026, 12, 5, 6, 0, 0))
+    assert ran == []
+    items = schedule.opts["schedule"]
+    assert items["kubesalt-backup"]["_next_fire_time"] == datetime.datetime(2026, 12, 6, 2, 15)
+    assert items["kubesalt-renew-certificates"]["_next_fire_time"] == datetime.datetime(
+        2026, 12, 6, 2, 45
+    )
 
 
 def test_the_state_writes_the_schedule_item_beside_the_renewals():

@@ -181,4 +181,4 @@ def test_the_schedule_item_runs_the_renewal_daily_one_at_a_time():
     assert "schedule.run_job kubesalt-renew-certificates" in text.splitlines()[1]
     assert yaml.safe_load(text) == {"schedule": {"kubesalt-renew-certificates": {
         "function": "kubesalt_certs.renew_scheduled", "args": ["kubesalt-0.1.0"],
-        "hours": 24, "splay": 900, "maxrunning": 1}}}  # fmt: skip
+        "cron": "45 2 * * *", "splay": 900, "maxrunning": 1}}}  # fmt: skip
