@@ -167,7 +167,11 @@ def move(direction: str, args) -> int:
     if not state.get("nodes"):
         raise LabError("no lab is up: run lab.sh up first")
     current = str(register(state).get("current"))
+    running = next(a for a in register(state)["archives"] if str(a["version"]) == current)
     steps = cli.Steps()
+    # The plan refuses without a recent backup (docs/upgrade.md): take one, as an operator would.
+    steps.run("kubesalt-backup", in_bootstrap,
+              [f"{running['root']}/scripts/kubesalt-backup"], "kubesalt-backup")  # fmt: skip
     if direction == "upgrade":
         version = model.next_version(current)
         kubernetes = images.supported_versions()[-1]
@@ -178,8 +182,7 @@ def move(direction: str, args) -> int:
                   [f"{model.ARCHIVE_DIR}/scripts/kubesalt-iso", "add", where], "kubesalt-iso add")  # fmt: skip
         script = f"{where}/scripts/upgrade.sh"
     else:
-        entry = next(a for a in register(state)["archives"] if str(a["version"]) == current)
-        script = f"{entry['root']}/scripts/downgrade.sh"
+        script = f"{running['root']}/scripts/downgrade.sh"
     leaders = {
         n.name: cli.leader_of(n.name, state) for n in model.NODES if "control-plane" in n.roles
     }
