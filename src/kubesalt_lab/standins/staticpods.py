@@ -22,6 +22,9 @@ MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 SALT_PYTHON = "/opt/kubesalt/salt/bin/python3"  # has PyYAML; the plain rootfs has not
 LOAD = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"
 LOG = "/var/log/kubesalt-lab-etcd.log"
+# How often the manifest is looked at: the kubelet sees a new static pod at once (inotify);
+# a second here made each etcd join wait for the stand-in.
+POLL = 0.25
 
 
 # etcd 3.6 flag (as kubeadm 1.34 writes it) -> the etcd 3.4 flag of the same meaning.
@@ -118,7 +121,7 @@ def main():
                 log = open(LOG, "ab")  # noqa: SIM115 (kept open by the child)
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
                 log.close()
-        time.sleep(1)
+        time.sleep(POLL)
     if proc and proc.poll() is None:
         proc.terminate()
         proc.wait(20)
