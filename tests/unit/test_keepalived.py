@@ -611,17 +611,26 @@ def test_init_follows_the_switch(enabled, expected):
 
 
 def test_absent_undoes_everything():
-    high = render_sls("kubesalt.keepalived.absent", {}, {})
+    high = render_sls(
+        "kubesalt.keepalived.absent", {}, {"pkg.version": lambda name: "1:2.2.7-1+b2"}
+    )
     removed = {
         dict(ChainMap(*state["file.absent"]))["name"]
         for state in high.values()
         if "file.absent" in state
     }
     assert removed == {keepalived.CONF_PATH, keepalived.CHECK_SCRIPT_PATH, DROP_IN}
+    # No onlyif (its check would load every state module): the SLS asks when it renders.
     assert dict(ChainMap(*high["Stop and disable keepalived"]["service.dead"])) == {
         "name": "keepalived",
         "enable": False,
-        # Only where it is installed: a dry run elsewhere must not say it would stop it.
-        "onlyif": [{"fun": "pkg.version", "args": ["keepalived"]}],
     }
     assert "pkg.removed" in high["Remove the keepalived package"]
+
+
+def test_absent_stops_nothing_where_keepalived_was_never_installed():
+    """A dry run elsewhere must not say it would stop keepalived."""
+    high = render_sls("kubesalt.keepalived.absent", {}, {"pkg.version": lambda name: ""})
+    assert "Stop and disable keepalived" not in high
+    assert all("require" not in dict(ChainMap(*state["file.absent"]))
+               for state in high.values() if "file.absent" in state)  # fmt: skip

@@ -353,3 +353,53 @@ def test_a_bad_renewal_argument_fails_the_state_naming_it(files, x509_cert):
     assert ret["result"] is False
     assert ret["comment"].startswith(f"The argument renewal of {files['cert']} is invalid: ")
     x509_cert.assert_not_called()
+
+
+# -- mine_published ---------------------------------------------------------------------
+NAME = "Publish the CA certificates and the service-account public key to the mine"
+
+
+def _with_salt(published, update=True):
+    calls = Mock(return_value=update)
+    kubesalt_pki.__salt__ = {"kubesalt_kubeadm.published": lambda: published, "mine.update": calls}
+    return calls
+
+
+def test_mine_published_asks_nothing_more_when_the_mine_is_current():
+    update = _with_salt(published=True)
+    ret = kubesalt_pki.mine_published(NAME)
+    assert (ret["result"], ret["changes"]) == (True, {})
+    assert "holds the current CA certificates" in ret["comment"]
+    update.assert_not_called()
+
+
+def test_mine_published_publishes_what_is_missing_or_stale(opts):
+    update = _with_salt(published=False)
+    ret = kubesalt_pki.mine_published(NAME)
+    assert ret["result"] is True
+    assert ret["changes"] == {
+        "mine": "published the CA certificates and the service-account public key"
+    }
+    update.assert_called_once_with()
+    update = _with_salt(published=False, update=False)
+    assert kubesalt_pki.mine_published(NAME)["result"] is False
+
+
+def test_mine_published_dry_run_says_what_it_would_do(opts):
+    opts["test"] = True
+    update = _with_salt(published=False)
+    ret = kubesalt_pki.mine_published(NAME)
+    assert ret["result"] is None
+    assert ret["changes"] == {
+        "mine": "would publish the CA certificates and the service-account public key"
+    }
+    update.assert_not_called()
+
+
+def test_the_ca_state_publishes_through_mine_published_without_unless():
+    """module.run with unless made Salt load every state module (its mod_run_check miss)."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[2] / "salt/kubesalt/pki/ca.sls").read_text()
+    assert f"{NAME}:\n  kubesalt_pki.mine_published:" in text
+    assert "unless" not in text and "onlyif" not in text

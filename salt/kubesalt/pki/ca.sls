@@ -83,10 +83,7 @@ Write the service-account public key:
       - kubesalt_pki: Create the service-account key
 
 Publish the CA certificates and the service-account public key to the mine:
-  module.run:
-    - mine.update: []
-    - unless:
-      - fun: kubesalt_kubeadm.published
+  kubesalt_pki.mine_published:
     - require:
 {%- for ca in pki.cas %}
       - kubesalt_pki: Create the certificate of the {{ ca.CN }} CA
