@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kubesalt import inventory as _inventory
 from kubesalt import lock as _lock
 from kubesalt.errors import KubesaltError
-from kubesalt.orchestrate import addonsteps, clustersteps, minionpillar, steps
+from kubesalt.orchestrate import addonsteps, clustersteps, minionpillar, steps, upgradesteps
 from kubesalt.orchestrate.model import OrchestrateError, Phase, StepFailed
 from kubesalt.orchestrate.options import Options
 from kubesalt.orchestrate.progress import Progress
@@ -24,7 +24,7 @@ from kubesalt.orchestrate.saltssh import SaltSsh
 from kubesalt.orchestrate.tables import FINISHES_UNDECLARED, phases_of
 
 KUBESALT_GRAIN = "kubesalt"
-KINDS = {**steps.KINDS, **clustersteps.KINDS, **addonsteps.KINDS}
+KINDS = {**steps.KINDS, **clustersteps.KINDS, **addonsteps.KINDS, **upgradesteps.KINDS}
 
 
 @dataclass

@@ -330,6 +330,19 @@ CHECKS = (direction_problems, kubernetes_problems, node_problems, etcd_problems,
           lock_problems, backup_problems)  # fmt: skip
 
 
+# What the orchestration asks again when it starts (kubesalt.orchestrate.upgradesteps).
+RECHECKED = (node_problems, etcd_problems)
+
+
+def recheck(direction: str, ca_minion: str, nodes: tuple[NodeReport, ...],
+            etcd: EtcdState) -> list[Problem]:  # fmt: skip
+    """The verdict's checks of the cluster's own state (its nodes answer, etcd is healthy
+    with every member), on facts gathered again."""
+    facts = Facts(direction, ca_minion, None, None, None, None, nodes, etcd, "",
+                  BackupState(False, None, ""), datetime.datetime.now(tz=datetime.UTC))  # fmt: skip
+    return [problem for check in RECHECKED for problem in check(facts)]
+
+
 def compute(facts: Facts) -> Plan:
     problems = list(facts.problems)
     for check in CHECKS:
