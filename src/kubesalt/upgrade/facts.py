@@ -76,8 +76,7 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
         problems.append(Problem("archive", f"{sources.register} lists no archive: run "
                                 "bootstrap.sh first"))  # fmt: skip
         return
-    facts.target = archives.target_archive(direction, registered, facts.current,
-                                           shipped.version)  # fmt: skip
+    facts.target = archives.target_archive(direction, registered, shipped.version)
     if facts.target is None and direction == archives.UPGRADE:
         problems.append(Problem("archive", f"kubesalt {shipped.version} (this archive, "
                                 f"{shipped_root}) is not registered: register it with "
@@ -85,9 +84,17 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
         facts.target = shipped  # described all the same, from where it is
     elif facts.target is None:
         listed = ", ".join(a.version for a in registered)
-        problems.append(Problem("archive", f"no registered archive is older than the "
-                                f"current kubesalt {facts.current.version} (registered: "
-                                f"{listed}): there is nothing to go back to"))  # fmt: skip
+        problems.append(Problem("archive", f"no registered archive is older than kubesalt "
+                                f"{shipped.version} (this archive; registered: {listed}): "
+                                "there is nothing to go back to"))  # fmt: skip
+    elif direction == archives.DOWNGRADE and facts.current.version not in (
+        shipped.version,
+        facts.target.version,
+    ):
+        problems.append(Problem("archive", f"this downgrade.sh comes with kubesalt "
+                                f"{shipped.version}, but the cluster runs "
+                                f"{facts.current.version}: run downgrade.sh of the "
+                                f"{facts.current.version} archive"))  # fmt: skip
     facts.current_versions = _versions(facts.current, problems)
     if facts.target is not None:
         facts.target_versions = _versions(facts.target, problems)
@@ -119,6 +126,7 @@ def node_reports(rpc, nodes: dict[str, inventory.Node]) -> tuple[NodeReport, ...
             salt=text(grains, name),
             saltenv=text(envs, name),
             kubelet=text(kubelets, name),
+            release=nodes[name].kubernetes_version or "",
         )
         for name in names
     )

@@ -40,7 +40,8 @@ class Problem:
 @dataclass(frozen=True)
 class NodeReport:
     """One declared node as it answered: its Salt version, its minion's saltenv (the
-    Salt tree it runs), its kubelet package's version (empty: not installed)."""
+    Salt tree it runs), its kubelet package's version (empty: not installed), and the
+    Kubernetes release the inventory records for it (empty: the cluster's)."""
 
     name: str
     roles: tuple[str, ...]
@@ -48,6 +49,7 @@ class NodeReport:
     salt: str = ""
     saltenv: str = ""
     kubelet: str = ""
+    release: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,14 +111,25 @@ class Plan:
     nodes: tuple[NodeReport, ...]
     stages: list[Stage]
     problems: list[Problem]
+    behind: tuple[str, ...] = ()  # the nodes not on the target yet (nodes_behind)
 
     @property
     def refused(self) -> bool:
         return bool(self.problems)
 
     @property
+    def continues(self) -> bool:
+        """The register records the target already, some nodes are not there yet: a run
+        that stopped after it moved the bootstrap node's Salt."""
+        return self._same_archive and bool(self.behind)
+
+    @property
     def nothing_to_do(self) -> bool:
-        return (not self.problems and self.current is not None and self.target is not None
+        return not self.problems and self._same_archive and not self.behind
+
+    @property
+    def _same_archive(self) -> bool:
+        return (self.current is not None and self.target is not None
                 and self.current.version == self.target.version)  # fmt: skip
 
     def order(self) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -262,8 +275,9 @@ def node_problems(facts: Facts) -> list[Problem]:
             f"{facts.direction}; start its salt-minion (salt -L {','.join(silent)} test.ping), or remove "
             "a node that is gone for good (remove_node with force) first"))  # fmt: skip
     known = {saltenv(a.version) for a in (facts.current, facts.target) if a}
+    # One tree known: the move continues, and the nodes on the tree it left are those to move.
     astray = [f"{r.name} ({r.saltenv})" for r in facts.nodes
-              if r.answers and r.saltenv and known and r.saltenv not in known]  # fmt: skip
+              if r.answers and r.saltenv and len(known) > 1 and r.saltenv not in known]  # fmt: skip
     if astray:
         problems.append(Problem(
             "salt-tree", f"{', '.join(astray)} run(s) a Salt tree that is neither the "
@@ -343,12 +357,24 @@ def recheck(direction: str, ca_minion: str, nodes: tuple[NodeReport, ...],
     return [problem for check in RECHECKED for problem in check(facts)]
 
 
+def nodes_behind(facts: Facts) -> tuple[str, ...]:
+    """The nodes not on the target yet: their minion runs another Salt tree, or the
+    release recorded for them (none: the current archive's) is not the target's."""
+    if facts.target is None or facts.target_versions is None:
+        return ()
+    tree = saltenv(facts.target.version)
+    cluster = facts.current_versions.kubernetes if facts.current_versions else ""
+    return tuple(r.name for r in facts.nodes
+                 if (r.answers and r.saltenv != tree)
+                 or (r.release or cluster) != facts.target_versions.kubernetes)  # fmt: skip
+
+
 def compute(facts: Facts) -> Plan:
     problems = list(facts.problems)
     for check in CHECKS:
         problems += check(facts)
     return Plan(facts.direction, facts.current, facts.target, version_rows(facts),
-                facts.nodes, stages(facts), problems)  # fmt: skip
+                facts.nodes, stages(facts), problems, nodes_behind(facts))  # fmt: skip
 
 
 # -- the text ---------------------------------------------------------------------------
@@ -395,6 +421,10 @@ def text(plan: Plan) -> str:
         lines += [f"  - [{p.check}] {p.message}" for p in plan.problems]
     elif plan.nothing_to_do:
         lines.append(f"Verdict: nothing to do, the cluster runs kubesalt {new} already")
+    elif plan.continues:
+        lines.append(f"Verdict: the {word.lower()} can proceed: it continues (the register "
+                     f"records kubesalt {new} already; not there yet: "
+                     f"{', '.join(plan.behind)})")  # fmt: skip
     else:
         lines.append(f"Verdict: the {word.lower()} can proceed")
     return "\n".join(lines) + "\n"

@@ -273,6 +273,32 @@ def test_the_same_archive_is_nothing_to_do():
     assert "Stages" not in shown
 
 
+def moved(report, release="v1.34.1"):
+    return dataclasses.replace(report, saltenv="kubesalt-0.2.0", release=release)
+
+
+def test_a_run_that_stopped_once_the_register_moved_continues():
+    """upgrade.sh moved the bootstrap node's Salt and the register, then stopped: the
+    register's current is the target, the other nodes are not there yet."""
+    new = versions("0.2.0", "v1.34.1", "3.5.24-0")
+    base = cluster_facts()
+    nodes = (moved(base.nodes[0], release="v1.33.5"), *base.nodes[1:])
+    computed = plan.compute(cluster_facts(current=NEW, current_versions=new, nodes=nodes))
+    assert (computed.continues, computed.nothing_to_do, computed.refused) == (True, False, False)
+    assert computed.behind == ("bootstrap", "cp2", "cp3", "worker1")
+    assert plan.text(computed).splitlines()[-1] == (
+        "Verdict: the upgrade can proceed: it continues (the register records kubesalt 0.2.0 "
+        "already; not there yet: bootstrap, cp2, cp3, worker1)"
+    )
+
+
+def test_every_node_on_the_target_tree_and_release_is_nothing_to_do():
+    new = versions("0.2.0", "v1.34.1", "3.5.24-0")
+    nodes = tuple(moved(r) for r in cluster_facts().nodes)
+    computed = plan.compute(cluster_facts(current=NEW, current_versions=new, nodes=nodes))
+    assert (computed.behind, computed.nothing_to_do) == ((), True)
+
+
 def test_the_text_is_a_version_table_the_nodes_the_stages_and_the_verdict():
     shown = plan.text(plan.compute(cluster_facts()))
     lines = shown.splitlines()
