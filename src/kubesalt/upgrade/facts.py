@@ -28,11 +28,14 @@ PING_TIMEOUT = 10
 CALL_TIMEOUT = 30
 ETCD_TIMEOUT = 60
 KUBELET_PACKAGE = "kubelet"
+# Written when the Salt daemons must restart, removed once they did (kubesalt.upgrade.move).
+RESTART_PENDING = "/var/lib/kubesalt/salt-restart-pending"
 
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the bootstrap node keeps what the plan reads (tests point them elsewhere)."""
+    """Where the bootstrap node keeps what the plan reads and what upgrade.sh writes
+    (tests point them elsewhere)."""
 
     register: str = karchive.REGISTER
     config: str = services.CONFIG_PATH
@@ -40,6 +43,8 @@ class Sources:
     lock: str = lock.LOCK_FILE
     backup_dir: str = backup.BACKUP_DIR
     backup_schedule: str = backup_job.SCHEDULE_FILE
+    master_config: str = services.MASTER_CONFIG
+    restart_pending: str = RESTART_PENDING
 
 
 def current_archive(registered: list[karchive.Archive], register: str) -> karchive.Archive | None:
