@@ -411,8 +411,8 @@ def text(plan: Plan) -> str:
     lines += _table(("COMPONENT", "CURRENT", "TARGET"), plan.versions)
     lines.append("")
     rows = [(r.name, ",".join(r.roles), "yes" if r.answers else "NO", r.salt or "-",
-             r.saltenv or "-", r.kubelet or "-") for r in plan.nodes]  # fmt: skip
-    lines += _table(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET"), rows)
+             r.saltenv or "-", r.kubelet or "-", r.release or "-") for r in plan.nodes]  # fmt: skip
+    lines += _table(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET", "RELEASE"), rows)
     lines.append("")
     if not plan.nothing_to_do:
         lines += _stage_lines(plan.stages)

@@ -312,7 +312,7 @@ def test_the_text_is_a_version_table_the_nodes_the_stages_and_the_verdict():
         "etcd                           3.5.21-0  3.5.24-0",
     ]
     assert (
-        "worker1    node                                  yes      3008.3  kubesalt-0.1.0  1.33.5-1.1"
+        "worker1    node                                  yes      3008.3  kubesalt-0.1.0  1.33.5-1.1  -"
         in lines
     )
     assert (
