@@ -303,7 +303,7 @@ def _changing(run, step, nodes) -> list[str]:
     if not sls or not nodes:
         return list(nodes)
     runs = run.rpc.state(nodes, list(sls), run.options.saltenv, run.options.state_timeout,
-                         test=True)  # fmt: skip
+                         test=True, pillar=run.dry_run_pillar())  # fmt: skip
     return [n for n in nodes if runs[n].changed]
 
 

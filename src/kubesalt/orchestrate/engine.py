@@ -111,6 +111,17 @@ class Run:
         self.gone: set[str] = set()
         self.unreachable: dict[str, dict[str, str]] = {}
         self.left_behind: dict[str, list[str]] = {}
+        # Dry run of an upgrade: {node: the release it would have recorded by now}.
+        self.would_record: dict[str, str] = {}
+
+    def dry_run_pillar(self) -> dict | None:
+        """The pillar override of a dry run's state runs: the releases an upgrade would
+        have recorded by now (kubesalt:nodes:<id>:kubernetes_version), so that its nodes
+        render what the real run would apply. None when there is none."""
+        if not self.would_record:
+            return None
+        nodes = {n: {"kubernetes_version": v} for n, v in sorted(self.would_record.items())}
+        return {"kubesalt": {"nodes": nodes}}
 
     # -- read once per run ---------------------------------------------------------
     @property

@@ -45,8 +45,8 @@ def minions_moved(run, step, nodes, targets):
 
 def release_recorded(run, step, nodes, targets):
     """Each node's Kubernetes release recorded in the inventory as the run's target: from
-    then on its files render at that release. A dry run says which records would change
-    (its state runs render at the release recorded now)."""
+    then on its files render at that release. A dry run says which records would change,
+    and its later state runs render the node at the target (Run.dry_run_pillar)."""
     target = run.options.kubernetes_version
     recorded = run.backend.kubernetes_versions()
     changes = {}
@@ -54,7 +54,9 @@ def release_recorded(run, step, nodes, targets):
         before = recorded.get(node)
         if before == target:
             continue
-        if not run.test:
+        if run.test:
+            run.would_record[node] = target
+        else:
             try:
                 run.backend.record_kubernetes_version(node, target)
             except KubesaltError as err:

@@ -30,14 +30,34 @@ AT_THE_TARGET = {
 }
 
 
+def at_the_target(node) -> dict:
+    """What the role states of `node` change once it renders at the target release."""
+    return {sls: list(ids) for sls, ids in AT_THE_TARGET.items()
+            if sls.rsplit(".", 1)[1] in ROLES[node]}  # fmt: skip
+
+
+class UpgradeCluster(Cluster):
+    """A dry run's state run given the target release in its pillar (the release the
+    real run would have recorded by then) renders the node at it."""
+
+    def _state_sls(self, node, mods, saltenv, test=False, pillar=None):
+        nodes = ((pillar or {}).get("kubesalt") or {}).get("nodes") or {}
+        if not test or (nodes.get(node) or {}).get("kubernetes_version") != NEW:
+            return super()._state_sls(node, mods, saltenv, test=test, pillar=pillar)
+        recorded = self.drift[node]
+        self.drift[node] = {**recorded, **at_the_target(node)}
+        try:
+            return super()._state_sls(node, mods, saltenv, test=test, pillar=pillar)
+        finally:
+            self.drift[node] = recorded
+
+
 class UpgradeBackend(FakeBackend):
     """A node whose release is recorded anew renders its static pods and packages at it:
     its role states have something to change."""
 
     def record_kubernetes_version(self, node, version):
-        for sls, ids in AT_THE_TARGET.items():
-            if sls.rsplit(".", 1)[1] in ROLES[node]:
-                self.cluster.drift[node][sls] = list(ids)
+        self.cluster.drift[node].update(at_the_target(node))
         return super().record_kubernetes_version(node, version)
 
 
@@ -45,7 +65,7 @@ def make_backend(tmp_path, nodes=ALL):
     """`nodes` deployed on the old release; every minion but the CA minion's (moved by
     upgrade.sh) still has the new Salt virtualenv to install."""
     tmp_path.mkdir(exist_ok=True)
-    cluster = Cluster(deployed=nodes).apply_addons()
+    cluster = UpgradeCluster(deployed=nodes).apply_addons()
     for node in nodes[1:]:
         cluster.drift[node]["kubesalt.salt.minion.remote"] = [MOVE_MINION]
     backend = UpgradeBackend(cluster, tmp_path, declared=nodes)
@@ -198,13 +218,17 @@ def test_the_dry_run_says_what_would_change_and_changes_nothing(backend, cluster
     assert backend.releases == dict.fromkeys(ALL, OLD)
     assert not any(c.startswith(("record", "salt-ssh")) for c in backend.calls)
     assert report.changes["salt"]["cp2"] == {"states": [MOVE_MINION]}
+    # The state runs render each node at the release the run would have recorded by then.
     assert report.changes["etcd"]["bootstrap"] == {
-        "release": {"release": f"would record {NEW} (was {OLD})"}
+        "release": {"release": f"would record {NEW} (was {OLD})"},
+        "etcd-pod": {"states": ["Write the etcd static pod"]},
     }
-    # Its states render at the release recorded now: nothing to drain for (docs/upgrade.md).
-    assert report.changes["workers"] == {
-        "worker1": {"release": {"release": f"would record {NEW} (was {OLD})"}}
-    }
+    assert report.changes["workers"] == {"worker1": {
+        "release": {"release": f"would record {NEW} (was {OLD})"},
+        "drain": {"drain": "would cordon and evict its pods"},
+        "kubelet": {"states": ["Install kubelet"]},
+    }}  # fmt: skip
+    assert "worker1 state.sls kubesalt.roles.node test=True" in backend.calls
     assert (f"cluster-release: no changes (0.5s); not at Kubernetes {NEW} yet: cp2 ({OLD}), "
             f"cp3 ({OLD}), worker1 ({OLD}), bootstrap ({OLD})") in report.comment()  # fmt: skip
     assert cluster.drift["cp2"]["kubesalt.salt.minion.remote"] == [MOVE_MINION]
