@@ -593,8 +593,9 @@ def _kubernetes_stages(downgrade: bool) -> tuple[Phase, ...]:
         _in_turn("control-plane", f"control-plane nodes, one at a time, the CA minion last: "
                  f"{names}", control_plane, CP,
                  "the API stays served by the others while one node restarts its static pods"),
-        _in_turn("workers", "the other nodes with a kubelet, one at a time: release, drain, "
-                 "kubelet, uncordon", UPGRADE_WORKER_PHASES, frozenset({_roles.NODE}),
+        _in_turn("workers", "the nodes with the node role and no control plane, one at a "
+                 "time: release, drain, kubelet, uncordon", UPGRADE_WORKER_PHASES,
+                 frozenset({_roles.NODE}),
                  "one node's pods at a time are evicted", without=CP),
         ADDONS_PHASE,
     )  # fmt: skip
