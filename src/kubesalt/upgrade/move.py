@@ -27,6 +27,7 @@ from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import cli as bootstrap
 from kubesalt.bootstrap import services
 from kubesalt.bootstrap.phases import Phase, PhaseResult
+from kubesalt.orchestrate import progress
 from kubesalt.upgrade.facts import RESTART_PENDING
 from kubesalt.upgrade.plan import Plan, members_order
 
@@ -128,7 +129,7 @@ def phase_orchestrate(ctx: MoveContext) -> PhaseResult:
     summary = bootstrap.salt_json(ctx, orchestrate_command(ctx),
                                   f"salt-run state.orchestrate kubesalt.orchestrate.{ctx.direction}")  # fmt: skip
     return PhaseResult(bool(summary.changed), f"{summary.total} states, "
-                       f"{len(summary.changed)} changed (per phase: /var/log/kubesalt/orchestrate.log)")  # fmt: skip
+                       f"{len(summary.changed)} changed (each phase: {progress.LOG_FILE})")  # fmt: skip
 
 
 def bootstrap_phases(names) -> tuple[Phase, ...]:
