@@ -16,9 +16,10 @@ import sys
 import time
 
 from kubesalt import config as kconfig
+from kubesalt import lock
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import preflight
-from kubesalt.bootstrap.phases import BootstrapError, PhaseError, run_phases
+from kubesalt.bootstrap.phases import PhaseError, run_phases
 from kubesalt.bootstrap.system import System, host_addresses, open_log
 from kubesalt.errors import KubesaltError
 from kubesalt.orchestrate.options import check_skip
@@ -129,6 +130,7 @@ def move_context(direction, computed: plan.Plan, found: plan.Facts, sources: fac
         register=sources.register,
         master_config=sources.master_config,
         restart_pending=sources.restart_pending,
+        lock_path=sources.lock,
     )
 
 
@@ -136,7 +138,8 @@ def move_cluster(direction, computed, found, sources, skip, args,
                  borrowed=move.bootstrap_phases, system_factory=System,
                  addresses=host_addresses) -> int:  # fmt: skip
     """Run the move's phases (kubesalt.upgrade.move), each printed with its duration, to
-    the terminal and the log; the first failure stops them, named."""
+    the terminal and the log, under the orchestration lock until the orchestration takes
+    it; the first failure stops them, named."""
     name = f"{direction}.sh"
     log = open_log(name, args.log_file, args.verbose)
     if log is None:
@@ -146,6 +149,7 @@ def move_cluster(direction, computed, found, sources, skip, args,
     os.environ.pop("PYTHONPATH", None)
     start = time.monotonic()
     try:
+        lock.acquire(f"{name} (moving the bootstrap node's Salt)", sources.lock)
         ctx = move_context(direction, computed, found, sources, skip, log,
                            system_factory(log), addresses)  # fmt: skip
         report = run_phases(move.phases(direction, borrowed), ctx, announce=log.say)
@@ -158,8 +162,9 @@ def move_cluster(direction, computed, found, sources, skip, args,
         log.say(f"{name}: stopped after {time.monotonic() - start:.1f}s; run it again once "
                 f"the cause is fixed: it continues where it stopped. Log: {args.log_file}")  # fmt: skip
         return EXIT_FAILED
-    except (BootstrapError, kconfig.InvalidConfig) as err:
+    except KubesaltError as err:  # LockBusy, InvalidConfig, BootstrapError
         log.say(f"{name}: error: {err}")
         return EXIT_FAILED
     finally:
+        lock.release(sources.lock)
         log.close()

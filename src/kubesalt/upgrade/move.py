@@ -13,7 +13,9 @@ printed with its duration, each idempotent, so that a run after a failure contin
 3. `orchestrate`: `salt-run state.orchestrate kubesalt.orchestrate.<direction>` on the
    target's saltenv, with the target release and the plan's nodes.
 
-The bootstrap node's control plane and etcd move in their turn, in the orchestration.
+The bootstrap node's control plane and etcd move in their turn, in the orchestration. The
+move holds the orchestration lock until it hands over to the orchestration, which takes it
+in its own process: no other orchestration, and no kubesalt-iso, starts in between.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from kubesalt import inventory
+from kubesalt import inventory, lock
 from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import cli as bootstrap
 from kubesalt.bootstrap import services
@@ -54,6 +56,7 @@ class MoveContext(bootstrap.Context):
     register: str = karchive.REGISTER
     master_config: str = services.MASTER_CONFIG
     restart_pending: str = RESTART_PENDING
+    lock_path: str = lock.LOCK_FILE
 
 
 def record_releases(nodes: dict[str, inventory.Node], release: str, record) -> list[str]:
@@ -126,6 +129,8 @@ def orchestrate_command(ctx: MoveContext) -> list[str]:
 
 
 def phase_orchestrate(ctx: MoveContext) -> PhaseResult:
+    # The orchestration takes the lock in its own process: the move hands it over.
+    lock.release(ctx.lock_path)
     summary = bootstrap.salt_json(ctx, orchestrate_command(ctx),
                                   f"salt-run state.orchestrate kubesalt.orchestrate.{ctx.direction}")  # fmt: skip
     return PhaseResult(bool(summary.changed), f"{summary.total} states, "

@@ -5,7 +5,9 @@ a second run changes nothing; a run stopped by a failure continues."""
 
 import argparse
 import dataclasses
+import fcntl
 import json
+import os
 import pathlib
 import subprocess
 
@@ -35,20 +37,35 @@ class RecordingSystem(System):
     """Writes files for real (under the test's directory); runs no program: records it
     and answers as it would, or fails it when told to."""
 
-    def __init__(self, log, failing=(), changes=None):
+    def __init__(self, log, failing=(), changes=None, lock_path=""):
         super().__init__(log)
         self.ran = []
         self.failing = set(failing)
         self.changes = changes
+        self.lock_path = lock_path
 
     def run(self, cmd, what, check=True, env=None, timeout=1800, quiet_output=False):
         self.ran.append(cmd if cmd[0] != SALT_RUN else cmd[:6] + [json.loads(cmd[6][7:])])
+        if cmd[0] == SALT_RUN:  # the orchestration takes the lock in its own process
+            assert not lock_held(self.lock_path), "the move still holds the lock"
         failed = cmd[-1] in self.failing or cmd[0] in self.failing
         stdout = json.dumps(orchestrated(self.changes)) if cmd[0] == SALT_RUN else ""
         result = subprocess.CompletedProcess(cmd, 1 if failed else 0, stdout, "failed" * failed)
         if check and failed:
             raise bootstrap.BootstrapError(f"{what} failed")
         return result
+
+
+def lock_held(path) -> bool:
+    """Whether some open file holds the lock at `path` (flock: per open file)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class StandIns:
@@ -91,16 +108,15 @@ def move_once(moving, tmp_path, failing=(), skip=(), changes=None):
     systems = []
 
     def system(log):
-        systems.append(
-            RecordingSystem(log, failing, {"etcd": {"cp2": {}}} if changes is None else changes)
-        )
+        answer = {"etcd": {"cp2": {}}} if changes is None else changes
+        systems.append(RecordingSystem(log, failing, answer, sources.lock))
         return systems[-1]
 
     args = argparse.Namespace(log_file=str(tmp_path / "upgrade.log"), verbose=False)
     status = cli.move_cluster("upgrade", computed, found, sources, list(skip), args,
                               borrowed=stand_ins, system_factory=system,
                               addresses=lambda: [HostAddress("eth0", "198.51.100.10", 24)])  # fmt: skip
-    return status, systems[0].ran
+    return status, systems[0].ran if systems else []
 
 
 RESTARTS = [["systemctl", "restart", "salt-master"], ["systemctl", "restart", "salt-minion"]]
@@ -159,10 +175,47 @@ def test_a_restart_that_failed_is_done_by_the_next_run(moving, tmp_path, capsys)
     assert karchive.load_current(sources.register) == "0.1.0"
     out = capsys.readouterr().out.splitlines()
     assert out[-2] == "upgrade.sh: error in phase salt-restart: restart salt-minion failed"
+    assert not lock_held(sources.lock)
     assert "run it again once the cause is fixed: it continues where it stopped" in out[-1]
     status, ran = move_once(moving, tmp_path)
     assert (status, ran) == (0, [*RESTARTS, ORCHESTRATE])
     assert karchive.load_current(sources.register) == "0.2.0"
+
+
+def test_the_move_holds_the_orchestration_lock_until_it_hands_over(moving, tmp_path):
+    sources, computed, found, stand_ins = moving
+    seen = []
+    real_run = stand_ins._run
+
+    def watching(name):
+        def run(ctx):
+            seen.append(lock_held(sources.lock))
+            return real_run(name)(ctx)
+
+        return run
+
+    stand_ins._run = watching
+    assert move_once(moving, tmp_path)[0] == 0
+    assert seen == [True] * 4  # repository, salt-install, salt-minion, salt-master
+    assert not lock_held(sources.lock)
+
+
+def test_another_orchestration_running_refuses_the_move(moving, tmp_path, capsys):
+    sources = moving[0]
+    os.makedirs(os.path.dirname(sources.lock), exist_ok=True)
+    fd = os.open(sources.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"deploy_node cp4 (PID 7, since 2026-12-05 07:58:00 UTC)\n")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        status, ran = move_once(moving, tmp_path)
+    finally:
+        os.close(fd)
+    assert (status, ran, moving[3].ran) == (1, [], [])
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "upgrade.sh: error: another kubesalt orchestration is running: deploy_node cp4 (PID 7, "
+        f"since 2026-12-05 07:58:00 UTC) (lock {sources.lock}); wait for it to end"
+    )
+    assert releases(sources) == dict.fromkeys(("bootstrap", "cp2", "cp3", "worker1"))
 
 
 def test_the_skipped_phases_reach_the_orchestration(moving, tmp_path):
