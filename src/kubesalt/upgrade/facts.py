@@ -192,6 +192,7 @@ def gather(direction: str, shipped_root: str, rpc, sources: Sources | None = Non
         lock_busy=lock_busy(sources.lock),
         backup=backup_state(sources),
         now=now or datetime.datetime.now(tz=datetime.UTC),
+        config_version=(cfg.get("kubernetes") or {}).get("version") or "",
     )
     gather_archives(direction, shipped_root, sources, facts)
     return facts

@@ -88,6 +88,7 @@ class Facts:
     backup: BackupState
     now: datetime.datetime
     problems: list[Problem] = field(default_factory=list)
+    config_version: str = ""  # bootstrap.yaml's kubernetes.version (empty: not set)
 
 
 @dataclass(frozen=True)
@@ -343,8 +344,23 @@ def backup_problems(facts: Facts) -> list[Problem]:
     return []
 
 
-CHECKS = (direction_problems, kubernetes_problems, node_problems, etcd_problems,
-          lock_problems, backup_problems)  # fmt: skip
+def config_problems(facts: Facts) -> list[Problem]:
+    """bootstrap.yaml's kubernetes.version, when set, is the cluster's release: the addons
+    (and a node with none recorded) render it. Set to another release than the target's,
+    it would hold them back after the move; set to the target's, the current kubesalt
+    may not know that release."""
+    wanted = facts.config_version
+    target = facts.target_versions.kubernetes if facts.target_versions else ""
+    if not wanted or not target or wanted.lstrip("v") == target.lstrip("v"):
+        return []
+    return [Problem("kubernetes-version",
+                    f"bootstrap.yaml sets kubernetes.version {wanted}: once the cluster runs "
+                    f"{target}, the addons would still render {wanted}; remove the key (each "
+                    "archive then uses its own release), then run the plan again")]  # fmt: skip
+
+
+CHECKS = (direction_problems, kubernetes_problems, config_problems, node_problems,
+          etcd_problems, lock_problems, backup_problems)  # fmt: skip
 
 
 # What the orchestration asks again when it starts (kubesalt.orchestrate.upgradesteps).

@@ -191,3 +191,14 @@ def test_when_no_minion_answers_only_the_ping_and_etcd_are_asked(site):
     found = gather(site)
     assert [r.answers for r in found.nodes] == [False] * 4
     assert site[1].calls == [f"{','.join(NODES)} test.ping", "bootstrap kubesalt_etcd.members"]
+
+
+def test_the_configured_kubernetes_release_is_read(site):
+    config = site[2].config
+    with open(config, encoding="utf-8") as stream:
+        text = stream.read()
+    with open(config, "w", encoding="utf-8") as stream:
+        stream.write(text.replace("  # version: v1.33.5", "  version: v1.33.5"))
+    found = gather(site)
+    assert found.config_version == "v1.33.5"
+    assert [p.check for p in plan.compute(found).problems] == ["kubernetes-version"]

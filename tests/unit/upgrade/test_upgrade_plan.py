@@ -259,6 +259,19 @@ def test_an_upgrade_sh_older_than_the_cluster_points_to_downgrade_sh():
         "go back, run downgrade.sh of the 0.2.0 archive"))]  # fmt: skip
 
 
+@pytest.mark.parametrize("given", ["", "v1.34.1", "1.34.1"])
+def test_a_configured_release_that_is_the_target_or_none_is_fine(given):
+    assert plan.compute(cluster_facts(config_version=given)).problems == []
+
+
+def test_a_configured_release_other_than_the_target_refuses():
+    facts = cluster_facts(config_version="v1.33.5")
+    assert checks(facts) == [("kubernetes-version", (
+        "bootstrap.yaml sets kubernetes.version v1.33.5: once the cluster runs v1.34.1, the "
+        "addons would still render v1.33.5; remove the key (each archive then uses its own "
+        "release), then run the plan again"))]  # fmt: skip
+
+
 def test_the_facts_problems_come_first_and_refuse():
     facts = cluster_facts(target_versions=None, problems=[plan.Problem("archive", "p: no X")])
     computed = plan.compute(facts)
