@@ -157,37 +157,42 @@ def _given_ca(pillar: dict):
     return ((pillar.get("kubesalt") or {}).get("ca") or {}).get("minion")
 
 
-def _every_node(orchestration: str, pillar: dict, declared, ca_minion: str) -> list[str]:
-    """The nodes of renew_certificates, an upgrade or a downgrade: those given (`node` or
-    `nodes`), else every declared node. renew_certificates takes the CA minion first (the
-    first etcd member); an upgrade every declared node, the CA minion last, as the plan
-    orders them (kubesalt.upgrade.plan.members_order)."""
-    given = "node" in pillar or "nodes" in pillar
-    if given and orchestration not in MOVES_THE_CLUSTER:
-        return check_nodes_pillar(orchestration, pillar)
+def _renew_nodes(pillar: dict, declared, ca_minion: str) -> list[str]:
+    """renew_certificates' nodes: those given (`node` or `nodes`), else every declared
+    node, the CA minion first (the first etcd member), then by name."""
+    if "node" in pillar or "nodes" in pillar:
+        return check_nodes_pillar("renew_certificates", pillar)
+    _check_declared("renew_certificates", declared)
+    return sorted(declared, key=lambda name: (name != ca_minion, name))
+
+
+def _check_declared(orchestration: str, declared) -> None:
     if declared is None:
         raise OrchestrateError(
-            f"{orchestration} without pillar nodes acts on every declared node, and the "
-            "inventory was not given; give pillar nodes"
+            f"{orchestration} acts on every declared node by default, and the inventory "
+            "was not given; give pillar nodes"
         )
-    if orchestration not in MOVES_THE_CLUSTER:
-        return sorted(declared, key=lambda name: (name != ca_minion, name))
+
+
+def _whole_cluster(orchestration: str, pillar: dict, declared, ca_minion: str) -> list[str]:
+    """An upgrade's or a downgrade's nodes: every declared node (pillar `nodes`, when
+    given, must name exactly those), the CA minion last, as the plan orders them
+    (kubesalt.upgrade.plan.members_order)."""
+    _check_declared(orchestration, declared)
+    given = "node" in pillar or "nodes" in pillar
     nodes = check_nodes_pillar(orchestration, pillar) if given else list(declared)
     missing = sorted(set(declared) - set(nodes))
     extra = sorted(set(nodes) - set(declared))
-    if missing or extra:
-        said = "; ".join(
-            text
-            for text in (
-                f"not given: {', '.join(missing)}" if missing else "",
-                f"not declared: {', '.join(extra)}" if extra else "",
-            )
-            if text
-        )
+    said = []
+    if missing:
+        said.append(f"not given: {', '.join(missing)}")
+    if extra:
+        said.append(f"not declared: {', '.join(extra)}")
+    if said:
         raise OrchestrateError(
             f"pillar nodes: an {orchestration} moves every declared node, and only those "
-            f"({said}); leave pillar nodes out, or remove a node that is gone first "
-            "(remove_node)"
+            f"({'; '.join(said)}); leave pillar nodes out, or remove a node that is gone "
+            "first (remove_node)"
         )
     return list(members_order(nodes, ca_minion))
 
@@ -244,9 +249,12 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
     elif orchestration in ON_THE_CA_MINION:
         ca_minion = _ca_minion(pillar)
         nodes = [ca_minion]
+    elif orchestration in MOVES_THE_CLUSTER:
+        ca_minion = _ca_minion(pillar)
+        nodes = _whole_cluster(orchestration, pillar, declared, ca_minion)
     elif orchestration in EVERY_NODE_BY_DEFAULT:
         ca_minion = _ca_minion(pillar)
-        nodes = _every_node(orchestration, pillar, declared, ca_minion)
+        nodes = _renew_nodes(pillar, declared, ca_minion)
     else:
         ca_minion = _ca_minion(pillar)
         nodes = check_nodes_pillar(orchestration, pillar)
