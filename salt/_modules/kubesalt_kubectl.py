@@ -1,4 +1,5 @@
-"""Kubernetes Node objects for the remove_node orchestration: drain, delete. (Node labels
+"""Kubernetes Node objects for the remove_node and upgrade orchestrations: drain,
+uncordon, delete. (Node labels
 and taints are applied by server-side apply, kubesalt_cluster.apply.)
 
 Runs ``kubectl`` on the CA (bootstrap) node with kubeadm's ``/etc/kubernetes/admin.conf``
@@ -126,6 +127,36 @@ def drain(node, timeout=300, kubeconfig=None):
         salt ca.minion kubesalt_kubectl.drain cp3 timeout=600
     """
     return _glue.call(_drain, node, timeout, kubeconfig)
+
+
+def _uncordon(node, kubeconfig):
+    _names.check_node_name(node)
+    config = _kubeconfig(kubeconfig)
+    found = _read_node(config, node)
+    if found is None:
+        return {"changed": False, "comment": f"node {node} has no Node object: nothing to uncordon"}
+    if not _kubectl.is_cordoned(found):
+        return {"changed": False, "comment": f"node {node} is in the correct state: schedulable"}
+    _run(_kubectl.uncordon_command(config, node), READ_TIMEOUT)
+    return {"changed": True, "comment": f"node {node} uncordoned"}
+
+
+def uncordon(node, kubeconfig=None):
+    """
+    Make the node schedulable again (``kubectl uncordon``), as the upgrade does once the
+    node's kubelet runs the new release. A schedulable node, or one without a Node object,
+    is unchanged. Returns ``changed`` and a ``comment``.
+
+    kubeconfig
+        Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt ca.minion kubesalt_kubectl.uncordon worker1
+    """
+    return _glue.call(_uncordon, node, kubeconfig)
 
 
 def _delete_node(node, timeout, kubeconfig):

@@ -83,10 +83,11 @@ def state_return(name, report):
 def ran(name, orchestration, saltenv, pillar=None):
     """
     Run the orchestration ``orchestration`` (``bootstrap``, ``deploy_node``,
-    ``remove_node``, ``renew_certificates``) on ``saltenv`` with the options of
-    ``pillar``: by default this run's own pillar (what ``salt-run state.orchestrate ...
-    pillar='{...}'`` gave: ``node``/``nodes``, ``skip_phases``, ``timeout``,
-    ``state_timeout``, ``drain_timeout``, ``force``, ``renew_before_days``; and
+    ``remove_node``, ``renew_certificates``, ``addons``, ``restore``, ``upgrade``,
+    ``downgrade``) on ``saltenv`` with the options of ``pillar``: by default this run's own
+    pillar (what ``salt-run state.orchestrate ... pillar='{...}'`` gave: ``node``/``nodes``,
+    ``skip_phases``, ``timeout``, ``state_timeout``, ``drain_timeout``, ``force``,
+    ``renew_before_days``, ``kubernetes_version``; and
     ``kubesalt:ca:minion``, ``kubesalt:apiServer:port`` from the configuration). The SLS files do not pass it: a pillar written into the rendered SLS
     would carry every secret of the configuration into Salt's debug log. Progress goes to
     this process's stderr and /var/log/kubesalt/orchestrate.log as it happens.

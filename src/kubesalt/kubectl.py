@@ -122,6 +122,11 @@ def drain_command(kubeconfig: str, node: str, timeout_seconds: int) -> list[str]
     ]
 
 
+def uncordon_command(kubeconfig: str, node: str) -> list[str]:
+    """`kubectl uncordon NODE`: schedulable again (after an upgrade's drain)."""
+    return [*_base(kubeconfig), "uncordon", check_node_name(node)]
+
+
 def delete_node_command(kubeconfig: str, node: str, timeout_seconds: int = 60) -> list[str]:
     """`kubectl delete node NODE`, waiting for it to be gone; nothing when it is absent."""
     seconds = check_timeout(timeout_seconds, "delete timeout")

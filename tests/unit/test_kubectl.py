@@ -149,6 +149,7 @@ def test_node_names_are_checked_by_every_command(node):
         lambda: kubectl.get_node_command(K, node),
         lambda: kubectl.drain_command(K, node, 300),
         lambda: kubectl.delete_node_command(K, node, 60),
+        lambda: kubectl.uncordon_command(K, node),
     ]
     for build in builders:
         with pytest.raises(names.NodeNameError) as error:
@@ -192,6 +193,11 @@ def test_drain_command():
         "--timeout=300s",
     ]
     assert kubectl.drain_command(K, "cp3", "45")[-1] == "--timeout=45s"
+
+
+def test_uncordon_command():
+    assert kubectl.uncordon_command(K, "worker1") == [
+        "kubectl", "--kubeconfig", K, "uncordon", "worker1"]  # fmt: skip
 
 
 def test_delete_node_command():

@@ -1,7 +1,7 @@
 """The kubesalt_kubectl execution module against a real (fake) `kubectl` program.
 
 `kubectl` here is a small Python script put first on the PATH: it keeps a tiny cluster in a
-JSON file (Nodes with their cordon state and pods), answers the three commands the module
+JSON file (Nodes with their cordon state and pods), answers the four commands the module
 runs the way kubectl 1.33 does (stdout, stderr, exit code), records every argv, and fails a
 command when a test tells it to. The module runs it through Salt's real `cmd.run_all`, so
 argv quoting, exit codes and the time limit are those of production.
@@ -83,6 +83,9 @@ FAKE_KUBECTL = textwrap.dedent(
                 print(f"pod/{{pod.split('/')[1]}} evicted")
             node["pods"] = []
             print(f"node/{{name}} drained")
+        elif verb == "uncordon":
+            nodes[args[0]]["unschedulable"] = False
+            print(f"node/{{args[0]}} uncordoned")
         elif verb == "delete":
             name = args[1]
             if nodes.pop(name, None) is not None:
@@ -372,6 +375,40 @@ def test_kubectl_that_hangs_is_stopped(fake, monkeypatch):
         "KubectlError: kubectl get node cp3 -o json --ignore-not-found did not finish within "
         "1s and was stopped: the API server on the VIP may not answer (kubectl get --raw "
         "/readyz on the CA node)"
+    )
+
+
+# uncordon
+
+
+def test_uncordon_a_drained_node_then_changes_nothing(fake, admin_conf):
+    fake.add_node("worker1", unschedulable=True)
+    assert kubesalt_kubectl.uncordon("worker1") == {
+        "changed": True,
+        "comment": "node worker1 uncordoned",
+    }
+    assert fake.calls[-1] == ["--kubeconfig", admin_conf, "uncordon", "worker1"]
+    assert fake.node("worker1")["unschedulable"] is False
+    assert kubesalt_kubectl.uncordon("worker1") == {
+        "changed": False,
+        "comment": "node worker1 is in the correct state: schedulable",
+    }
+    assert [call[2] for call in fake.calls] == ["get", "uncordon", "get"]
+
+
+def test_uncordon_of_an_absent_node_changes_nothing(fake):
+    assert kubesalt_kubectl.uncordon("worker1") == {
+        "changed": False,
+        "comment": "node worker1 has no Node object: nothing to uncordon",
+    }
+
+
+def test_uncordon_refused_by_rbac_names_the_command(fake):
+    fake.add_node("worker1", unschedulable=True)
+    fake.fail("uncordon", FORBIDDEN_STDERR)
+    assert _error(kubesalt_kubectl.uncordon, "worker1").startswith(
+        "KubectlError: kubectl uncordon worker1 failed with exit code 1: Error from server "
+        "(Forbidden)"
     )
 
 

@@ -10,8 +10,10 @@ import stat
 import threading
 
 import pytest
+import yaml
 from salt.exceptions import CommandExecutionError
 
+from kubesalt import inventory
 from kubesalt.orchestrate import backend
 from tests.unit.loader import load
 from tests.unit.orchestrate.fakes import THREE_NODES, Cluster, FakeBackend, lab_config
@@ -168,3 +170,17 @@ def test_the_backend_files_sockets_and_http(tmp_path):
         server.shutdown()
     with pytest.raises(OSError):
         real.http_status("http://127.0.0.1:1/readyz", 2)
+
+
+def test_the_backend_records_each_node_s_release_in_the_inventory(tmp_path):
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    for name, ip in (("cp2", "198.51.100.11"), ("worker1", "198.51.100.21")):
+        node = inventory.Node(name, ip, ("node",))
+        (nodes / f"{name}.yaml").write_text(yaml.safe_dump(node.to_document()))
+    real = backend.Backend(None, None, None, "198.51.100.10", str(nodes))
+    assert real.kubernetes_versions() == {"cp2": None, "worker1": None}
+    assert real.record_kubernetes_version("cp2", "v1.34.2") is True
+    assert real.record_kubernetes_version("cp2", "v1.34.2") is False
+    assert real.kubernetes_versions() == {"cp2": "v1.34.2", "worker1": None}
+    assert yaml.safe_load((nodes / "cp2.yaml").read_text())["kubernetes_version"] == "v1.34.2"

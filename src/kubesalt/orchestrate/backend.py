@@ -83,6 +83,14 @@ class Backend:
     def archives(self):
         return _archive.load_register()
 
+    def kubernetes_versions(self) -> dict[str, str | None]:
+        """{node: the Kubernetes release the inventory records for it, or None}."""
+        nodes = _inventory.load(self.inventory_dir)
+        return {name: node.kubernetes_version for name, node in nodes.items()}
+
+    def record_kubernetes_version(self, node: str, version: str) -> bool:
+        return _inventory.record_kubernetes_version(node, version, self.inventory_dir)
+
     def read_text(self, path: str) -> str:
         with open(path, encoding="utf-8") as stream:
             return stream.read()

@@ -296,11 +296,24 @@ def _read_node(run, node):
     return _kubectl.parse_node(out.get("stdout") or "")
 
 
+def _changing(run, step, nodes) -> list[str]:
+    """The nodes whose dry run of the step's `if_changing` SLS (one job) would change
+    something; every node when the step has none."""
+    sls = step.args.get("if_changing")
+    if not sls or not nodes:
+        return list(nodes)
+    runs = run.rpc.state(nodes, list(sls), run.options.saltenv, run.options.state_timeout,
+                         test=True, pillar=run.dry_run_pillar())  # fmt: skip
+    return [n for n in nodes if runs[n].changed]
+
+
 def drained(run, step, nodes, targets):
     """kubectl drain (cordon, evict; PodDisruptionBudgets honoured until the timeout). No
-    Node object: nothing to do. On failure nothing else is changed."""
+    Node object: nothing to do. With args `if_changing` (an upgrade), only the nodes whose
+    dry run of those SLS would change something: a node already moved keeps its pods. On
+    failure nothing else is changed."""
     changes = {}
-    for node in nodes:
+    for node in _changing(run, step, nodes):
         if run.test:
             found = _read_node(run, node)
             if found is not None:
@@ -315,6 +328,29 @@ def drained(run, step, nodes, targets):
             raise StepFailed(f"{err.message}; nothing else was changed", [node]) from err
         if result.get("changed"):
             changes[node] = {"cordoned": result.get("cordoned"), "evicted": result.get("evicted")}
+    return StepResult(changes)
+
+
+DRAIN_PHASE = "drain"
+
+
+def uncordoned(run, step, nodes, targets):
+    """kubectl uncordon: the Node schedulable again once its node runs the new release. A
+    schedulable Node, or none, is unchanged; a dry run reads the Node object. With phase
+    drain skipped (the lab), nothing was cordoned: nothing is asked."""
+    if DRAIN_PHASE in run.options.skip:
+        return StepResult(notes=[f"{', '.join(nodes)}: not drained (phase drain skipped)"])
+    changes = {}
+    for node in nodes:
+        if run.test:
+            found = _read_node(run, node)
+            if found is not None and _kubectl.is_cordoned(found):
+                changes[node] = {"uncordon": "would uncordon the Node object"}
+            continue
+        result = run.ca_call("kubesalt_kubectl.uncordon", [node], {}, run.timeout(step),
+                             f"uncordon the Node object {node}")  # fmt: skip
+        if result.get("changed"):
+            changes[node] = {"uncordoned": node}
     return StepResult(changes)
 
 
@@ -420,9 +456,11 @@ def renewed(run, step, nodes, targets):
 
 
 def _step_kinds():
-    from kubesalt.orchestrate import steps  # steps imports nothing of this module's kinds
+    """Every step kind (engine.KINDS; imported when called: the engine imports this
+    module)."""
+    from kubesalt.orchestrate.engine import KINDS as ALL_KINDS  # noqa: PLC0415
 
-    return {**steps.KINDS, **KINDS}
+    return ALL_KINDS
 
 
 def _renew_phases(run, phases, nodes, result: StepResult) -> None:
@@ -453,12 +491,26 @@ def _renew_phases(run, phases, nodes, result: StepResult) -> None:
             result.notes.extend(got.notes)
 
 
+def _without_roles(run, step, nodes) -> list[str]:
+    """The nodes without any of the step's roles `without_roles` (none given: all)."""
+    without = step.args.get("without_roles", frozenset())
+    return [n for n in nodes if not without & set(run.roles(n))]
+
+
+def _none_without(step) -> str:
+    return f"no node without the role(s) {', '.join(sorted(step.args['without_roles']))}"
+
+
 def in_turn(run, step, nodes, targets):
-    """The nested phases (args `phases`) node after node, in the run's order: each node
-    renewed, restarted and healthy before the next one starts."""
+    """The nested phases (args `phases`) node after node, in the run's order, on the
+    nodes without the roles `without_roles`: each node renewed (upgraded), restarted and
+    healthy before the next one starts."""
     result = StepResult()
     done = []
-    for node in nodes:
+    acting = _without_roles(run, step, nodes)
+    if not acting:
+        result.notes.append(_none_without(step))
+    for node in acting:
         start = run.backend.clock()
         try:
             _renew_phases(run, step.args["phases"], [node], result)
@@ -473,11 +525,10 @@ def in_turn(run, step, nodes, targets):
 def together(run, step, nodes, targets):
     """The nested phases (args `phases`) once for all the nodes without any of the roles
     `without_roles` (renew_certificates: the workers, after the members)."""
-    without = step.args.get("without_roles", frozenset())
-    acting = [n for n in nodes if not without & set(run.roles(n))]
+    acting = _without_roles(run, step, nodes)
     result = StepResult()
     if not acting:
-        result.notes.append(f"no node without the role(s) {', '.join(sorted(without))}")
+        result.notes.append(_none_without(step))
         return result
     _renew_phases(run, step.args["phases"], acting, result)
     return result
@@ -516,7 +567,8 @@ def etcd_renewed(run, step, nodes, targets):
 KINDS = {
     "etcd_member_left_when_skipped": etcd_member_left_when_skipped,
     "etcd_joined": etcd_joined, "etcd_left": etcd_left,
-    "drained": drained, "node_deleted": node_deleted, "api_ready": api_ready,
+    "drained": drained, "uncordoned": uncordoned, "node_deleted": node_deleted,
+    "api_ready": api_ready,
     "renewed": renewed, "in_turn": in_turn, "together": together,
     "etcd_renewed": etcd_renewed,
 }  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from kubesalt import inventory as _inventory
 from kubesalt import lock as _lock
 from kubesalt.errors import KubesaltError
-from kubesalt.orchestrate import addonsteps, clustersteps, minionpillar, steps
+from kubesalt.orchestrate import addonsteps, clustersteps, minionpillar, steps, upgradesteps
 from kubesalt.orchestrate.model import OrchestrateError, Phase, StepFailed
 from kubesalt.orchestrate.options import Options
 from kubesalt.orchestrate.progress import Progress
@@ -24,7 +24,7 @@ from kubesalt.orchestrate.saltssh import SaltSsh
 from kubesalt.orchestrate.tables import FINISHES_UNDECLARED, phases_of
 
 KUBESALT_GRAIN = "kubesalt"
-KINDS = {**steps.KINDS, **clustersteps.KINDS, **addonsteps.KINDS}
+KINDS = {**steps.KINDS, **clustersteps.KINDS, **addonsteps.KINDS, **upgradesteps.KINDS}
 
 
 @dataclass
@@ -111,6 +111,17 @@ class Run:
         self.gone: set[str] = set()
         self.unreachable: dict[str, dict[str, str]] = {}
         self.left_behind: dict[str, list[str]] = {}
+        # Dry run of an upgrade: {node: the release it would have recorded by now}.
+        self.would_record: dict[str, str] = {}
+
+    def dry_run_pillar(self) -> dict | None:
+        """The pillar override of a dry run's state runs: the releases an upgrade would
+        have recorded by now (kubesalt:nodes:<id>:kubernetes_version), so that its nodes
+        render what the real run would apply. None when there is none."""
+        if not self.would_record:
+            return None
+        nodes = {n: {"kubernetes_version": v} for n, v in sorted(self.would_record.items())}
+        return {"kubesalt": {"nodes": nodes}}
 
     # -- read once per run ---------------------------------------------------------
     @property

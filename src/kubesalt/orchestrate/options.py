@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from kubesalt import names, ports, renewal
 from kubesalt.bootstrap.phases import split_names, unknown_names
 from kubesalt.orchestrate.model import OrchestrateError
-from kubesalt.orchestrate.tables import EVERY_NODE_BY_DEFAULT, MULTI_NODE, phase_names, phases_of
+from kubesalt.orchestrate.tables import (
+    EVERY_NODE_BY_DEFAULT,
+    MOVES_THE_CLUSTER,
+    MULTI_NODE,
+    phase_names,
+    phases_of,
+)
+from kubesalt.upgrade import UpgradeError
+from kubesalt.upgrade.archives import minor
+from kubesalt.upgrade.plan import members_order
 
 UNSKIPPABLE = ("preflight",)
 # Orchestrations that act on the CA minion alone (bootstrap.sh names it for bootstrap).
@@ -38,6 +47,7 @@ class Options:
     force: bool = False
     api_port: int | None = None
     renewal: renewal.Override | None = None
+    kubernetes_version: str | None = None
     config: dict | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -152,12 +162,61 @@ def _renew_nodes(pillar: dict, declared, ca_minion: str) -> list[str]:
     node, the CA minion first (the first etcd member), then by name."""
     if "node" in pillar or "nodes" in pillar:
         return check_nodes_pillar("renew_certificates", pillar)
+    _check_declared("renew_certificates", declared)
+    return sorted(declared, key=lambda name: (name != ca_minion, name))
+
+
+def _check_declared(orchestration: str, declared) -> None:
     if declared is None:
         raise OrchestrateError(
-            "renew_certificates without pillar nodes acts on every declared node, and the "
-            "inventory was not given; give pillar nodes"
+            f"{orchestration} acts on every declared node by default, and the inventory "
+            "was not given; give pillar nodes"
         )
-    return sorted(declared, key=lambda name: (name != ca_minion, name))
+
+
+def _whole_cluster(orchestration: str, pillar: dict, declared, ca_minion: str) -> list[str]:
+    """An upgrade's or a downgrade's nodes: every declared node (pillar `nodes`, when
+    given, must name exactly those), the CA minion last, as the plan orders them
+    (kubesalt.upgrade.plan.members_order)."""
+    _check_declared(orchestration, declared)
+    given = "node" in pillar or "nodes" in pillar
+    nodes = check_nodes_pillar(orchestration, pillar) if given else list(declared)
+    missing = sorted(set(declared) - set(nodes))
+    extra = sorted(set(nodes) - set(declared))
+    said = []
+    if missing:
+        said.append(f"not given: {', '.join(missing)}")
+    if extra:
+        said.append(f"not declared: {', '.join(extra)}")
+    if said:
+        raise OrchestrateError(
+            f"pillar nodes: an {orchestration} moves every declared node, and only those "
+            f"({'; '.join(said)}); leave pillar nodes out, or remove a node that is gone "
+            "first (remove_node)"
+        )
+    return list(members_order(nodes, ca_minion))
+
+
+def _kubernetes_version(orchestration: str, pillar: dict) -> str | None:
+    """pillar kubernetes_version: the release an upgrade or a downgrade moves to."""
+    value = pillar.get("kubernetes_version")
+    if orchestration not in MOVES_THE_CLUSTER:
+        if value is not None:
+            raise OrchestrateError(
+                f"pillar kubernetes_version: {orchestration} moves no node to another "
+                "release; upgrade.sh and downgrade.sh give it to their orchestration"
+            )
+        return None
+    try:
+        if not isinstance(value, str):
+            raise UpgradeError(f"{value!r} is not a string")
+        minor(value)
+    except UpgradeError:
+        raise OrchestrateError(
+            f"pillar kubernetes_version = {value!r}: give the Kubernetes release of the "
+            "target archive, for example v1.34.1 (upgrade.sh and downgrade.sh give it)"
+        ) from None
+    return value
 
 
 def _renewal(pillar: dict, now) -> renewal.Override:
@@ -190,6 +249,9 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
     elif orchestration in ON_THE_CA_MINION:
         ca_minion = _ca_minion(pillar)
         nodes = [ca_minion]
+    elif orchestration in MOVES_THE_CLUSTER:
+        ca_minion = _ca_minion(pillar)
+        nodes = _whole_cluster(orchestration, pillar, declared, ca_minion)
     elif orchestration in EVERY_NODE_BY_DEFAULT:
         ca_minion = _ca_minion(pillar)
         nodes = _renew_nodes(pillar, declared, ca_minion)
@@ -199,7 +261,8 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
     force = pillar.get("force", False)
     if not isinstance(force, bool):
         raise OrchestrateError(f"pillar force = {force!r}: give true or false")
-    if "renew_before_days" in pillar and orchestration not in EVERY_NODE_BY_DEFAULT:
+    renews = orchestration == "renew_certificates"
+    if "renew_before_days" in pillar and not renews:
         raise OrchestrateError(
             f"pillar renew_before_days: {orchestration} renews nothing; give it to "
             "renew_certificates"
@@ -215,7 +278,8 @@ def from_pillar(orchestration: str, pillar: dict, saltenv: str, declared=None,
         drain_timeout=_seconds(pillar, "drain_timeout"),
         force=force,
         api_port=_api_port(pillar.get("kubesalt")),
-        renewal=_renewal(pillar, now) if orchestration in EVERY_NODE_BY_DEFAULT else None,
+        renewal=_renewal(pillar, now) if renews else None,
+        kubernetes_version=_kubernetes_version(orchestration, pillar),
         config=pillar.get("kubesalt") if isinstance(pillar.get("kubesalt"), dict) else None,
     )
 

@@ -498,7 +498,8 @@ def applied(run, step, nodes, targets):
         for node in [n for n in targets if n in run.no_minion]:
             changes[node] = {"states": [f"would apply {', '.join(sls)} (no minion yet)"]}
         targets = [n for n in targets if n not in run.no_minion]
-    runs = run.rpc.state(targets, sls, run.options.saltenv, run.timeout(step), test=run.test)
+    runs = run.rpc.state(targets, sls, run.options.saltenv, run.timeout(step), test=run.test,
+                         pillar=run.dry_run_pillar() if run.test else None)  # fmt: skip
     changes.update({node: {"states": r.changed} for node, r in runs.items() if r.changed})
     if step.args.get("reconnect") and not run.test:
         restarted = [n for n in runs if MINION_RESTART in runs[n].changed]

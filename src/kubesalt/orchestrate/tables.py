@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kubesalt import roles as _roles
 from kubesalt.bootstrap import services
+from kubesalt.orchestrate.clustersteps import ETCD_SLS
 from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
 
 CP = frozenset({"control-plane"})
@@ -401,6 +402,13 @@ RENEW_KUBELET = Phase(
     ),  # fmt: skip
     roles=KUBELET,
 )
+ETCD_HEALTH = Phase(
+    "etcd-health",
+    "the node's etcd member serves the certificate on its disk; every member healthy",
+    (Step("etcd_renewed", "nodes", "etcd serves the renewed certificate", timeout="timeout"),),
+    roles=ETCD,
+    why="the next member restarts only once this one is back: quorum holds",
+)
 RENEW_MEMBER_PHASES = (
     RENEW_CERTS,
     RENEW_KUBECONFIGS,
@@ -419,13 +427,7 @@ RENEW_MEMBER_PHASES = (
         roles=MEMBERS,
     ),
     RENEW_KUBELET,
-    Phase(
-        "etcd-health",
-        "the node's etcd member serves its renewed certificate; every member healthy",
-        (Step("etcd_renewed", "nodes", "etcd serves the renewed certificate", timeout="timeout"),),
-        roles=ETCD,
-        why="the next member restarts only once this one is back: quorum holds",
-    ),
+    ETCD_HEALTH,
     WAIT_CONTROL_PLANE,
 )
 RENEW_WORKER_PHASES = (RENEW_CERTS, RENEW_KUBECONFIGS, RENEW_KUBELET)
@@ -472,13 +474,155 @@ RENEW_CERTIFICATES = (
     ),
 )
 
+# -- upgrade and downgrade ------------------------------------------------------------------
+# upgrade.sh (downgrade.sh) moved the bootstrap node's Salt first: its virtualenv, its
+# minion's saltenv, the salt-master's configuration, the register's current archive. The
+# orchestration, run on the new saltenv, moves the rest; each node's Kubernetes release is
+# recorded in the inventory as the target just before its files are applied, so the nodes
+# not reached yet keep rendering the release they run (docs/upgrade.md).
+RELEASE = Phase(
+    "release",
+    "the node's Kubernetes release recorded as the target: its files render at it",
+    (Step("release_recorded", "nodes", "record the target release"),),
+)
+
+
+def _drain(sls) -> Phase:
+    """Drain the node when its dry run of `sls` would change something."""
+    return Phase(
+        "drain",
+        "the Node object cordoned and its pods evicted (kubectl drain), where its states "
+        "would change something",
+        (
+            Step(
+                "drained",
+                "ca",
+                "drain the Node object",
+                {"if_changing": tuple(sls)},
+                "drain_timeout",
+            ),
+        ),  # fmt: skip
+        roles=KUBELET,
+        why="a node already moved (a second run) keeps its pods",
+    )
+
+
+UNCORDON = Phase(
+    "uncordon",
+    "the Node object schedulable again (kubectl uncordon)",
+    (Step("uncordoned", "ca", "uncordon the Node object", timeout=60),),
+    roles=KUBELET,
+)
+UPGRADE_ETCD_PHASES = (
+    RELEASE,
+    Phase(
+        "etcd-pod",
+        "the node's etcd static pod (and its certificates) from the new Salt tree",
+        (_apply("nodes", ETCD_SLS, "the etcd static pod"),),
+    ),
+    ETCD_HEALTH,
+)
+CONTROL_PLANE_SLS = ("kubesalt.roles.control-plane", "kubesalt.keepalived")
+# A control-plane node is always an etcd member (stacked etcd): the upgrade recorded its
+# release in the etcd stage, before; the downgrade records it here (RELEASE first).
+CONTROL_PLANE_NODE_PHASES = (
+    _drain(CONTROL_PLANE_SLS),
+    Phase(
+        "static-pods",
+        "the control-plane static pods, kubeconfigs, containerd and the kubelet, keepalived",
+        (_apply("nodes", CONTROL_PLANE_SLS, "the control-plane files and keepalived"),),
+    ),
+    WAIT_CONTROL_PLANE,
+    UNCORDON,
+)
+WORKER_SLS = ("kubesalt.roles.node",)
+UPGRADE_WORKER_PHASES = (
+    RELEASE,
+    _drain(WORKER_SLS),
+    Phase(
+        "kubelet",
+        "the node's packages, containerd and the kubelet (its role states)",
+        (_apply("nodes", WORKER_SLS, "containerd and the kubelet"),),
+    ),
+    UNCORDON,
+)
+
+
+def _in_turn(name, summary, phases, roles, why, without=frozenset()):
+    args = {"phases": phases, **({"without_roles": without} if without else {})}
+    return Phase(name, summary, (Step("in_turn", "nodes", f"{name}, one node after the other",
+                                      args),), roles=roles, why=why)  # fmt: skip
+
+
+UPGRADE_PREFLIGHT = Phase(
+    "preflight",
+    "no other orchestration runs; every declared node is in the run and its minion "
+    "answers; the plan's checks of the nodes and etcd asked again",
+    (
+        Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
+        Step("verdict", "master", "the plan's checks of the cluster", timeout=60),
+    ),
+    why="the verdict upgrade.sh printed may be minutes old: a node or an etcd member that "
+    "stopped answering since is named before anything changes",
+)
+UPGRADE_SALT = Phase(
+    "salt",
+    "every other minion on the new Salt tree and Salt virtualenv, answering again; "
+    "modules synced, pillars refreshed",
+    (
+        Step("minions_moved", "nodes", "install the new salt-minion", timeout=900),
+        Step("minion_answers", "nodes", "minion answers test.ping", timeout=90, retry=2),
+        SYNCED,
+        Step("pillar_refreshed", "nodes", "refresh the pillars", timeout=60),
+    ),
+    why="the bootstrap node's minion moved with upgrade.sh; the others install the new "
+    "Salt virtualenv only where their dry run of the minion install would change something",
+)
+
+
+def _kubernetes_stages(downgrade: bool) -> tuple[Phase, ...]:
+    """etcd, control-plane, workers, addons; for a downgrade in reverse, each node's
+    release recorded in the first stage that reaches it."""
+    control_plane = (RELEASE,) * downgrade + CONTROL_PLANE_NODE_PHASES
+    names = ", ".join(p.name for p in control_plane)
+    stages = (
+        _in_turn("etcd", "etcd members, one at a time, the CA minion's last: release, "
+                 "etcd-pod, etcd-health", UPGRADE_ETCD_PHASES, ETCD,
+                 "a member restarts on its new image only once the previous one is back "
+                 "and every member is healthy: quorum holds"),
+        _in_turn("control-plane", f"control-plane nodes, one at a time, the CA minion last: "
+                 f"{names}", control_plane, CP,
+                 "the API stays served by the others while one node restarts its static pods"),
+        _in_turn("workers", "the nodes with the node role and no control plane, one at a "
+                 "time: release, drain, kubelet, uncordon", UPGRADE_WORKER_PHASES,
+                 frozenset({_roles.NODE}),
+                 "one node's pods at a time are evicted", without=CP),
+        ADDONS_PHASE,
+    )  # fmt: skip
+    return stages[::-1] if downgrade else stages
+
+
+CLUSTER_RELEASE = Phase(
+    "cluster-release",
+    "every node's recorded Kubernetes release is the target",
+    (Step("release_checked", "nodes", "every node runs the target release"),),
+    why="a skipped phase leaves nodes on the old release: the run says so and fails",
+)
+UPGRADE = (UPGRADE_PREFLIGHT, UPGRADE_SALT, *_kubernetes_stages(False), CLUSTER_RELEASE)
+# Back to the previous archive: no kubelet or kube-proxy newer than the API server, so the
+# Kubernetes stages go in reverse (kubesalt.upgrade.plan.stages gives the same order).
+DOWNGRADE = (UPGRADE_PREFLIGHT, UPGRADE_SALT, *_kubernetes_stages(True), CLUSTER_RELEASE)
+
 ORCHESTRATIONS = {"bootstrap": BOOTSTRAP, "deploy_node": DEPLOY_NODE, "remove_node": REMOVE_NODE,
                   "renew_certificates": RENEW_CERTIFICATES, "addons": ADDONS,
-                  "restore": RESTORE}  # fmt: skip
-# deploy_node and renew_certificates take several nodes (pillar nodes); the others one.
-MULTI_NODE = ("deploy_node", "renew_certificates")
+                  "restore": RESTORE, "upgrade": UPGRADE, "downgrade": DOWNGRADE}  # fmt: skip
+# Orchestrations that move the whole cluster between archives (pillar kubernetes_version).
+MOVES_THE_CLUSTER = ("upgrade", "downgrade")
+# deploy_node, renew_certificates and the upgrades take several nodes (pillar nodes); the
+# others one.
+MULTI_NODE = ("deploy_node", "renew_certificates", *MOVES_THE_CLUSTER)
 # Orchestrations that act on every declared node when the pillar names none.
-EVERY_NODE_BY_DEFAULT = ("renew_certificates",)
+EVERY_NODE_BY_DEFAULT = ("renew_certificates", *MOVES_THE_CLUSTER)
 # Orchestrations that take a node no longer declared: remove_node finishes its removal.
 FINISHES_UNDECLARED = ("remove_node",)
 

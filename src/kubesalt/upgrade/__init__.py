@@ -3,8 +3,9 @@
 `archives` reads what an archive carries (kubesalt, Kubernetes, etcd, Salt) and picks the
 target archive; `facts` gathers the cluster's state on the bootstrap node through Salt;
 `plan` turns both into the versions from -> to, the ordered stages and the preflight
-verdict; `cli` is `upgrade.sh` / `downgrade.sh`. The plan's stages hand their ordered
-nodes to the upgrade orchestration (to come, on the engine of kubesalt.orchestrate).
+verdict; `move` moves the cluster once the verdict allows it (the bootstrap node's Salt,
+then the upgrade or downgrade orchestration of kubesalt.orchestrate, which takes the
+stages in the plan's order); `cli` is `upgrade.sh` / `downgrade.sh`.
 """
 
 from kubesalt.errors import KubesaltError

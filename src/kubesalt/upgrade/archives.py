@@ -152,11 +152,12 @@ def version_key(version: str) -> tuple:
 
 
 def target_archive(direction: str, registered: list[karchive.Archive],
-                   current: karchive.Archive, shipped: str) -> karchive.Archive | None:  # fmt: skip
+                   shipped: str) -> karchive.Archive | None:  # fmt: skip
     """The archive to go to: for an upgrade, the registered archive of version `shipped`
     (the one upgrade.sh comes from); for a downgrade, the newest registered archive older
-    than `current`. None when there is none."""
+    than `shipped` (downgrade.sh comes from the archive the cluster runs, or ran before a
+    downgrade that stopped). None when there is none."""
     if direction == UPGRADE:
         return next((a for a in registered if a.version == shipped), None)
-    older = [a for a in registered if version_key(a.version) < version_key(current.version)]
+    older = [a for a in registered if version_key(a.version) < version_key(shipped)]
     return max(older, key=lambda a: version_key(a.version), default=None)

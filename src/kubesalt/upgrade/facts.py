@@ -28,11 +28,14 @@ PING_TIMEOUT = 10
 CALL_TIMEOUT = 30
 ETCD_TIMEOUT = 60
 KUBELET_PACKAGE = "kubelet"
+# Written when the Salt daemons must restart, removed once they did (kubesalt.upgrade.move).
+RESTART_PENDING = "/var/lib/kubesalt/salt-restart-pending"
 
 
 @dataclass(frozen=True)
 class Sources:
-    """Where the bootstrap node keeps what the plan reads (tests point them elsewhere)."""
+    """Where the bootstrap node keeps what the plan reads and what upgrade.sh writes
+    (tests point them elsewhere)."""
 
     register: str = karchive.REGISTER
     config: str = services.CONFIG_PATH
@@ -40,6 +43,8 @@ class Sources:
     lock: str = lock.LOCK_FILE
     backup_dir: str = backup.BACKUP_DIR
     backup_schedule: str = backup_job.SCHEDULE_FILE
+    master_config: str = services.MASTER_CONFIG
+    restart_pending: str = RESTART_PENDING
 
 
 def current_archive(registered: list[karchive.Archive], register: str) -> karchive.Archive | None:
@@ -76,8 +81,7 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
         problems.append(Problem("archive", f"{sources.register} lists no archive: run "
                                 "bootstrap.sh first"))  # fmt: skip
         return
-    facts.target = archives.target_archive(direction, registered, facts.current,
-                                           shipped.version)  # fmt: skip
+    facts.target = archives.target_archive(direction, registered, shipped.version)
     if facts.target is None and direction == archives.UPGRADE:
         problems.append(Problem("archive", f"kubesalt {shipped.version} (this archive, "
                                 f"{shipped_root}) is not registered: register it with "
@@ -85,9 +89,17 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
         facts.target = shipped  # described all the same, from where it is
     elif facts.target is None:
         listed = ", ".join(a.version for a in registered)
-        problems.append(Problem("archive", f"no registered archive is older than the "
-                                f"current kubesalt {facts.current.version} (registered: "
-                                f"{listed}): there is nothing to go back to"))  # fmt: skip
+        problems.append(Problem("archive", f"no registered archive is older than kubesalt "
+                                f"{shipped.version} (this archive; registered: {listed}): "
+                                "there is nothing to go back to"))  # fmt: skip
+    elif direction == archives.DOWNGRADE and facts.current.version not in (
+        shipped.version,
+        facts.target.version,
+    ):
+        problems.append(Problem("archive", f"this downgrade.sh comes with kubesalt "
+                                f"{shipped.version}, but the cluster runs "
+                                f"{facts.current.version}: run downgrade.sh of the "
+                                f"{facts.current.version} archive"))  # fmt: skip
     facts.current_versions = _versions(facts.current, problems)
     if facts.target is not None:
         facts.target_versions = _versions(facts.target, problems)
@@ -119,6 +131,7 @@ def node_reports(rpc, nodes: dict[str, inventory.Node]) -> tuple[NodeReport, ...
             salt=text(grains, name),
             saltenv=text(envs, name),
             kubelet=text(kubelets, name),
+            release=nodes[name].kubernetes_version or "",
         )
         for name in names
     )
@@ -179,6 +192,7 @@ def gather(direction: str, shipped_root: str, rpc, sources: Sources | None = Non
         lock_busy=lock_busy(sources.lock),
         backup=backup_state(sources),
         now=now or datetime.datetime.now(tz=datetime.UTC),
+        config_version=(cfg.get("kubernetes") or {}).get("version") or "",
     )
     gather_archives(direction, shipped_root, sources, facts)
     return facts

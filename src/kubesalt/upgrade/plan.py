@@ -40,7 +40,8 @@ class Problem:
 @dataclass(frozen=True)
 class NodeReport:
     """One declared node as it answered: its Salt version, its minion's saltenv (the
-    Salt tree it runs), its kubelet package's version (empty: not installed)."""
+    Salt tree it runs), its kubelet package's version (empty: not installed), and the
+    Kubernetes release the inventory records for it (empty: the cluster's)."""
 
     name: str
     roles: tuple[str, ...]
@@ -48,6 +49,7 @@ class NodeReport:
     salt: str = ""
     saltenv: str = ""
     kubelet: str = ""
+    release: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Facts:
     backup: BackupState
     now: datetime.datetime
     problems: list[Problem] = field(default_factory=list)
+    config_version: str = ""  # bootstrap.yaml's kubernetes.version (empty: not set)
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,25 @@ class Plan:
     nodes: tuple[NodeReport, ...]
     stages: list[Stage]
     problems: list[Problem]
+    behind: tuple[str, ...] = ()  # the nodes not on the target yet (nodes_behind)
 
     @property
     def refused(self) -> bool:
         return bool(self.problems)
 
     @property
+    def continues(self) -> bool:
+        """The register records the target already, some nodes are not there yet: a run
+        that stopped after it moved the bootstrap node's Salt."""
+        return self._same_archive and bool(self.behind)
+
+    @property
     def nothing_to_do(self) -> bool:
-        return (not self.problems and self.current is not None and self.target is not None
+        return not self.problems and self._same_archive and not self.behind
+
+    @property
+    def _same_archive(self) -> bool:
+        return (self.current is not None and self.target is not None
                 and self.current.version == self.target.version)  # fmt: skip
 
     def order(self) -> list[tuple[str, tuple[str, ...], bool]]:
@@ -191,8 +205,10 @@ def stages(facts: Facts) -> list[Stage]:
     minions = tuple(sorted(n for n in by_name if n != ca))
     etcd = members_order(having(_roles.ETCD), ca)
     control = members_order(having(_roles.CONTROL_PLANE), ca)
-    workers = tuple(sorted(r.name for r in facts.nodes if _roles.runs_kubelet(r.roles)
-                           and _roles.CONTROL_PLANE not in r.roles))  # fmt: skip
+    # The node role's states bring the kubelet and its packages; an etcd-only node moves
+    # with its etcd state in the etcd stage (the orchestration's workers: tables.UPGRADE).
+    workers = tuple(sorted(n for n in having(_roles.NODE)
+                           if _roles.CONTROL_PLANE not in by_name[n].roles))  # fmt: skip
     etcd_change = [_from_to("etcd static pod: etcd", _tag(cur, "etcd"), _tag(tgt, "etcd")),
                    "every member healthy before the next"]  # fmt: skip
     pods = [
@@ -215,7 +231,8 @@ def stages(facts: Facts) -> list[Stage]:
               {n: etcd_change for n in etcd}),
         Stage("control-plane", "control-plane nodes, one at a time, the CA minion last",
               control, True, {n: control_change for n in control}),
-        Stage("workers", "the other nodes with a kubelet, one at a time", workers, True,
+        Stage("workers", "the nodes with the node role and no control plane, one at a time",
+              workers, True,
               {n: _kubelet_changes(facts) for n in workers}),
         Stage("addons", "the cluster's API objects, applied from the CA minion", master,
               False, {n: addons for n in master}),
@@ -262,8 +279,9 @@ def node_problems(facts: Facts) -> list[Problem]:
             f"{facts.direction}; start its salt-minion (salt -L {','.join(silent)} test.ping), or remove "
             "a node that is gone for good (remove_node with force) first"))  # fmt: skip
     known = {saltenv(a.version) for a in (facts.current, facts.target) if a}
+    # One tree known: the move continues, and the nodes on the tree it left are those to move.
     astray = [f"{r.name} ({r.saltenv})" for r in facts.nodes
-              if r.answers and r.saltenv and known and r.saltenv not in known]  # fmt: skip
+              if r.answers and r.saltenv and len(known) > 1 and r.saltenv not in known]  # fmt: skip
     if astray:
         problems.append(Problem(
             "salt-tree", f"{', '.join(astray)} run(s) a Salt tree that is neither the "
@@ -326,8 +344,48 @@ def backup_problems(facts: Facts) -> list[Problem]:
     return []
 
 
-CHECKS = (direction_problems, kubernetes_problems, node_problems, etcd_problems,
-          lock_problems, backup_problems)  # fmt: skip
+def config_problems(facts: Facts) -> list[Problem]:
+    """bootstrap.yaml's kubernetes.version, when set, is the cluster's release: the addons
+    (and a node with none recorded) render it. Set to another release than the target's,
+    it would hold them back after the move; set to the target's, the current kubesalt
+    may not know that release."""
+    wanted = facts.config_version
+    target = facts.target_versions.kubernetes if facts.target_versions else ""
+    if not wanted or not target or wanted.lstrip("v") == target.lstrip("v"):
+        return []
+    return [Problem("kubernetes-version",
+                    f"bootstrap.yaml sets kubernetes.version {wanted}: once the cluster runs "
+                    f"{target}, the addons would still render {wanted}; remove the key (each "
+                    "archive then uses its own release), then run the plan again")]  # fmt: skip
+
+
+CHECKS = (direction_problems, kubernetes_problems, config_problems, node_problems,
+          etcd_problems, lock_problems, backup_problems)  # fmt: skip
+
+
+# What the orchestration asks again when it starts (kubesalt.orchestrate.upgradesteps).
+RECHECKED = (node_problems, etcd_problems)
+
+
+def recheck(direction: str, ca_minion: str, nodes: tuple[NodeReport, ...],
+            etcd: EtcdState) -> list[Problem]:  # fmt: skip
+    """The verdict's checks of the cluster's own state (its nodes answer, etcd is healthy
+    with every member), on facts gathered again."""
+    facts = Facts(direction, ca_minion, None, None, None, None, nodes, etcd, "",
+                  BackupState(False, None, ""), datetime.datetime.now(tz=datetime.UTC))  # fmt: skip
+    return [problem for check in RECHECKED for problem in check(facts)]
+
+
+def nodes_behind(facts: Facts) -> tuple[str, ...]:
+    """The nodes not on the target yet: their minion runs another Salt tree, or the
+    release recorded for them (none: the current archive's) is not the target's."""
+    if facts.target is None or facts.target_versions is None:
+        return ()
+    tree = saltenv(facts.target.version)
+    cluster = facts.current_versions.kubernetes if facts.current_versions else ""
+    return tuple(r.name for r in facts.nodes
+                 if (r.answers and r.saltenv != tree)
+                 or (r.release or cluster) != facts.target_versions.kubernetes)  # fmt: skip
 
 
 def compute(facts: Facts) -> Plan:
@@ -335,7 +393,7 @@ def compute(facts: Facts) -> Plan:
     for check in CHECKS:
         problems += check(facts)
     return Plan(facts.direction, facts.current, facts.target, version_rows(facts),
-                facts.nodes, stages(facts), problems)  # fmt: skip
+                facts.nodes, stages(facts), problems, nodes_behind(facts))  # fmt: skip
 
 
 # -- the text ---------------------------------------------------------------------------
@@ -372,8 +430,8 @@ def text(plan: Plan) -> str:
     lines += _table(("COMPONENT", "CURRENT", "TARGET"), plan.versions)
     lines.append("")
     rows = [(r.name, ",".join(r.roles), "yes" if r.answers else "NO", r.salt or "-",
-             r.saltenv or "-", r.kubelet or "-") for r in plan.nodes]  # fmt: skip
-    lines += _table(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET"), rows)
+             r.saltenv or "-", r.kubelet or "-", r.release or "-") for r in plan.nodes]  # fmt: skip
+    lines += _table(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET", "RELEASE"), rows)
     lines.append("")
     if not plan.nothing_to_do:
         lines += _stage_lines(plan.stages)
@@ -382,6 +440,10 @@ def text(plan: Plan) -> str:
         lines += [f"  - [{p.check}] {p.message}" for p in plan.problems]
     elif plan.nothing_to_do:
         lines.append(f"Verdict: nothing to do, the cluster runs kubesalt {new} already")
+    elif plan.continues:
+        lines.append(f"Verdict: the {word.lower()} can proceed: it continues (the register "
+                     f"records kubesalt {new} already; not there yet: "
+                     f"{', '.join(plan.behind)})")  # fmt: skip
     else:
         lines.append(f"Verdict: the {word.lower()} can proceed")
     return "\n".join(lines) + "\n"

@@ -24,12 +24,13 @@ SILENT = object()
 THREE_NODES = ["cp2", "cp3", "worker1"]
 SALTENV = "kubesalt-0.1.0"
 IPS = {"bootstrap": "198.51.100.10", "cp2": "198.51.100.11", "cp3": "198.51.100.12",
-       "cp4": "198.51.100.13", "worker1": "198.51.100.21"}  # fmt: skip
+       "cp4": "198.51.100.13", "etcd1": "198.51.100.14", "worker1": "198.51.100.21"}  # fmt: skip
 ROLES = {
     "bootstrap": ("bootstrap", "ca", "control-plane", "etcd", "node"),
     "cp2": ("control-plane", "etcd", "node"),
     "cp3": ("control-plane", "etcd", "node"),
     "cp4": ("control-plane", "etcd", "node"),
+    "etcd1": ("etcd",),  # an etcd member alone: no kubelet of its own
     "worker1": ("node",),
 }
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
@@ -92,6 +93,7 @@ class Cluster:
         self.etcd_down = set()  # nodes whose etcd member does not answer
         self.etcd_data = set()  # nodes whose /var/lib/etcd holds their member
         self.saltenvs = {}  # node -> its minion's saltenv, when not SALTENV
+        self.cordoned = set()  # Node objects made unschedulable (drained)
         for node in deployed:
             self.deploy(node)
         for node in fresh:
@@ -247,6 +249,11 @@ class Cluster:
                                             "context deadline exceeded"}
                 for n in names}  # fmt: skip
 
+    def _kubesalt_certs_wait_serving(self, node, port, cert, timeout):
+        if not self.etcd_healthy(node):
+            return f"ERROR: 127.0.0.1:{port} does not serve {cert} after {timeout}s"
+        return {"serial": f"{node}-serial", "port": port}
+
     def _kubesalt_etcd_wait_healthy(self, node, timeout, cluster):
         return {"healthy": True}
 
@@ -287,7 +294,8 @@ class Cluster:
         name = command[command.index("node") + 1]
         if name not in self.node_objects:
             return {"retcode": 0, "stdout": "", "stderr": ""}
-        obj = {"kind": "Node", "metadata": {"labels": self.node_objects[name]}, "spec": {}}
+        spec = {"unschedulable": True} if name in self.cordoned else {}
+        obj = {"kind": "Node", "metadata": {"labels": self.node_objects[name]}, "spec": spec}
         return {"retcode": 0, "stdout": json.dumps(obj), "stderr": ""}
 
     def _kubesalt_cluster_apply(self, node, objects, test=False, kubeconfig=None):
@@ -331,7 +339,15 @@ class Cluster:
 
     def _kubesalt_kubectl_drain(self, node, name, timeout):
         assert name not in self.dead, f"drain of the dead {name}: its evictions never finish"
-        return {"changed": name in self.node_objects, "cordoned": True, "evicted": []}
+        changed = name in self.node_objects and name not in self.cordoned
+        if name in self.node_objects:
+            self.cordoned.add(name)
+        return {"changed": changed, "cordoned": changed, "evicted": []}
+
+    def _kubesalt_kubectl_uncordon(self, node, name):
+        changed = name in self.cordoned
+        self.cordoned.discard(name)
+        return {"changed": changed}
 
     def _kubesalt_kubectl_delete_node(self, node, name, timeout):
         return {"changed": self.node_objects.pop(name, None) is not None}
@@ -343,7 +359,9 @@ class Cluster:
             pillar = json.loads(args[3][len("pillar="):])  # fmt: skip
             assert pillar["kubesalt_deploy"]["minion_configs"][node]
             fresh = node not in self.installed
+            moved = self.drift.get(node, {}).pop("kubesalt.salt.minion.remote", None)
             self.installed.add(node)
+            self.saltenvs[node] = pillar["kubesalt_deploy"]["saltenv"]
             if fresh:
                 self.minions[node] = {"running": True, "key": "minions_pre"}
                 self.drift[node] = self.fresh_drift(node)
@@ -351,7 +369,7 @@ class Cluster:
                 self.unsynced.add(node)
                 self.node_objects[node] = {}
             ret = {f"file_|-{n}_|-x_|-managed": {"__id__": n, "result": True,
-                                                 "changes": {"x": 1} if fresh else {}}
+                                                 "changes": {"x": 1} if fresh or moved else {}}
                    for n in ("Write the salt-minion configuration", "Run salt-minion")}  # fmt: skip
             return 0, {node: ret}
         script = args[1]
@@ -439,6 +457,7 @@ class FakeBackend:
         self.hash_type = "sha256"
         self.salt_venv_dir = str(tmp_path / "salt-venv")
         self.files = {}
+        self.releases = {}  # node -> the Kubernetes release the inventory records
         self.now = 0.0
         self.http = {}  # url -> status
         (tmp_path / "ca.crt").write_text("CA PEM")
@@ -473,6 +492,14 @@ class FakeBackend:
 
     def read_text(self, path):
         return open(path, encoding="utf-8").read()
+
+    def kubernetes_versions(self):
+        return {node: self.releases.get(node) for node in inventory.load(self.inventory_dir)}
+
+    def record_kubernetes_version(self, node, version):
+        self.calls.append(f"record {node} {version}")
+        self.releases[node] = version
+        return True
 
     def read_text_or_none(self, path):
         if path == "/etc/salt/pki/minion/minion.pub":

@@ -107,12 +107,11 @@ def test_versions_sort_by_their_numbers_not_as_text():
 
 def test_the_upgrade_target_is_the_registered_archive_the_script_comes_from(tmp_path):
     old, new = make_archive(tmp_path, "0.1.0"), make_archive(tmp_path, "0.2.0")
-    assert archives.target_archive("upgrade", [old, new], old, "0.2.0") == new
-    assert archives.target_archive("upgrade", [old], old, "0.2.0") is None
+    assert archives.target_archive("upgrade", [old, new], "0.2.0") == new
+    assert archives.target_archive("upgrade", [old], "0.2.0") is None
 
 
-def test_the_downgrade_target_is_the_newest_registered_archive_older_than_the_current(tmp_path):
+def test_the_downgrade_target_is_the_newest_registered_archive_older_than_the_script(tmp_path):
     found = [make_archive(tmp_path, v) for v in ("0.9.0", "0.10.0", "0.8.0", "0.11.0")]
-    current = found[1]
-    assert archives.target_archive("downgrade", found, current, "0.10.0").version == "0.9.0"
-    assert archives.target_archive("downgrade", found, found[2], "0.10.0") is None
+    assert archives.target_archive("downgrade", found, "0.10.0").version == "0.9.0"
+    assert archives.target_archive("downgrade", found, "0.8.0") is None

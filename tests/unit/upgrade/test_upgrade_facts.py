@@ -111,11 +111,38 @@ def test_the_current_archive_is_the_one_the_register_records(site, tmp_path):
     assert (found.current.version, found.target.version) == ("0.2.0", "0.1.0")
 
 
+def test_a_downgrade_comes_from_the_archive_the_cluster_runs(site, tmp_path):
+    cluster, backend, sources, old, new = site
+    newest = make_archive(tmp_path / "isos", "0.3.0")
+    write_register(tmp_path / "archives.yaml", [old, new, newest], current="0.1.0")
+    found = gather(site, direction="downgrade", shipped=newest)
+    assert [(p.check, p.message) for p in found.problems] == [("archive", (
+        "this downgrade.sh comes with kubesalt 0.3.0, but the cluster runs 0.1.0: run "
+        "downgrade.sh of the 0.1.0 archive"))]  # fmt: skip
+
+
+def test_a_downgrade_that_stopped_once_the_register_moved_goes_on_to_the_same_target(site,
+                                                                                      tmp_path):  # fmt: skip
+    cluster, backend, sources, old, new = site
+    write_register(tmp_path / "archives.yaml", [old, new], current="0.1.0")
+    found = gather(site, direction="downgrade", shipped=new)
+    assert (found.current.version, found.target.version, found.problems) == ("0.1.0", "0.1.0", [])
+
+
+def test_each_node_s_recorded_release_is_reported(site):
+    from kubesalt import inventory
+
+    inventory.record_kubernetes_version("cp2", "v1.34.2", site[1].inventory_dir)
+    found = gather(site)
+    assert {r.name: r.release for r in found.nodes} == {
+        "bootstrap": "", "cp2": "v1.34.2", "cp3": "", "worker1": ""}  # fmt: skip
+
+
 def test_a_downgrade_with_nothing_older_is_refused(site, tmp_path):
     write_register(tmp_path / "archives.yaml", [site[3]])
     found = gather(site, direction="downgrade", shipped=site[3])
     assert [(p.check, p.message) for p in found.problems] == [("archive", (
-        "no registered archive is older than the current kubesalt 0.1.0 (registered: 0.1.0): "
+        "no registered archive is older than kubesalt 0.1.0 (this archive; registered: 0.1.0): "
         "there is nothing to go back to"))]  # fmt: skip
 
 
@@ -164,3 +191,14 @@ def test_when_no_minion_answers_only_the_ping_and_etcd_are_asked(site):
     found = gather(site)
     assert [r.answers for r in found.nodes] == [False] * 4
     assert site[1].calls == [f"{','.join(NODES)} test.ping", "bootstrap kubesalt_etcd.members"]
+
+
+def test_the_configured_kubernetes_release_is_read(site):
+    config = site[2].config
+    with open(config, encoding="utf-8") as stream:
+        text = stream.read()
+    with open(config, "w", encoding="utf-8") as stream:
+        stream.write(text.replace("  # version: v1.33.5", "  version: v1.33.5"))
+    found = gather(site)
+    assert found.config_version == "v1.33.5"
+    assert [p.check for p in plan.compute(found).problems] == ["kubernetes-version"]

@@ -102,12 +102,14 @@ def test_a_downgrade_takes_the_kubernetes_stages_in_reverse_after_salt():
     assert workers.changes["worker1"][1] == "packages kubelet, kubectl v1.34.1 -> v1.33.5"
 
 
-def test_an_etcd_only_node_is_an_etcd_member_and_gets_its_kubelet_with_the_workers():
+def test_an_etcd_only_node_moves_in_the_etcd_stage_alone():
+    """Its role states are etcd's (no kubelet package, no kubelet configuration of the
+    node role): the orchestration's workers stage applies the node role's."""
     nodes = cluster_facts().nodes + (node("etcd4", ("etcd",)),)
     order = dict((s, n) for s, n, _ in plan.compute(cluster_facts(nodes=nodes)).order())
     assert order["etcd"] == ("cp2", "cp3", "etcd4", "bootstrap")
     assert order["control-plane"] == ("cp2", "cp3", "bootstrap")
-    assert order["workers"] == ("etcd4", "worker1")
+    assert order["workers"] == ("worker1",)
 
 
 def test_what_changes_on_each_node():
@@ -257,6 +259,19 @@ def test_an_upgrade_sh_older_than_the_cluster_points_to_downgrade_sh():
         "go back, run downgrade.sh of the 0.2.0 archive"))]  # fmt: skip
 
 
+@pytest.mark.parametrize("given", ["", "v1.34.1", "1.34.1"])
+def test_a_configured_release_that_is_the_target_or_none_is_fine(given):
+    assert plan.compute(cluster_facts(config_version=given)).problems == []
+
+
+def test_a_configured_release_other_than_the_target_refuses():
+    facts = cluster_facts(config_version="v1.33.5")
+    assert checks(facts) == [("kubernetes-version", (
+        "bootstrap.yaml sets kubernetes.version v1.33.5: once the cluster runs v1.34.1, the "
+        "addons would still render v1.33.5; remove the key (each archive then uses its own "
+        "release), then run the plan again"))]  # fmt: skip
+
+
 def test_the_facts_problems_come_first_and_refuse():
     facts = cluster_facts(target_versions=None, problems=[plan.Problem("archive", "p: no X")])
     computed = plan.compute(facts)
@@ -273,6 +288,32 @@ def test_the_same_archive_is_nothing_to_do():
     assert "Stages" not in shown
 
 
+def moved(report, release="v1.34.1"):
+    return dataclasses.replace(report, saltenv="kubesalt-0.2.0", release=release)
+
+
+def test_a_run_that_stopped_once_the_register_moved_continues():
+    """upgrade.sh moved the bootstrap node's Salt and the register, then stopped: the
+    register's current is the target, the other nodes are not there yet."""
+    new = versions("0.2.0", "v1.34.1", "3.5.24-0")
+    base = cluster_facts()
+    nodes = (moved(base.nodes[0], release="v1.33.5"), *base.nodes[1:])
+    computed = plan.compute(cluster_facts(current=NEW, current_versions=new, nodes=nodes))
+    assert (computed.continues, computed.nothing_to_do, computed.refused) == (True, False, False)
+    assert computed.behind == ("bootstrap", "cp2", "cp3", "worker1")
+    assert plan.text(computed).splitlines()[-1] == (
+        "Verdict: the upgrade can proceed: it continues (the register records kubesalt 0.2.0 "
+        "already; not there yet: bootstrap, cp2, cp3, worker1)"
+    )
+
+
+def test_every_node_on_the_target_tree_and_release_is_nothing_to_do():
+    new = versions("0.2.0", "v1.34.1", "3.5.24-0")
+    nodes = tuple(moved(r) for r in cluster_facts().nodes)
+    computed = plan.compute(cluster_facts(current=NEW, current_versions=new, nodes=nodes))
+    assert (computed.behind, computed.nothing_to_do) == ((), True)
+
+
 def test_the_text_is_a_version_table_the_nodes_the_stages_and_the_verdict():
     shown = plan.text(plan.compute(cluster_facts()))
     lines = shown.splitlines()
@@ -286,7 +327,7 @@ def test_the_text_is_a_version_table_the_nodes_the_stages_and_the_verdict():
         "etcd                           3.5.21-0  3.5.24-0",
     ]
     assert (
-        "worker1    node                                  yes      3008.3  kubesalt-0.1.0  1.33.5-1.1"
+        "worker1    node                                  yes      3008.3  kubesalt-0.1.0  1.33.5-1.1  -"
         in lines
     )
     assert (
