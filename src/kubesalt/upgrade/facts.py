@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from dataclasses import dataclass
 
 from kubesalt import backup, backup_job, inventory, lock
@@ -25,6 +26,11 @@ from kubesalt.upgrade import archives
 from kubesalt.upgrade.plan import BackupState, EtcdState, Facts, NodeReport, Problem
 
 PING_TIMEOUT = 10
+# How long the minions that do not answer are asked again: a salt-master restarted just
+# before (kubesalt-iso add, an upgrade's salt phase) waits for its minions to reconnect,
+# which takes them up to half a minute; a node that is down is named after this.
+NODE_WAIT = 60
+NODE_RETRY = 3
 CALL_TIMEOUT = 30
 ETCD_TIMEOUT = 60
 KUBELET_PACKAGE = "kubelet"
@@ -105,10 +111,23 @@ def gather_archives(direction: str, shipped_root: str, sources: Sources, facts: 
         facts.target_versions = _versions(facts.target, problems)
 
 
+def _answering(
+    rpc, names: list[str], wait: float | None = None, clock=time.monotonic, sleep=time.sleep
+) -> set[str]:
+    """The minions of `names` that answer test.ping, those silent asked again every
+    NODE_RETRY seconds for at most `wait` (NODE_WAIT) seconds."""
+    deadline = clock() + (NODE_WAIT if wait is None else wait)
+    answering = set(rpc.ping(names, PING_TIMEOUT))
+    while len(answering) < len(names) and clock() < deadline:
+        sleep(NODE_RETRY)
+        answering |= set(rpc.ping([n for n in names if n not in answering], PING_TIMEOUT))
+    return answering
+
+
 def node_reports(rpc, nodes: dict[str, inventory.Node]) -> tuple[NodeReport, ...]:
     """Each declared node as its minion answers, by name."""
     names = sorted(nodes)
-    answering = rpc.ping(names, PING_TIMEOUT)
+    answering = _answering(rpc, names)
     asked = sorted(answering)
 
     def ask(fun, arg) -> dict:

@@ -12,6 +12,13 @@ from tests.unit.upgrade.archive_fixtures import ROOT, make_archive, write_regist
 NODES = ("bootstrap", "cp2", "cp3", "worker1")
 
 
+@pytest.fixture(autouse=True)
+def silent_nodes_asked_once(monkeypatch):
+    """A silent node is named at once here (facts.NODE_WAIT: the real plan asks again for a
+    minute; test_upgrade_facts checks that wait with a fake clock)."""
+    monkeypatch.setattr(facts, "NODE_WAIT", 0)
+
+
 @pytest.fixture
 def site(tmp_path):
     """A converged four-node cluster on 0.1.0, and 0.2.0 registered beside it."""

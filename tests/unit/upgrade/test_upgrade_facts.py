@@ -202,3 +202,29 @@ def test_the_configured_kubernetes_release_is_read(site):
     found = gather(site)
     assert found.config_version == "v1.33.5"
     assert [p.check for p in plan.compute(found).problems] == ["kubernetes-version"]
+
+
+def test_silent_minions_are_asked_again_until_they_answer_or_the_wait_ends():
+    """After a salt-master restart (kubesalt-iso add) the minions reconnect within seconds:
+    the plan asks the silent ones again rather than refusing at once."""
+    now = {"t": 0.0}
+    rounds = iter([{"cp2"}, set(), {"cp3"}, set(), set()])
+    pinged = []
+
+    class SlowToReconnect:
+        def ping(self, names, timeout):
+            pinged.append((now["t"], list(names)))
+            now["t"] += 1  # each ping takes a second
+            return next(rounds)
+
+    def sleep(seconds):
+        now["t"] += seconds
+
+    clock = lambda: now["t"]  # noqa: E731
+    assert facts._answering(SlowToReconnect(), ["cp2", "cp3"], 60, clock, sleep) == {"cp2", "cp3"}
+    assert pinged == [(0, ["cp2", "cp3"]), (4, ["cp3"]), (8, ["cp3"])]
+    # worker1 never answers: named once the wait is over.
+    rounds = iter([set()] * 10)
+    now["t"], pinged[:] = 0.0, []
+    assert facts._answering(SlowToReconnect(), ["worker1"], 10, clock, sleep) == set()
+    assert [t for t, _ in pinged] == [0, 4, 8, 12]
