@@ -256,17 +256,29 @@ def boot(node: model.Node, root: str) -> int:
 
 def leader(launcher: int) -> int | None:
     """The node's PID 1 (systemd): the child of the systemd-nspawn launcher."""
-    try:
-        children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
-    except OSError:
-        return None
-    for child in children:
+    for child in children(launcher):
         try:
             if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
                 return int(child)
         except OSError:
             continue
     return None
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (what nsenter started in a node, seen from the host)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def kill_entered(proc) -> None:
+    """SIGKILL, by PID, what an nsenter Popen `proc` runs in a node, then nsenter itself:
+    killing nsenter alone leaves its child running in the node."""
+    _sigkill(children(proc.pid))
+    _sigkill([proc.pid])
+    proc.wait()
 
 
 def alive(pid: int) -> bool:

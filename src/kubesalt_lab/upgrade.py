@@ -23,10 +23,12 @@ import yaml
 
 from kubesalt.kubeadm import images
 from kubesalt_lab import cli, host, model
+from kubesalt_lab.cli import say
 from kubesalt_lab.model import LabError
 
 PROBE = model.STANDIN_DIR + "/etcdwriter.py"
-STOP_FILE = "/run/kubesalt-lab-etcdwriter.stop"
+# On the node's disk (its overlay), where the host can create it: /run is the node's tmpfs.
+STOP_FILE = "/var/tmp/kubesalt-lab-etcdwriter.stop"
 SAMPLE_INTERVAL = 0.1
 
 
@@ -83,7 +85,14 @@ def start_writer(state: dict, prefix: str) -> subprocess.Popen:
 
 def stop_writer(state: dict, proc: subprocess.Popen) -> dict:
     Path(bootstrap_root(state) + STOP_FILE).touch()
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        host.kill_entered(proc)
+        raise LabError(
+            f"the etcd probe did not stop within 120 s of {STOP_FILE} appearing in the "
+            "bootstrap node; its read-back hung: is etcd up? (lab.sh status)"
+        ) from None
     if proc.returncode != 0:
         raise LabError(f"the etcd probe failed (exit {proc.returncode}): {err.strip()[-800:]}")
     return json.loads(out.strip().splitlines()[-1])
@@ -174,12 +183,21 @@ def move(direction: str, args) -> int:
               [f"{running['root']}/scripts/kubesalt-backup"], "kubesalt-backup")  # fmt: skip
     if direction == "upgrade":
         version = model.next_version(current)
-        kubernetes = images.supported_versions()[-1]
-        iso = steps.run(f"build the lab archive {version} (Kubernetes {kubernetes})",
-                        build_archive, version, kubernetes)  # fmt: skip
-        where = steps.run("extract it into the bootstrap node", stage_archive, state, iso, version)
-        steps.run(f"kubesalt-iso add {where}", in_bootstrap,
-                  [f"{model.ARCHIVE_DIR}/scripts/kubesalt-iso", "add", where], "kubesalt-iso add")  # fmt: skip
+        registered = {str(a["version"]) for a in register(state)["archives"]}
+        if version in registered:
+            # A second run continues the upgrade with the archive added before, as an
+            # operator runs the same upgrade.sh again after a failure.
+            say(f"lab: kubesalt {version} is registered already: running its upgrade.sh again")
+            where = archive_dir(version)
+        else:
+            kubernetes = images.supported_versions()[-1]
+            iso = steps.run(f"build the lab archive {version} (Kubernetes {kubernetes})",
+                            build_archive, version, kubernetes)  # fmt: skip
+            where = steps.run("extract it into the bootstrap node", stage_archive, state, iso,
+                              version)  # fmt: skip
+            steps.run(f"kubesalt-iso add {where}", in_bootstrap,
+                      [f"{running['root']}/scripts/kubesalt-iso", "add", where],
+                      "kubesalt-iso add")  # fmt: skip
         script = f"{where}/scripts/upgrade.sh"
     else:
         script = f"{running['root']}/scripts/downgrade.sh"
