@@ -532,7 +532,7 @@ def test_module_errors_without_grain_or_pillar(grains_get):
     assert str(info.value).startswith("The pillar has no 'kubesalt' key")
 
 
-def render_sls(path, pillar, functions):
+def render_sls(path, pillar, functions, grains=None):
     opts = salt.config.minion_config(None)
     opts["file_client"] = "local"
     context = {
@@ -541,7 +541,7 @@ def render_sls(path, pillar, functions):
             "pillar.get": partial(salt.utils.data.traverse_dict_and_list, pillar),
         },
         "pillar": pillar,
-        "grains": {},
+        "grains": grains or {},
         "opts": opts,
         "saltenv": "base",
         "sls": path,

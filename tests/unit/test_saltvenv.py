@@ -125,3 +125,31 @@ def test_an_unwritable_place_is_named(venv, tmp_path):
 def test_a_bad_sha256_file_is_named(text):
     with pytest.raises(ValueError, match="/x.sha256 does not start with a sha256"):
         saltvenv.parse_sha256(text, "/x.sha256")
+
+
+def test_an_installed_minion_restarts_before_salt_ssh_returns():
+    """The minion SLS (salt-ssh) restarts a running salt-minion itself, synchronously, on a
+    new configuration, unit or virtualenv: Salt's own restart of salt-minion (a watch of
+    service.running) is --no-block, and the orchestration's next job would reach the old
+    process and be lost with it."""
+    from tests.unit.test_keepalived import render_sls
+
+    deploy = {
+        "ca_pem": "PEM", "saltenv": "kubesalt-0.2.0", "sources_path": "/etc/apt/s.sources",
+        "sources": "Types: deb", "keyring": "/etc/apt/keyrings/k.asc", "keyring_asc": "KEY",
+        "apt_update": "apt-get update", "venv": "/opt/kubesalt/salt", "version": "0.2.0",
+        "salt_venv": {"download": "/var/tmp/v.tar.gz", "url": "https://b/v.tar.gz",
+                      "sha256": "0" * 64},
+        "minion_configs": {"cp2": "id: cp2\n"}, "minion_unit": "[Unit]\n",
+    }  # fmt: skip
+    high = render_sls("kubesalt.salt.minion.remote", {"kubesalt_deploy": deploy}, {}, {"id": "cp2"})
+    restart = dict(kv for item in high["Restart a running salt-minion on its new configuration "
+                                      "or virtualenv"]["cmd.run"] for kv in item.items())  # fmt: skip
+    assert restart["name"] == "systemctl daemon-reload && systemctl try-restart salt-minion"
+    assert restart["onchanges"] == [
+        {"file": "Write the salt-minion configuration"},
+        {"file": "Write the salt-minion systemd unit"},
+        {"cmd": "Install Salt and kubesalt 0.2.0 from the bootstrap node's Salt virtualenv"},
+    ]
+    running = dict(kv for item in high["Run salt-minion"]["service.running"] for kv in item.items())
+    assert "watch" not in running

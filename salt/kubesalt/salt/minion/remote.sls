@@ -117,12 +117,24 @@ Write the salt-minion systemd unit:
     - group: root
     - mode: '0644'
 
+{#- A running minion restarts on its new configuration, unit or virtualenv, and this run
+    waits for it: salt-ssh applies this file, so no job of the minion is cut. Not a watch
+    of "Run salt-minion": Salt restarts the salt-minion service with --no-block, so the
+    orchestration's next job would reach the old process and be lost when it stops (an
+    upgrade waited 300 s for such a job). try-restart leaves a minion that does not run yet
+    to the state below. #}
+Restart a running salt-minion on its new configuration or virtualenv:
+  cmd.run:
+    - name: systemctl daemon-reload && systemctl try-restart salt-minion
+    - onchanges:
+      - file: Write the salt-minion configuration
+      - file: Write the salt-minion systemd unit
+      - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's Salt virtualenv
+
 Run salt-minion:
   service.running:
     - name: salt-minion
     - enable: true
     - require:
       - cmd: Install Salt and kubesalt {{ d.version }} from the bootstrap node's Salt virtualenv
-    - watch:
-      - file: Write the salt-minion configuration
-      - file: Write the salt-minion systemd unit
+      - cmd: Restart a running salt-minion on its new configuration or virtualenv
