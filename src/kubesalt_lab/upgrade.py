@@ -207,9 +207,12 @@ def move(direction: str, args) -> int:
     sampler = VipSampler(leaders)
     writer = start_writer(state, f"kubesalt-lab/{direction}/{int(time.time())}/")
     sampler.start()
+    failure = None
     try:
         steps.run(f"{os.path.basename(script)} (etcd writes and VIP samples every 100 ms)",
                   in_bootstrap, [script, *model.upgrade_options(direction)], script)  # fmt: skip
+    except LabError as err:
+        failure = err  # the probes' verdict still says what the cluster went through
     finally:
         samples = sampler.stop()
         written = stop_writer(state, writer)
@@ -219,6 +222,8 @@ def move(direction: str, args) -> int:
     print(report.text)
     state.setdefault("moves", []).append(report.record)
     host.save_state(state)
+    if failure is not None:
+        raise failure
     return 0 if report.ok else 1
 
 
