@@ -556,10 +556,12 @@ def version_problems(versions: dict, target: str, release: dict, nodes=NODES) ->
     return problems
 
 
-def move_report(direction, written, samples, versions, target, release, timings) -> MoveReport:
+def move_report(
+    direction, written, samples, versions, target, release, timings, nodes=NODES
+) -> MoveReport:
     """The verdict of an upgrade or downgrade run in the lab, as text and as a record."""
     not_one = [(round(t, 1), list(h)) for t, h in samples if len(h) != 1]
-    problems = version_problems(versions, target, release)
+    problems = version_problems(versions, target, release, nodes)
     checks = [
         (f"etcd writes: {written['acknowledged']} of {written['tried']} acknowledged, "
          f"{len(written['unacknowledged'])} refused by every member, {len(written['lost'])} "

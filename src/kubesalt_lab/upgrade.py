@@ -65,6 +65,13 @@ class VipSampler(threading.Thread):
         return self.samples
 
 
+def cluster_nodes(state: dict) -> tuple[model.Node, ...]:
+    """The lab's nodes that run (a killed one, removed from the cluster, left out), the
+    nodes `lab.sh add` made included."""
+    return tuple(n for n in model.lab_nodes(state) if n.name in state["nodes"]
+                 and not state["nodes"][n.name].get("killed"))  # fmt: skip
+
+
 def bootstrap_root(state: dict) -> str:
     return state["nodes"][model.bootstrap_node().name]["root"]
 
@@ -76,7 +83,7 @@ def start_writer(state: dict, prefix: str) -> subprocess.Popen:
     probe.parent.mkdir(parents=True, exist_ok=True)
     probe.write_text((Path(__file__).parent / "standins" / "etcdwriter.py").read_text())
     Path(root + STOP_FILE).unlink(missing_ok=True)
-    endpoints = ",".join(f"https://{n.ip}:2379" for n in model.NODES if "etcd" in n.roles)
+    endpoints = ",".join(f"https://{n.ip}:2379" for n in cluster_nodes(state) if "etcd" in n.roles)
     cmd = ["/usr/bin/python3", PROBE, "--endpoints", endpoints, "--prefix", prefix,
            "--stop-file", STOP_FILE, "--interval", str(SAMPLE_INTERVAL)]  # fmt: skip
     full = host.nsenter_command(cli.leader_of(model.bootstrap_node().name, state), cmd)
@@ -149,7 +156,7 @@ def node_versions(state: dict) -> dict[str, dict[str, str | None]]:
     release the inventory records for it."""
     inventory = bootstrap_root(state) + "/etc/kubesalt/nodes"
     found = {}
-    for node in model.NODES:
+    for node in cluster_nodes(state):
         root = state["nodes"][node.name]["root"]
         site = Path(root + model.SITE_PACKAGES)
         recorded = yaml.safe_load(_text(f"{inventory}/{node.name}.yaml") or "{}") or {}
@@ -201,9 +208,8 @@ def move(direction: str, args) -> int:
         script = f"{where}/scripts/upgrade.sh"
     else:
         script = f"{running['root']}/scripts/downgrade.sh"
-    leaders = {
-        n.name: cli.leader_of(n.name, state) for n in model.NODES if "control-plane" in n.roles
-    }
+    leaders = {n.name: cli.leader_of(n.name, state) for n in cluster_nodes(state)
+               if "control-plane" in n.roles}  # fmt: skip
     sampler = VipSampler(leaders)
     writer = start_writer(state, f"kubesalt-lab/{direction}/{int(time.time())}/")
     sampler.start()
@@ -218,7 +224,8 @@ def move(direction: str, args) -> int:
         written = stop_writer(state, writer)
     target = str(register(state).get("current"))
     report = model.move_report(direction, written, samples, node_versions(state), target,
-                               _target_release(state, target), steps.timings)  # fmt: skip
+                               _target_release(state, target), steps.timings,
+                               cluster_nodes(state))  # fmt: skip
     print(report.text)
     state.setdefault("moves", []).append(report.record)
     host.save_state(state)
