@@ -20,7 +20,7 @@ from kubesalt.kubeadm import images
 from kubesalt_lab import host as labhost
 from kubesalt_lab import model, upgrade
 from tests.benchmarks.docs_section import write_section
-from tests.lab.session import LAB_SH
+from tests.lab.session import LAB_SH, parse_phase_times
 from tests.lab.test_cluster import wait_for
 from tests.lab.test_replace_node import healthy
 
@@ -58,6 +58,9 @@ def moves(lab) -> dict:
 
 def write_benchmarks(found: dict) -> None:
     lines = [
+        "<!-- Written by tests/lab/test_upgrade.py; rerun it to refresh: scripts/test.sh "
+        "tests/lab/test_upgrade.py (KUBESALT_LAB_KEEP=1 on a lab that is up) -->",
+        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {platform.node()} (2 CPUs, Linux "
         f"{platform.release()}): the lab's cluster (the nodes the other lab tests leave) "
         "moved by `lab.sh upgrade` (the next lab archive, Kubernetes "
@@ -71,6 +74,9 @@ def write_benchmarks(found: dict) -> None:
     for direction, record in found.items():
         for name, seconds in record["timings"]:
             lines.append(f"| {direction} to {record['target']} | {name} | {seconds:.1f} |")
+        # The script's own phases (its last one runs the orchestration).
+        for phase, seconds, _state in parse_phase_times(record["output"]):
+            lines.append(f"| {direction} to {record['target']} | {phase} | {seconds:.1f} |")
     lines += [
         "",
         "| run | etcd writes acknowledged | refused | lost | VIP samples | not exactly one holder |",
