@@ -117,8 +117,23 @@ def test_a_directory_that_is_no_venv_is_refused(tmp_path):
 def test_an_unwritable_place_is_named(venv, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(BootstrapError, match=f"cannot archive {venv} into {blocker}/out/"):
+    with pytest.raises(BootstrapError, match=f"cannot open {blocker}/out to nginx"):
         saltvenv.make(str(venv), SALTENV, "stamp-1", str(blocker / "out"))
+
+
+@pytest.mark.parametrize("made", [False, True])
+def test_a_parent_closed_to_others_is_opened_for_nginx(venv, tmp_path, made):
+    """A restore onto a fresh machine made /var/lib/kubesalt 0700: nginx answered 403 to
+    every node downloading the virtualenv. Opened again, also when the archive exists."""
+    state_dir = tmp_path / "var-lib-kubesalt"
+    out = str(state_dir / "salt-venv")
+    if made:
+        saltvenv.make(str(venv), SALTENV, "stamp-1", out)
+    state_dir.mkdir(exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    assert saltvenv.make(str(venv), SALTENV, "stamp-1", out) is not made
+    assert os.stat(state_dir).st_mode & 0o777 == 0o755
+    assert os.stat(out).st_mode & 0o777 == 0o755
 
 
 @pytest.mark.parametrize("text", ["", "xyz  a.tar.gz\n", "ab" * 31 + "  a.tar.gz\n"])

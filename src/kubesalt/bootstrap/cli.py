@@ -100,7 +100,9 @@ def phase_restore(ctx: Context) -> PhaseResult:
     changed = backup.apply_restore(plan, ctx.root)
     ctx.log.detail(f"restored from {path}: {', '.join(changed) or 'nothing changed'}")
     if not _restore_pending(ctx):
-        os.makedirs(os.path.dirname(_pending_path(ctx)), mode=0o700, exist_ok=True)
+        # kubesalt's state directory, not a secret one (nginx serves the Salt virtualenv
+        # from below it): 0755 as bootstrap.sh would make it.
+        os.makedirs(os.path.dirname(_pending_path(ctx)), mode=0o755, exist_ok=True)
         Path(_pending_path(ctx)).write_text(f"{os.path.abspath(path)}\n")
     return PhaseResult(
         bool(changed), f"node {node.name} ({node.host}), {len(changed)} paths put back"

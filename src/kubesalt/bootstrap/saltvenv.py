@@ -99,10 +99,29 @@ def is_current(saltenv: str, stamp: str, directory: str = ARCHIVE_DIR) -> bool:
     )
 
 
+def _let_nginx_through(directory: str) -> None:
+    """`directory` 0755 and its parent (kubesalt's /var/lib/kubesalt) open to others:
+    nginx's workers read the archive. A restore onto a fresh machine made that parent
+    0700 (nginx then answered 403 to every node that downloads the virtualenv)."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    os.chmod(directory, 0o755)
+    parent = os.path.dirname(directory)
+    mode = os.stat(parent).st_mode & 0o7777
+    if mode & 0o055 != 0o055:
+        os.chmod(parent, mode | 0o055)
+
+
 def make(venv: str, saltenv: str, stamp: str, directory: str = ARCHIVE_DIR) -> bool:
     """Archive `venv` for `saltenv`'s nodes unless the archive of wheelhouse `stamp` is
     there already; return whether it was made. The stamp is written last: an interrupted
-    run makes the archive again."""
+    run makes the archive again. Either way the directories let nginx through."""
+    try:
+        _let_nginx_through(directory)
+    except OSError as err:
+        raise BootstrapError(
+            f"cannot open {err.filename or directory} to nginx ({err.strerror}); check "
+            f"the modes of {directory} and its parent, then run bootstrap.sh again"
+        ) from err
     if is_current(saltenv, stamp, directory):
         return False
     if not os.path.isfile(os.path.join(venv, "pyvenv.cfg")):
@@ -112,9 +131,6 @@ def make(venv: str, saltenv: str, stamp: str, directory: str = ARCHIVE_DIR) -> b
         )
     archive = archive_path(saltenv, directory)
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        # nginx's workers read the archive: the directory must let them through.
-        os.chmod(directory, 0o755)
         _write_public(archive, lambda stream: _write_tar(venv, stream))
         line = f"{file_sha256(archive)[0]}  {os.path.basename(archive)}\n"
         _write_public(sha256_path(saltenv, directory), lambda s: s.write(line.encode()))
