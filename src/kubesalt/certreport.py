@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kubesalt import renewal
+from kubesalt.columns import aligned
 from kubesalt.errors import KubesaltError
 
 LAST_RUN_FILE = "/var/lib/kubesalt/renewal/last-run.json"
@@ -214,12 +215,6 @@ def _days(days: int) -> str:
     return f"{days}d" if days >= 0 else "expired"
 
 
-def _columns(header, lines) -> list[str]:
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=True)]
-    return ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-            for line in (header, *lines)]  # fmt: skip
-
-
 def table(report: dict) -> str:
     """The report as text: the leaves (one row each, nodes that did not answer included),
     the CAs, the warnings, the last scheduled renewal."""
@@ -228,11 +223,11 @@ def table(report: dict) -> str:
     leaves += [(p["node"], p["certificate"] or "-", "not read", "-", "-", p["error"])
                for p in report["problems"]]  # fmt: skip
     leaves.sort(key=lambda line: (line[0], line[1]))
-    out = _columns(("NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "ISSUING CA",
+    out = aligned(("NODE", "CERTIFICATE", "EXPIRES", "DAYS LEFT", "ISSUING CA",
                     f"DUE (<{report['renew_before_days']}d)"), leaves)  # fmt: skip
     cas = [(c["certificate"], _expires(c["expires"]), _days(c["days_left"]), c["serial"],
             ", ".join(c["nodes"]), "WARNING" if c["warning"] else "ok") for c in report["cas"]]  # fmt: skip
-    out += ["", *_columns(("CERTIFICATE AUTHORITY", "EXPIRES", "DAYS LEFT", "SERIAL", "NODES",
+    out += ["", *aligned(("CERTIFICATE AUTHORITY", "EXPIRES", "DAYS LEFT", "SERIAL", "NODES",
                            f"WINDOW (<{report['ca_warning_days']}d)"), cas)]  # fmt: skip
     out += ["", *[f"WARNING: {w}" for w in report["warnings"]]] if report["warnings"] else []
     out += ["", last_run_line(report.get("last_renewal"))]

@@ -21,6 +21,7 @@ from kubesalt.bootstrap import archive as karchive
 from kubesalt.bootstrap import cli, mounts, preflight, saltout
 from kubesalt.bootstrap.phases import BootstrapError
 from kubesalt.bootstrap.system import System, open_log
+from kubesalt.columns import aligned
 from kubesalt.digests import file_sha256
 from kubesalt.errors import KubesaltError
 
@@ -142,12 +143,7 @@ def list_rows(
 
 def table(rows: list[tuple[str, ...]]) -> str:
     """TABLE_COLUMNS and the rows, each column as wide as its widest cell."""
-    lines = [TABLE_COLUMNS, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_COLUMNS))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
+    return "\n".join(aligned(TABLE_COLUMNS, rows))
 
 
 def taken_mount_point(registered: list[karchive.Archive], attached: mounts.Attached) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kubesalt import roles as _roles
 from kubesalt.bootstrap.archive import Archive, saltenv
+from kubesalt.columns import aligned
 from kubesalt.etcd import Member
 from kubesalt.upgrade.archives import DOWNGRADE, UPGRADE, Versions, minor, version_key
 
@@ -399,12 +400,6 @@ def compute(facts: Facts) -> Plan:
 # -- the text ---------------------------------------------------------------------------
 
 
-def _table(header: tuple, rows: list[tuple]) -> list[str]:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in [header, *rows]]  # fmt: skip
-
-
 def _stage_lines(stages: list[Stage]) -> list[str]:
     """Each stage with its nodes in order, then what changes, once for the nodes that get
     the same changes."""
@@ -427,11 +422,11 @@ def text(plan: Plan) -> str:
     new = plan.target.version if plan.target else UNKNOWN
     where = f" (archive {plan.target.root})" if plan.target else ""
     lines = [f"{word} plan: kubesalt {old} -> {new}{where}", ""]
-    lines += _table(("COMPONENT", "CURRENT", "TARGET"), plan.versions)
+    lines += aligned(("COMPONENT", "CURRENT", "TARGET"), plan.versions)
     lines.append("")
     rows = [(r.name, ",".join(r.roles), "yes" if r.answers else "NO", r.salt or "-",
              r.saltenv or "-", r.kubelet or "-", r.release or "-") for r in plan.nodes]  # fmt: skip
-    lines += _table(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET", "RELEASE"), rows)
+    lines += aligned(("NODE", "ROLES", "ANSWERS", "SALT", "SALT TREE", "KUBELET", "RELEASE"), rows)
     lines.append("")
     if not plan.nothing_to_do:
         lines += _stage_lines(plan.stages)
