@@ -53,21 +53,36 @@ def build_iso() -> str:
             raise LabError(f"KUBESALT_LAB_ISO={given}: no such file; unset it to build the ISO")
         say(f"using the ISO {given} (KUBESALT_LAB_ISO)")
         return given
+    return run_iso_build(ISO_OUT, os.path.join(model.CACHE_DIR, "iso-build.log"))
+
+
+def run_iso_build(out: str, log: str, *options: str) -> str:
+    """iso/build --flavour lab (its artifacts cached in ISO_CACHE) with `options` into
+    `out`, its output into `log`; the newest ISO of `out`."""
     os.makedirs(ISO_CACHE, exist_ok=True)
-    cmd = [sys.executable, str(PROJECT / "iso" / "build"), "--flavour", "lab", "--out", ISO_OUT,
-           "--from", ISO_CACHE, "--fill-cache"]  # fmt: skip
+    os.makedirs(out, exist_ok=True)
+    cmd = [sys.executable, str(PROJECT / "iso" / "build"), "--flavour", "lab", *options,
+           "--out", out, "--from", ISO_CACHE, "--fill-cache"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    log = os.path.join(model.CACHE_DIR, "iso-build.log")
     Path(log).write_text(result.stdout + result.stderr)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise LabError(
-            f"iso/build --flavour lab failed (exit {result.returncode}); full log {log}:\n{tail}"
+            f"iso/build --flavour lab {' '.join(options)} failed (exit {result.returncode}); "
+            f"full log {log}:\n{tail}"
         )
-    isos = sorted(glob.glob(os.path.join(ISO_OUT, "*.iso")), key=os.path.getmtime)
+    isos = sorted(glob.glob(os.path.join(out, "*.iso")), key=os.path.getmtime)
     if not isos:
-        raise LabError(f"iso/build wrote no ISO in {ISO_OUT}; see {log}")
+        raise LabError(f"iso/build wrote no ISO in {out}; see {log}")
     return isos[-1]
+
+
+def extract_iso(iso: str, target: str, node: str) -> None:
+    """`iso` extracted into `target` (a lab node cannot mount an ISO); xorriso keeps the
+    ISO's read-only modes: the tree stays as on the ISO."""
+    os.makedirs(target, exist_ok=True)
+    host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
+             what=f"extract {iso} into {node}")  # fmt: skip
 
 
 def prepare_node(node: model.Node, lower: str, seed: str, iso: str, nodes=model.NODES,
@@ -77,11 +92,7 @@ def prepare_node(node: model.Node, lower: str, seed: str, iso: str, nodes=model.
     root = host.overlay_mount(node.name, lower)
     host.write_node_files(root, node, seed, nodes)
     if node.bootstrap:
-        target = root + model.ARCHIVE_DIR
-        os.makedirs(target, exist_ok=True)
-        host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
-                 what=f"extract {iso} into {node.name}")  # fmt: skip
-        # xorriso keeps the ISO's read-only modes; the tree stays as on the ISO.
+        extract_iso(iso, root + model.ARCHIVE_DIR, node.name)
         if config:
             dest = Path(root + model.CONFIG_DEST)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -442,7 +453,7 @@ def cmd_exec(args) -> int:
 def cmd_move(args) -> int:
     from kubesalt_lab import upgrade  # it builds on this module: imported when used
 
-    return upgrade.move(args.action, args)
+    return upgrade.move(args.action)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from kubesalt import roles as kroles
+from kubesalt.columns import aligned
 from kubesalt.inventory import parse_roles
 from kubesalt.kubeadm import skip
 
@@ -247,12 +248,7 @@ def table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *data, strict=False)]
-    lines = [
-        "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=False)).rstrip()
-        for row in [head, *data]
-    ]
-    return "\n".join(lines)
+    return "\n".join(aligned(head, data))
 
 
 def bootstrap_command(*extra: str) -> list[str]:
@@ -477,15 +473,6 @@ def bootstrap_node(nodes=NODES) -> Node:
     return next(n for n in nodes if n.bootstrap)
 
 
-def product_field(product_txt: str, key: str) -> str:
-    """The value of `key` in an archive's product.txt."""
-    for line in product_txt.splitlines():
-        name, _, value = line.partition("=")
-        if name.strip() == key and value.strip():
-            return value.strip().strip("'\"")
-    raise LabError(f"product.txt of the lab archive has no {key}=; rebuild the archive")
-
-
 def next_version(version: str) -> str:
     """The lab's newer archive version: the next minor of `version` (0.1.0 -> 0.2.0)."""
     match = re.match(r"^(\d+)\.(\d+)\.\d+", version)
@@ -525,7 +512,7 @@ def dist_version(names: list[str]) -> str | None:
     return None
 
 
-def upgrade_options(direction: str) -> list[str]:
+def upgrade_options() -> list[str]:
     """upgrade.sh / downgrade.sh's options in the lab: the phases it cannot run skipped."""
     return ["--skip-phases", ",".join(SKIP_UPGRADE_PHASES)]
 

@@ -19,8 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
+from kubesalt import inventory
+from kubesalt.bootstrap import archive as karchive
+from kubesalt.bootstrap import services
 from kubesalt.kubeadm import images
 from kubesalt_lab import cli, host, model
 from kubesalt_lab.cli import say
@@ -105,9 +106,11 @@ def stop_writer(state: dict, proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def register(state: dict) -> dict:
-    path = Path(bootstrap_root(state) + "/etc/kubesalt/archives.yaml")
-    return yaml.safe_load(path.read_text()) or {}
+def archives(state: dict) -> tuple[dict[str, karchive.Archive], str | None]:
+    """The bootstrap node's registered archives by version, and the current one's version
+    (its register read from the host with kubesalt's own reader)."""
+    path = bootstrap_root(state) + karchive.REGISTER
+    return {a.version: a for a in karchive.load_register(path)}, karchive.load_current(path)
 
 
 def archive_dir(version: str) -> str:
@@ -115,31 +118,17 @@ def archive_dir(version: str) -> str:
 
 
 def build_archive(version: str, kubernetes: str) -> str:
-    """The lab ISO of `version` carrying Kubernetes `kubernetes` (cached by version)."""
-    out = os.path.join(cli.ISO_OUT, version)
-    os.makedirs(out, exist_ok=True)
-    cmd = [cli.sys.executable, str(cli.PROJECT / "iso" / "build"), "--flavour", "lab",
-           "--version", version, "--kubernetes-version", kubernetes, "--out", out,
-           "--from", cli.ISO_CACHE, "--fill-cache"]  # fmt: skip
-    log = os.path.join(model.CACHE_DIR, f"iso-build-{version}.log")
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    Path(log).write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise LabError(f"iso/build of the lab archive {version} failed; see {log}")
-    isos = sorted(Path(out).glob("*.iso"), key=os.path.getmtime)
-    if not isos:
-        raise LabError(f"iso/build wrote no ISO in {out}; see {log}")
-    return str(isos[-1])
+    """The lab ISO of `version` carrying Kubernetes `kubernetes`."""
+    return cli.run_iso_build(os.path.join(cli.ISO_OUT, version),
+                             os.path.join(model.CACHE_DIR, f"iso-build-{version}.log"),
+                             "--version", version, "--kubernetes-version", kubernetes)  # fmt: skip
 
 
 def stage_archive(state: dict, iso: str, version: str) -> str:
-    """`iso` extracted into the bootstrap node beside the first archive (a lab node cannot
-    mount an ISO), once."""
+    """`iso` extracted into the bootstrap node beside the first archive, once."""
     target = bootstrap_root(state) + archive_dir(version)
-    if not os.path.isfile(os.path.join(target, "product.txt")):
-        os.makedirs(target, exist_ok=True)
-        host.run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", target],
-                 what=f"extract {iso} into the bootstrap node")  # fmt: skip
+    if not os.path.isfile(os.path.join(target, karchive.PRODUCT)):
+        cli.extract_iso(iso, target, "the bootstrap node")
     return archive_dir(version)
 
 
@@ -154,18 +143,18 @@ def node_versions(state: dict) -> dict[str, dict[str, str | None]]:
     """What each node runs, read from its files on the host: kubesalt's version in the Salt
     virtualenv, the minion's saltenv, etcd's and the API server's image tags, and the
     release the inventory records for it."""
-    inventory = bootstrap_root(state) + "/etc/kubesalt/nodes"
+    declared = inventory.load(bootstrap_root(state) + services.INVENTORY_DIR)
     found = {}
     for node in cluster_nodes(state):
         root = state["nodes"][node.name]["root"]
         site = Path(root + model.SITE_PACKAGES)
-        recorded = yaml.safe_load(_text(f"{inventory}/{node.name}.yaml") or "{}") or {}
+        recorded = declared.get(node.name)
         found[node.name] = {
             "kubesalt": model.dist_version(sorted(p.name for p in site.glob("kubesalt-*"))),
             "saltenv": model.minion_saltenv(_text(root + model.MINION_CONFIG)),
             "etcd": model.image_tag(_text(root + model.MANIFESTS["etcd"])),
             "apiserver": model.image_tag(_text(root + model.MANIFESTS["apiserver"])),
-            "recorded": recorded.get("kubernetes_version"),
+            "recorded": recorded.kubernetes_version if recorded else None,
         }
     return found
 
@@ -177,20 +166,19 @@ def _text(path: str) -> str | None:
         return None
 
 
-def move(direction: str, args) -> int:
+def move(direction: str) -> int:
     """Upgrade or downgrade the lab's cluster with the probes running; the report."""
     state = host.load_state()
     if not state.get("nodes"):
         raise LabError("no lab is up: run lab.sh up first")
-    current = str(register(state).get("current"))
-    running = next(a for a in register(state)["archives"] if str(a["version"]) == current)
+    registered, current = archives(state)
+    running = registered[current]
     steps = cli.Steps()
     # The plan refuses without a recent backup (docs/upgrade.md): take one, as an operator would.
     steps.run("kubesalt-backup", in_bootstrap,
-              [f"{running['root']}/scripts/kubesalt-backup"], "kubesalt-backup")  # fmt: skip
+              [f"{running.root}/scripts/kubesalt-backup"], "kubesalt-backup")  # fmt: skip
     if direction == "upgrade":
         version = model.next_version(current)
-        registered = {str(a["version"]) for a in register(state)["archives"]}
         if version in registered:
             # A second run continues the upgrade with the archive added before, as an
             # operator runs the same upgrade.sh again after a failure.
@@ -203,11 +191,11 @@ def move(direction: str, args) -> int:
             where = steps.run("extract it into the bootstrap node", stage_archive, state, iso,
                               version)  # fmt: skip
             steps.run(f"kubesalt-iso add {where}", in_bootstrap,
-                      [f"{running['root']}/scripts/kubesalt-iso", "add", where],
+                      [f"{running.root}/scripts/kubesalt-iso", "add", where],
                       "kubesalt-iso add")  # fmt: skip
         script = f"{where}/scripts/upgrade.sh"
     else:
-        script = f"{running['root']}/scripts/downgrade.sh"
+        script = f"{running.root}/scripts/downgrade.sh"
     leaders = {n.name: cli.leader_of(n.name, state) for n in cluster_nodes(state)
                if "control-plane" in n.roles}  # fmt: skip
     sampler = VipSampler(leaders)
@@ -216,15 +204,15 @@ def move(direction: str, args) -> int:
     failure = None
     try:
         steps.run(f"{os.path.basename(script)} (etcd writes and VIP samples every 100 ms)",
-                  in_bootstrap, [script, *model.upgrade_options(direction)], script)  # fmt: skip
+                  in_bootstrap, [script, *model.upgrade_options()], script)  # fmt: skip
     except LabError as err:
         failure = err  # the probes' verdict still says what the cluster went through
     finally:
         samples = sampler.stop()
         written = stop_writer(state, writer)
-    target = str(register(state).get("current"))
+    registered, target = archives(state)  # the move changed the current archive
     report = model.move_report(direction, written, samples, node_versions(state), target,
-                               _target_release(state, target), steps.timings,
+                               _release_of(state, registered[target]), steps.timings,
                                cluster_nodes(state))  # fmt: skip
     print(report.text)
     state.setdefault("moves", []).append(report.record)
@@ -234,9 +222,11 @@ def move(direction: str, args) -> int:
     return 0 if report.ok else 1
 
 
-def _target_release(state: dict, version: str) -> dict[str, str]:
-    """The Kubernetes release and etcd tag the archive `version` carries."""
-    entry = next(a for a in register(state)["archives"] if str(a["version"]) == version)
-    product = Path(bootstrap_root(state) + entry["root"] + "/product.txt").read_text()
-    kubernetes = model.product_field(product, "KUBERNETES_VERSION")
+def _release_of(state: dict, found: karchive.Archive) -> dict[str, str]:
+    """The Kubernetes release and etcd tag the archive `found` carries (its product.txt)."""
+    product = bootstrap_root(state) + found.path(karchive.PRODUCT)
+    fields = karchive.parse_product(Path(product).read_text(), product)
+    kubernetes = fields.get(karchive.KUBERNETES_VERSION)
+    if not kubernetes:
+        raise LabError(f"{product}: no {karchive.KUBERNETES_VERSION}=; rebuild the lab archive")
     return {"kubernetes": kubernetes, "etcd": images.image("etcd", kubernetes).tag}

@@ -47,7 +47,7 @@ def moves(lab) -> dict:
     assert result.returncode == 0, f"lab.sh upgrade:\n{result.stdout}\n{result.stderr}"
     found["upgrade"] = dict(last_move(), output=result.stdout)
     script = f"{upgrade.archive_dir(found['upgrade']['target'])}/scripts/upgrade.sh"
-    again = lab.run("bootstrap", script, *model.upgrade_options("upgrade"), check=False)
+    again = lab.run("bootstrap", script, *model.upgrade_options(), check=False)
     found["again"] = {"code": again.returncode, "output": again.stdout + again.stderr}
     result = lab_sh("downgrade")
     assert result.returncode == 0, f"lab.sh downgrade:\n{result.stdout}\n{result.stderr}"

@@ -678,12 +678,6 @@ def test_what_a_node_runs_is_read_from_its_files():
         == "0.2.0"
     )
     assert model.next_version("0.1.0") == "0.2.0"
-    assert (
-        model.product_field("NAME=kubesalt\nKUBERNETES_VERSION=v1.34.2\n", "KUBERNETES_VERSION")
-        == "v1.34.2"
-    )
-    with pytest.raises(model.LabError, match="no KUBERNETES_VERSION="):
-        model.product_field("NAME=kubesalt\n", "KUBERNETES_VERSION")
 
 
 RELEASE = {"kubernetes": "v1.34.2", "etcd": "3.6.5-0"}
