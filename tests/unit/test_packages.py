@@ -69,6 +69,21 @@ def test_read_pins_reads_the_archives_lock_and_names_a_missing_one(tmp_path):
         packages.read_pins(str(tmp_path / "none"))
 
 
+def test_read_pins_parses_an_unchanged_lock_once_and_a_rewritten_one_again(tmp_path, monkeypatch):
+    lock = tmp_path / archive.LOCK
+    lock.write_text(yaml.safe_dump(LOCK))
+    parses = []
+    real_load = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: parses.append(1) or real_load(text))
+    first = packages.read_pins(str(tmp_path))
+    first["deb"]["kubelet"] = "changed by a caller"
+    assert packages.read_pins(str(tmp_path)) == PINS  # the cache keeps its own copy
+    assert len(parses) == 1
+    lock.write_text(yaml.safe_dump({"deb": [{"name": "kubelet", "version": "1.34.2-1.1"}]}))
+    assert packages.read_pins(str(tmp_path)) == {"deb": {"kubelet": "1.34.2-1.1"}, "rpm": {}}
+    assert len(parses) == 2
+
+
 def test_debian_installs_pinned_versions_from_the_archive_suite_without_refresh():
     options = packages.install_options(PINS, ["kubelet", "kubectl"], "Debian", "kubesalt-0.1.0")
     assert options == {
