@@ -80,8 +80,8 @@ def test_an_invalid_pillar_stops_before_anything_runs(fake):
                      {"node": "cp3", "skip_phases": ["kubelte"], **PILLAR})  # fmt: skip
     assert ret == {"name": "x", "result": False, "changes": {}, "comment": (
         "pillar skip_phases: invalid phase name(s) kubelte for deploy_node; valid phases: "
-        "preflight, minion, key, grains, firewall, certs, etcd, control-plane, keepalived, "
-        "kubelet, wait-control-plane, addons, highstate")}  # fmt: skip
+        "preflight, minion, key, grains, firewall, certs, control-plane, kubelet, etcd, "
+        "keepalived, wait-control-plane, addons, highstate")}  # fmt: skip
     assert fake.calls == []
 
 

@@ -12,6 +12,7 @@ from kubesalt.orchestrate.clustersteps import ETCD_SLS
 from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
 
 CP = frozenset({"control-plane"})
+KUBELET_SLS = ("kubesalt.containerd", "kubesalt.kubelet")
 ETCD = frozenset({"etcd"})
 REMOVE_SLS = (
     "kubesalt.keepalived.absent",
@@ -71,6 +72,17 @@ ADDONS_PHASE = Phase(
     "labels and taint wait for its kubelet to register",
 )
 
+# containerd and the kubelet, before etcd (kubeadm join's kubelet-start before
+# control-plane-join): the kubelet runs the etcd member's static pod, which the join waits
+# for before it promotes the learner. deploy_node's phase and restore's.
+KUBELET_PHASE = Phase(
+    "kubelet",
+    "containerd, the kubelet and its configuration",
+    (_apply("nodes", KUBELET_SLS, "containerd and the kubelet"),),
+    roles=_roles.KUBELET_ROLES,
+    why="the kubelet runs the static pods the control-plane and etcd phases write",
+)
+
 DEPLOY_NODE = (
     PREFLIGHT_DEPLOY,
     Phase(
@@ -115,17 +127,19 @@ DEPLOY_NODE = (
         (_apply("nodes", ["kubesalt.pki"], "certificates", "state_timeout"),),
     ),
     Phase(
-        "etcd",
-        "members added as learners, static pods written, promoted, one node at a time",
-        (Step("etcd_joined", "nodes", "join etcd", timeout="timeout"),),
-        roles=ETCD,
-        why="etcd admits one learner at a time; each join waits for a healthy cluster",
-    ),
-    Phase(
         "control-plane",
         "the control-plane static pods and kubeconfigs",
         (_apply("nodes", ["kubesalt.roles.control-plane"], "control-plane files"),),
         roles=CP,
+    ),
+    KUBELET_PHASE,
+    Phase(
+        "etcd",
+        "members added as learners, static pods written, promoted, one node at a time",
+        (Step("etcd_joined", "nodes", "join etcd", timeout="timeout"),),
+        roles=ETCD,
+        why="etcd admits one learner at a time; each join waits for a healthy cluster, and "
+        "promotes the learner once the kubelet runs its static pod",
     ),
     Phase(
         "keepalived",
@@ -136,11 +150,6 @@ DEPLOY_NODE = (
         ),
         roles=CP,
         why="the existing VRRP peers learn the new ones before these start",
-    ),
-    Phase(
-        "kubelet",
-        "containerd, the kubelet and its configuration",
-        (_apply("nodes", ["kubesalt.roles.node"], "containerd and the kubelet"),),
     ),
     WAIT_CONTROL_PLANE,
     ADDONS_PHASE,
@@ -330,6 +339,7 @@ RESTORE = (
         "the node's certificates, signed by its own restored CA",
         (_apply("nodes", ["kubesalt.pki"], "certificates", "state_timeout"),),
     ),
+    KUBELET_PHASE,
     Phase(
         "etcd",
         "the node's stale etcd member removed through another member; the node joins "

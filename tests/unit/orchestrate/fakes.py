@@ -45,7 +45,7 @@ FRESH_DRIFT = {
     "kubesalt.roles.etcd": ["Write the etcd static pod"],
     "kubesalt.roles.control-plane": ["Write the kube-apiserver static pod"],
     "kubesalt.keepalived": ["Write keepalived.conf"],
-    "kubesalt.roles.node": ["Write the kubelet configuration"],
+    "kubesalt.kubelet": ["Write the kubelet configuration"],
 }
 ROLE_SLS = {"kubesalt.roles.etcd": "etcd", "kubesalt.roles.control-plane": "control-plane",
             "kubesalt.keepalived": "control-plane"}  # fmt: skip

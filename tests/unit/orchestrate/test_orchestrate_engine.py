@@ -78,6 +78,9 @@ FRESH_DEPLOY = [
     "cp2,cp3,worker1 test.ping",
     # certs
     "cp2,cp3,worker1 state.sls kubesalt.pki",
+    # control-plane, then containerd and the kubelet that runs the static pods
+    "cp2,cp3 state.sls kubesalt.roles.control-plane",
+    "cp2,cp3,worker1 state.sls kubesalt.containerd,kubesalt.kubelet",
     # etcd: the CA minion's own member answers; one member list, then one node at a time
     "bootstrap kubesalt_etcd.health",
     "bootstrap kubesalt_etcd.members",
@@ -93,11 +96,9 @@ FRESH_DEPLOY = [
     "cp3 state.sls kubesalt.roles.etcd",
     "bootstrap kubesalt_etcd.promote cp3",
     "bootstrap kubesalt_etcd.wait_healthy",
-    # control-plane, keepalived (the other control-plane nodes first), kubelet
-    "cp2,cp3 state.sls kubesalt.roles.control-plane",
+    # keepalived (the other control-plane nodes first)
     "bootstrap state.sls kubesalt.keepalived",
     "cp2,cp3 state.sls kubesalt.keepalived",
-    "cp2,cp3,worker1 state.sls kubesalt.roles.node",
     # wait-control-plane, addons, highstate
     "GET https://198.51.100.11:6443/readyz", "GET https://198.51.100.12:6443/readyz",
     APPLY_SUPER_ADMIN, APPLY_ADMIN, ROLLOUT,
@@ -184,11 +185,11 @@ def test_a_drifted_node_gets_its_phases_and_its_highstate_the_others_nothing(con
         "bootstrap state.sls kubesalt.firewall",
         "cp3 state.sls kubesalt.firewall",
         "cp3 state.sls kubesalt.pki",
-        "cp3 state.sls kubesalt.roles.etcd",  # a voter: only its state, no join
         "cp3 state.sls kubesalt.roles.control-plane",
+        "cp3 state.sls kubesalt.containerd,kubesalt.kubelet",
+        "cp3 state.sls kubesalt.roles.etcd",  # a voter: only its state, no join
         "bootstrap state.sls kubesalt.keepalived",  # the others: not in this run
         "cp3 state.sls kubesalt.keepalived",
-        "cp3 state.sls kubesalt.roles.node",
         "cp3 state.highstate",
     ]
     assert not any("add_learner" in c or "promote" in c for c in converged.calls)
@@ -233,14 +234,14 @@ def test_a_dry_run_of_a_converged_cluster_reports_nothing_and_changes_nothing(co
 
 
 def test_a_dry_run_reports_exactly_the_drifted_node(converged):
-    converged.cluster.drift["worker1"] = {"kubesalt.roles.node": ["Write the kubelet unit"]}
+    converged.cluster.drift["worker1"] = {"kubesalt.kubelet": ["Write the kubelet unit"]}
     report = run(converged, "deploy_node", test=True, nodes=THREE)
     assert report.changes == {
         "kubelet": {"worker1": {"states": ["Write the kubelet unit"]}},
         "highstate": {"worker1": {"states": ["Write the kubelet unit"]}},
     }
     assert converged.cluster.drift["worker1"]  # still there: nothing was applied
-    assert "worker1 state.sls kubesalt.roles.node test=True" in converged.calls
+    assert "worker1 state.sls kubesalt.containerd,kubesalt.kubelet test=True" in converged.calls
     assert not [c for c in converged.calls if "state." in c and "test=True" not in c]
     assert ("      kubelet done in 0.5s (would change; cp2: ok, cp3: ok, worker1: 1 would "
             "change)") in report.lines  # fmt: skip
@@ -253,7 +254,7 @@ def test_a_dry_run_of_a_fresh_node_says_what_would_be_done_without_asking_it(fre
     assert report.changes["key"] == {
         "worker1": {"accepted": "would accept once its minion submits its key"}}  # fmt: skip
     assert report.changes["kubelet"] == {
-        "worker1": {"states": ["would apply kubesalt.roles.node (no minion yet)"]}}  # fmt: skip
+        "worker1": {"states": ["would apply kubesalt.containerd, kubesalt.kubelet (no minion yet)"]}}  # fmt: skip
     assert not [c for c in fresh.calls if c.startswith(("worker1 ", "salt-ssh", "keys."))]
 
 
@@ -514,7 +515,7 @@ def test_the_lock_is_held_during_the_run_and_released_after(converged):
 def test_skipped_phases_run_nothing_and_say_why(converged):
     report = run(converged, "deploy_node", node="worker1",
                  skip_phases=["kubelet", "wait-control-plane", "addons"])  # fmt: skip
-    assert ("[10/13] kubelet: containerd, the kubelet and its configuration ... skipped "
+    assert ("[8/13] kubelet: containerd, the kubelet and its configuration ... skipped "
             "(pillar skip_phases)") in report.lines  # fmt: skip
     assert "etcd: not for this node (roles node)" in report.comment()
     assert not any("kubesalt_cluster" in c or "readyz" in c for c in converged.calls)

@@ -19,6 +19,8 @@ RESTORE = [
     "bootstrap saltutil.refresh_pillar",
     "bootstrap state.sls kubesalt.firewall",
     "bootstrap state.sls kubesalt.pki",
+    # kubelet: it runs the etcd static pod the join writes
+    "bootstrap state.sls kubesalt.containerd,kubesalt.kubelet",
     # etcd: the bootstrap node's own member is gone; cp2's answers
     "bootstrap kubesalt_etcd.health", "cp2,cp3 kubesalt_etcd.health",
     "cp2 kubesalt_etcd.members",

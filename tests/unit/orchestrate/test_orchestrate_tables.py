@@ -12,9 +12,24 @@ CA = {"kubesalt": {"ca": {"minion": "bootstrap"}}}
 
 def test_deploy_phases_in_order():
     assert DEPLOY == [
-        "preflight", "minion", "key", "grains", "firewall", "certs", "etcd", "control-plane",
-        "keepalived", "kubelet", "wait-control-plane", "addons", "highstate",
+        "preflight", "minion", "key", "grains", "firewall", "certs", "control-plane", "kubelet",
+        "etcd", "keepalived", "wait-control-plane", "addons", "highstate",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("orchestration", ["deploy_node", "restore"])
+def test_the_kubelet_runs_on_etcd_nodes_before_their_member_joins(orchestration):
+    """The etcd join writes the member's static pod, then waits for the learner to
+    start before it promotes it: only a running kubelet starts it (kubeadm join's
+    kubelet-start comes before control-plane-join's etcd member)."""
+    names = [p.name for p in tables.phases_of(orchestration)]
+    starts_kubelet = [
+        p for p in tables.phases_of(orchestration)
+        if (not p.roles or "etcd" in p.roles)
+        and any("kubesalt.kubelet" in s.args.get("sls", ()) for s in p.steps)
+    ]  # fmt: skip
+    assert starts_kubelet, f"{orchestration}: no phase starts the kubelet of etcd nodes"
+    assert names.index(starts_kubelet[0].name) < names.index("etcd")
 
 
 def test_remove_phases_drain_first_and_end_with_peers():
