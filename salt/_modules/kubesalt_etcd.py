@@ -212,7 +212,7 @@ def _add_learner(name, peer_url, endpoints, timeout, interval):
         }
 
 
-def add_learner(name, peer_url, endpoints=None, timeout=CHANGE_TIMEOUT, interval=1):
+def add_learner(name, peer_url, endpoints=None, timeout=CHANGE_TIMEOUT, interval=0.5):
     """
     Add ``name`` as a learner (a non-voting member) with ``peer_url``, as ``kubeadm join``
     does; nothing when a member has that peer URL already. Returns ``changed``, the
@@ -221,8 +221,10 @@ def add_learner(name, peer_url, endpoints=None, timeout=CHANGE_TIMEOUT, interval
 
     Refused when the peer URL belongs to another member, when ``name`` exists with another
     peer URL, or while another learner waits for its promotion (etcd takes one at a time).
-    etcd's transient refusal right after a member started ("unhealthy cluster") is retried
-    for ``timeout`` seconds, every ``interval``.
+    etcd's transient refusal right after a member started ("not healthy for reconfigure":
+    it admits a member only once every voter has been connected for 5 s) is retried for
+    ``timeout`` seconds, every ``interval`` (half a second: the second of two joins in a
+    row waits out most of those 5 s).
 
     CLI Example:
 
