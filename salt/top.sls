@@ -15,5 +15,12 @@
 {%- for role in ['etcd', 'control-plane', 'node'] %}
     - kubesalt.roles.{{ role }}{{ '' if role in roles else '-absent' }}
 {%- endfor %}
+{#- Every role of kubesalt.roles.KUBELET_ROLES runs a kubelet: an etcd-only node's runs its
+    etcd static pod (the etcd role's state, which upgrade applies before draining, leaves
+    it out). #}
+{%- if 'control-plane' in roles or 'etcd' in roles or 'node' in roles %}
+    - kubesalt.containerd
+    - kubesalt.kubelet
+{%- endif %}
     - kubesalt.firewall
     - kubesalt.keepalived{{ '' if 'control-plane' in roles else '.absent' }}

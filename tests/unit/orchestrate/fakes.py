@@ -30,7 +30,7 @@ ROLES = {
     "cp2": ("control-plane", "etcd", "node"),
     "cp3": ("control-plane", "etcd", "node"),
     "cp4": ("control-plane", "etcd", "node"),
-    "etcd1": ("etcd",),  # an etcd member alone: no kubelet of its own
+    "etcd1": ("etcd",),  # an etcd member alone: its kubelet runs only its etcd pod
     "worker1": ("node",),
 }
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"

@@ -311,7 +311,7 @@ def _outcome(backend, orchestration):
 
 @pytest.mark.parametrize("orchestration", ["upgrade", "downgrade"])
 def test_removing_any_step_of_any_phase_changes_the_run(orchestration, tmp_path, monkeypatch):
-    nodes = (*ALL, "etcd1")  # an etcd member without a kubelet moves in the etcd stage only
+    nodes = (*ALL, "etcd1")  # an etcd member without the node role moves in the etcd stage only
     whole = _outcome(make_backend(tmp_path / "whole", nodes), orchestration)
     variants = list(_without_one_step(tables.ORCHESTRATIONS[orchestration]))
     assert len(variants) > 20
