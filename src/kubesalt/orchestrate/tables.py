@@ -369,7 +369,9 @@ ADDONS = (
 # the control-plane and etcd nodes, `workers` once for all the other nodes. Their names
 # are skippable like top-level phases (the lab skips kubelet and wait-control-plane).
 MEMBERS = CP | ETCD
-KUBELET = CP | frozenset({_roles.NODE})  # the role states that include kubesalt.kubelet
+# The roles that run a kubelet; top.sls gives each kubesalt.kubelet (an etcd-only node's
+# kubelet runs its etcd static pod).
+KUBELET = _roles.KUBELET_ROLES
 STATIC_POD_SLS = {_roles.ETCD: "kubesalt.roles.etcd",
                   _roles.CONTROL_PLANE: "kubesalt.roles.control-plane"}  # fmt: skip
 RENEW_CERTS = Phase(
@@ -523,8 +525,9 @@ UNCORDON = Phase(
     (Step("uncordoned", "ca", "uncordon the Node object", timeout=60),),
     roles=KUBELET,
 )
-UPGRADE_ETCD_PHASES = (
-    RELEASE,
+# Every etcd member is reached here first by an upgrade (RELEASE first); a downgrade
+# reaches them last, each recorded by the workers or control-plane stage already.
+ETCD_MEMBER_PHASES = (
     Phase(
         "etcd-pod",
         "the node's etcd static pod (and its certificates) from the new Salt tree",
@@ -545,13 +548,13 @@ CONTROL_PLANE_NODE_PHASES = (
     WAIT_CONTROL_PLANE,
     UNCORDON,
 )
-WORKER_SLS = ("kubesalt.roles.node",)
+WORKER_SLS = KUBELET_SLS
 UPGRADE_WORKER_PHASES = (
     RELEASE,
     _drain(WORKER_SLS),
     Phase(
         "kubelet",
-        "the node's packages, containerd and the kubelet (its role states)",
+        "the node's containerd and kubelet: packages, configuration, restart",
         (_apply("nodes", WORKER_SLS, "containerd and the kubelet"),),
     ),
     UNCORDON,
@@ -590,22 +593,26 @@ UPGRADE_SALT = Phase(
 )
 
 
+def _names(phases) -> str:
+    return ", ".join(p.name for p in phases)
+
+
 def _kubernetes_stages(downgrade: bool) -> tuple[Phase, ...]:
     """etcd, control-plane, workers, addons; for a downgrade in reverse, each node's
     release recorded in the first stage that reaches it."""
+    etcd = (RELEASE,) * (not downgrade) + ETCD_MEMBER_PHASES
     control_plane = (RELEASE,) * downgrade + CONTROL_PLANE_NODE_PHASES
-    names = ", ".join(p.name for p in control_plane)
     stages = (
-        _in_turn("etcd", "etcd members, one at a time, the CA minion's last: release, "
-                 "etcd-pod, etcd-health", UPGRADE_ETCD_PHASES, ETCD,
+        _in_turn("etcd", f"etcd members, one at a time, the CA minion's last: {_names(etcd)}",
+                 etcd, ETCD,
                  "a member restarts on its new image only once the previous one is back "
                  "and every member is healthy: quorum holds"),
         _in_turn("control-plane", f"control-plane nodes, one at a time, the CA minion last: "
-                 f"{names}", control_plane, CP,
+                 f"{_names(control_plane)}", control_plane, CP,
                  "the API stays served by the others while one node restarts its static pods"),
-        _in_turn("workers", "the nodes with the node role and no control plane, one at a "
-                 "time: release, drain, kubelet, uncordon", UPGRADE_WORKER_PHASES,
-                 frozenset({_roles.NODE}),
+        _in_turn("workers", "the nodes with a kubelet and no control plane (etcd-only nodes "
+                 "too), one at a time: release, drain, kubelet, uncordon",
+                 UPGRADE_WORKER_PHASES, KUBELET,
                  "one node's pods at a time are evicted", without=CP),
         ADDONS_PHASE,
     )  # fmt: skip

@@ -206,10 +206,11 @@ def stages(facts: Facts) -> list[Stage]:
     minions = tuple(sorted(n for n in by_name if n != ca))
     etcd = members_order(having(_roles.ETCD), ca)
     control = members_order(having(_roles.CONTROL_PLANE), ca)
-    # The node role's states bring the kubelet and its packages; an etcd-only node moves
-    # with its etcd state in the etcd stage (the orchestration's workers: tables.UPGRADE).
-    workers = tuple(sorted(n for n in having(_roles.NODE)
-                           if _roles.CONTROL_PLANE not in by_name[n].roles))  # fmt: skip
+    # Every other node that runs a kubelet: workers, and etcd-only nodes (their etcd pod
+    # moved in the etcd stage, their kubelet here; the orchestration's workers:
+    # tables.UPGRADE).
+    workers = tuple(sorted(n for n in by_name if _roles.runs_kubelet(by_name[n].roles)
+                           and _roles.CONTROL_PLANE not in by_name[n].roles))  # fmt: skip
     etcd_change = [_from_to("etcd static pod: etcd", _tag(cur, "etcd"), _tag(tgt, "etcd")),
                    "every member healthy before the next"]  # fmt: skip
     pods = [
@@ -232,7 +233,7 @@ def stages(facts: Facts) -> list[Stage]:
               {n: etcd_change for n in etcd}),
         Stage("control-plane", "control-plane nodes, one at a time, the CA minion last",
               control, True, {n: control_change for n in control}),
-        Stage("workers", "the nodes with the node role and no control plane, one at a time",
+        Stage("workers", "the other nodes with a kubelet (etcd-only ones too), one at a time",
               workers, True,
               {n: _kubelet_changes(facts) for n in workers}),
         Stage("addons", "the cluster's API objects, applied from the CA minion", master,

@@ -22,18 +22,20 @@ MOVE_MINION = "Install Salt and kubesalt 0.2.0 from the bootstrap node's Salt vi
 ETCD_SERVER = "/etc/kubernetes/pki/etcd/server.crt"
 
 
-# What a node's role states change once its release is recorded as the target.
-AT_THE_TARGET = {
-    "kubesalt.roles.etcd": ["Write the etcd static pod"],
-    "kubesalt.roles.control-plane": ["Write the kube-apiserver static pod", "Install kubelet"],
-    "kubesalt.roles.node": ["Install kubelet"],
-}
+# What a node's states change once its release is recorded as the target: the SLS, the
+# nodes it is for (by their roles), its state IDs. The control-plane role's states hold
+# the kubelet of a control-plane node; every other node's is kubesalt.kubelet's.
+AT_THE_TARGET = (
+    ("kubesalt.roles.etcd", lambda roles: "etcd" in roles, ["Write the etcd static pod"]),
+    ("kubesalt.roles.control-plane", lambda roles: "control-plane" in roles,
+     ["Write the kube-apiserver static pod", "Install kubelet"]),
+    ("kubesalt.kubelet", lambda roles: "control-plane" not in roles, ["Install kubelet"]),
+)  # fmt: skip
 
 
 def at_the_target(node) -> dict:
-    """What the role states of `node` change once it renders at the target release."""
-    return {sls: list(ids) for sls, ids in AT_THE_TARGET.items()
-            if sls.rsplit(".", 1)[1] in ROLES[node]}  # fmt: skip
+    """What the states of `node` change once it renders at the target release."""
+    return {sls: list(ids) for sls, applies, ids in AT_THE_TARGET if applies(ROLES[node])}
 
 
 class UpgradeCluster(Cluster):
@@ -142,9 +144,9 @@ def control_plane_node(node, ip, record=False):
 
 WORKER = [
     f"record worker1 {NEW}",
-    "worker1 state.sls kubesalt.roles.node test=True",
+    "worker1 state.sls kubesalt.containerd,kubesalt.kubelet test=True",
     "bootstrap kubesalt_kubectl.drain worker1",
-    "worker1 state.sls kubesalt.roles.node",
+    "worker1 state.sls kubesalt.containerd,kubesalt.kubelet",
     "bootstrap kubesalt_kubectl.uncordon worker1",
 ]
 ADDONS = [
@@ -203,6 +205,20 @@ def test_the_downgrade_takes_the_kubernetes_stages_in_reverse(backend):
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("orchestration", ["upgrade", "downgrade"])
+def test_an_etcd_only_node_moves_both_its_etcd_pod_and_its_kubelet(orchestration, tmp_path):
+    backend = make_backend(tmp_path, (*ALL, "etcd1"))
+    report = run(backend, orchestration)
+    assert report.ok, report.error
+    mine = [c for c in backend.calls if c.startswith("etcd1 state.sls") and "test=True" not in c]
+    pod = "etcd1 state.sls kubesalt.roles.etcd"
+    kubelet = "etcd1 state.sls kubesalt.containerd,kubesalt.kubelet"
+    # no kubelet newer than the API server: up after the control plane, down before it
+    assert mine == ([pod, kubelet] if orchestration == "upgrade" else [kubelet, pod])
+    assert backend.releases["etcd1"] == NEW  # the run's target, whichever way it goes
+    assert not backend.cluster.drift["etcd1"]
+
+
 def test_a_second_run_changes_nothing(backend):
     assert run(backend).changes
     backend.calls.clear()
@@ -228,7 +244,7 @@ def test_the_dry_run_says_what_would_change_and_changes_nothing(backend, cluster
         "drain": {"drain": "would cordon and evict its pods"},
         "kubelet": {"states": ["Install kubelet"]},
     }}  # fmt: skip
-    assert "worker1 state.sls kubesalt.roles.node test=True" in backend.calls
+    assert "worker1 state.sls kubesalt.containerd,kubesalt.kubelet test=True" in backend.calls
     assert (f"cluster-release: no changes (0.5s); not at Kubernetes {NEW} yet: cp2 ({OLD}), "
             f"cp3 ({OLD}), worker1 ({OLD}), bootstrap ({OLD})") in report.comment()  # fmt: skip
     assert cluster.drift["cp2"]["kubesalt.salt.minion.remote"] == [MOVE_MINION]
@@ -311,7 +327,7 @@ def _outcome(backend, orchestration):
 
 @pytest.mark.parametrize("orchestration", ["upgrade", "downgrade"])
 def test_removing_any_step_of_any_phase_changes_the_run(orchestration, tmp_path, monkeypatch):
-    nodes = (*ALL, "etcd1")  # an etcd member without the node role moves in the etcd stage only
+    nodes = (*ALL, "etcd1")  # an etcd-only member: its etcd pod and its kubelet move apart
     whole = _outcome(make_backend(tmp_path / "whole", nodes), orchestration)
     variants = list(_without_one_step(tables.ORCHESTRATIONS[orchestration]))
     assert len(variants) > 20
@@ -326,7 +342,7 @@ def test_the_phases_of_the_upgrade_and_the_downgrade():
         "preflight", "salt", "etcd", "control-plane", "workers", "addons", "cluster-release"]  # fmt: skip
     assert [p.name for p in tables.DOWNGRADE] == [
         "preflight", "salt", "addons", "workers", "control-plane", "etcd", "cluster-release"]  # fmt: skip
-    assert [p.name for p in tables.UPGRADE_ETCD_PHASES] == ["release", "etcd-pod", "etcd-health"]
+    assert [p.name for p in tables.ETCD_MEMBER_PHASES] == ["etcd-pod", "etcd-health"]
     assert [p.name for p in tables.CONTROL_PLANE_NODE_PHASES] == [
         "drain", "static-pods", "wait-control-plane", "uncordon"]  # fmt: skip
     nested = {name: [p.name for p in tables._nested(stage)] for name in ("upgrade", "downgrade")
@@ -336,6 +352,11 @@ def test_the_phases_of_the_upgrade_and_the_downgrade():
                                     "uncordon"]}  # fmt: skip
     assert [p.name for p in tables.UPGRADE_WORKER_PHASES] == [
         "release", "drain", "kubelet", "uncordon"]  # fmt: skip
+    etcd = {name: [p.name for p in tables._nested(stage)] for name in ("upgrade", "downgrade")
+            for stage in tables.ORCHESTRATIONS[name] if stage.name == "etcd"}  # fmt: skip
+    # a downgrade reaches the members last: the earlier stages recorded their release
+    assert etcd == {"upgrade": ["release", "etcd-pod", "etcd-health"],
+                    "downgrade": ["etcd-pod", "etcd-health"]}  # fmt: skip
 
 
 @pytest.mark.parametrize("direction", ["upgrade", "downgrade"])

@@ -102,14 +102,14 @@ def test_a_downgrade_takes_the_kubernetes_stages_in_reverse_after_salt():
     assert workers.changes["worker1"][1] == "packages kubelet, kubectl v1.34.1 -> v1.33.5"
 
 
-def test_an_etcd_only_node_moves_in_the_etcd_stage_alone():
-    """Its role states are etcd's (no kubelet package, no kubelet configuration of the
-    node role): the orchestration's workers stage applies the node role's."""
+def test_an_etcd_only_node_moves_its_etcd_pod_with_etcd_and_its_kubelet_with_the_workers():
+    """Its kubelet runs its etcd static pod: the etcd stage moves the pod, the workers
+    stage the kubelet, which otherwise would stay on the old release for good."""
     nodes = cluster_facts().nodes + (node("etcd4", ("etcd",)),)
     order = dict((s, n) for s, n, _ in plan.compute(cluster_facts(nodes=nodes)).order())
     assert order["etcd"] == ("cp2", "cp3", "etcd4", "bootstrap")
     assert order["control-plane"] == ("cp2", "cp3", "bootstrap")
-    assert order["workers"] == ("worker1",)
+    assert order["workers"] == ("etcd4", "worker1")
 
 
 def test_what_changes_on_each_node():
