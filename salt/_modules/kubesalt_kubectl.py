@@ -87,6 +87,9 @@ def _drain(node, timeout, kubeconfig):
             "evicted": [],
             "comment": f"node {node} has no Node object: nothing to drain",
         }
+    if not _kubectl.is_cordoned(found):
+        # Marked before kubectl drain cordons it: uncordon gives back only what it took.
+        _run(_kubectl.mark_cordoned_command(config, node), READ_TIMEOUT)
     done = _kubectl.drain_changes(_run(command, seconds + MARGIN))
     # kubectl drain cordons first: a node that was schedulable is cordoned now, even if a
     # future kubectl words it differently.
@@ -113,9 +116,11 @@ def drain(node, timeout=300, kubeconfig=None):
     Drain the node: cordon it (no new pods) and evict its pods, DaemonSet pods excepted
     (``kubectl drain --ignore-daemonsets --delete-emptydir-data``). Evictions refused by a
     PodDisruptionBudget are retried until ``timeout`` seconds have passed, then it fails
-    naming the budget as the cause. Returns ``changed``, ``cordoned`` (it cordoned the
-    node now), ``evicted`` (``namespace/pod``) and a ``comment``; a node cordoned already
-    with nothing to evict is unchanged, a node without a Node object too.
+    naming the budget as the cause. A schedulable node is first annotated
+    ``kubesalt.io/cordoned-by=kubesalt``, so that ``uncordon`` gives back only what kubesalt
+    cordoned. Returns ``changed``, ``cordoned`` (it cordoned the node now), ``evicted``
+    (``namespace/pod``) and a ``comment``; a node cordoned already with nothing to evict is
+    unchanged, a node without a Node object too.
 
     kubeconfig
         Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).
@@ -134,18 +139,32 @@ def _uncordon(node, kubeconfig):
     config = _kubeconfig(kubeconfig)
     found = _read_node(config, node)
     if found is None:
-        return {"changed": False, "comment": f"node {node} has no Node object: nothing to uncordon"}
+        return {"changed": False, "kept_cordoned": False,
+                "comment": f"node {node} has no Node object: nothing to uncordon"}  # fmt: skip
+    marked = _kubectl.cordoned_by_kubesalt(found)
     if not _kubectl.is_cordoned(found):
-        return {"changed": False, "comment": f"node {node} is in the correct state: schedulable"}
+        if marked:  # uncordoned by hand after kubesalt's drain: only the mark is left
+            _run(_kubectl.unmark_cordoned_command(config, node), READ_TIMEOUT)
+        return {"changed": marked, "kept_cordoned": False,
+                "comment": f"node {node} is in the correct state: schedulable"
+                + (f" (annotation {_kubectl.CORDONED_BY} removed)" if marked else "")}  # fmt: skip
+    if not marked:
+        return {"changed": False, "kept_cordoned": True,
+                "comment": f"node {node} stays cordoned: it was cordoned before kubesalt "
+                f"drained it (no annotation {_kubectl.CORDONED_BY}); once its maintenance "
+                f"is over, run: kubectl uncordon {node}"}  # fmt: skip
     _run(_kubectl.uncordon_command(config, node), READ_TIMEOUT)
-    return {"changed": True, "comment": f"node {node} uncordoned"}
+    _run(_kubectl.unmark_cordoned_command(config, node), READ_TIMEOUT)
+    return {"changed": True, "kept_cordoned": False, "comment": f"node {node} uncordoned"}
 
 
 def uncordon(node, kubeconfig=None):
     """
     Make the node schedulable again (``kubectl uncordon``), as the upgrade does once the
-    node's kubelet runs the new release. A schedulable node, or one without a Node object,
-    is unchanged. Returns ``changed`` and a ``comment``.
+    node's kubelet runs the new release, if kubesalt's ``drain`` cordoned it (annotation
+    ``kubesalt.io/cordoned-by``, removed then). A node cordoned by someone else stays
+    cordoned (``kept_cordoned``); a schedulable node, or one without a Node object, is
+    unchanged. Returns ``changed``, ``kept_cordoned`` and a ``comment``.
 
     kubeconfig
         Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).

@@ -13,6 +13,11 @@ The kubectl output read here (kubectl 1.2x/1.33):
   `evicting pod NS/NAME` (repeated while an eviction is retried) and `pod/NAME evicted`,
   then `node/N drained`; warnings and refused evictions go to stderr.
 - `delete node N --ignore-not-found`: `node "N" deleted`, or nothing when it did not exist.
+- `annotate node N KEY=VALUE --overwrite` / `KEY-`: `node/N annotated`.
+
+A drain that cordons a schedulable Node first marks it with the annotation `CORDONED_BY`;
+uncordon makes schedulable only a Node that carries it, so a Node an operator cordoned by
+hand (maintenance) stays cordoned through an upgrade.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from kubesalt.errors import KubesaltError
 from kubesalt.names import check_node_name
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
+# The annotation on a Node that kubesalt cordoned (its drain), removed when it uncordons it.
+CORDONED_BY = "kubesalt.io/cordoned-by"
+CORDONED_BY_VALUE = "kubesalt"
 STDERR_LINES = 3  # stderr lines quoted in an error: kubectl's summary is at the end
 
 _CORDONED = re.compile(r"^node/(?P<node>\S+) cordoned$")
@@ -122,6 +130,18 @@ def drain_command(kubeconfig: str, node: str, timeout_seconds: int) -> list[str]
     ]
 
 
+def mark_cordoned_command(kubeconfig: str, node: str) -> list[str]:
+    """Annotate the Node as cordoned by kubesalt, before its drain cordons it: a drain that
+    stops halfway still leaves the mark."""
+    return [*_base(kubeconfig), "annotate", "node", check_node_name(node),
+            f"{CORDONED_BY}={CORDONED_BY_VALUE}", "--overwrite"]  # fmt: skip
+
+
+def unmark_cordoned_command(kubeconfig: str, node: str) -> list[str]:
+    """Remove the annotation once the Node is schedulable again."""
+    return [*_base(kubeconfig), "annotate", "node", check_node_name(node), f"{CORDONED_BY}-"]
+
+
 def uncordon_command(kubeconfig: str, node: str) -> list[str]:
     """`kubectl uncordon NODE`: schedulable again (after an upgrade's drain)."""
     return [*_base(kubeconfig), "uncordon", check_node_name(node)]
@@ -160,6 +180,13 @@ def is_cordoned(node_json) -> bool:
     """Whether the Node (its JSON text or the parsed object) is unschedulable."""
     node = parse_node(node_json) if isinstance(node_json, str) else node_json
     return bool(node) and (node.get("spec") or {}).get("unschedulable") is True
+
+
+def cordoned_by_kubesalt(node_json) -> bool:
+    """Whether the Node carries kubesalt's cordon annotation (kubesalt's drain cordoned it)."""
+    node = parse_node(node_json) if isinstance(node_json, str) else node_json
+    annotations = ((node or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(CORDONED_BY) == CORDONED_BY_VALUE
 
 
 def drain_changes(stdout: str) -> dict:

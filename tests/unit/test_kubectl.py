@@ -195,6 +195,28 @@ def test_drain_command():
     assert kubectl.drain_command(K, "cp3", "45")[-1] == "--timeout=45s"
 
 
+def test_the_cordon_mark_commands():
+    assert kubectl.mark_cordoned_command("/a.conf", "cp3") == [
+        "kubectl", "--kubeconfig", "/a.conf", "annotate", "node", "cp3",
+        "kubesalt.io/cordoned-by=kubesalt", "--overwrite"]  # fmt: skip
+    assert kubectl.unmark_cordoned_command("/a.conf", "cp3") == [
+        "kubectl", "--kubeconfig", "/a.conf", "annotate", "node", "cp3",
+        "kubesalt.io/cordoned-by-"]  # fmt: skip
+    with pytest.raises(KubesaltError):
+        kubectl.mark_cordoned_command("/a.conf", "CP3; rm -rf /")
+
+
+@pytest.mark.parametrize("annotations, marked", [
+    (None, False), ({}, False), ({"kubesalt.io/cordoned-by": "kubesalt"}, True),
+    ({"kubesalt.io/cordoned-by": "someone-else"}, False)])  # fmt: skip
+def test_cordoned_by_kubesalt_reads_the_annotation(annotations, marked):
+    node = {"kind": "Node", "metadata": {"name": "cp3"}, "spec": {"unschedulable": True}}
+    if annotations is not None:
+        node["metadata"]["annotations"] = annotations
+    assert kubectl.cordoned_by_kubesalt(node) is marked
+    assert kubectl.cordoned_by_kubesalt(json.dumps(node)) is marked
+
+
 def test_uncordon_command():
     assert kubectl.uncordon_command(K, "worker1") == [
         "kubectl", "--kubeconfig", K, "uncordon", "worker1"]  # fmt: skip

@@ -29,6 +29,7 @@ from tests.unit.test_kubectl import (
 kubesalt_kubectl = load("_modules", "kubesalt_kubectl")
 
 SECRET = "client-key-data: c2VjcmV0LWtleQ=="  # must never leave the kubeconfig
+MARK = "kubesalt.io/cordoned-by"  # kubesalt's cordon annotation (kubesalt.kubectl.CORDONED_BY)
 
 FAKE_KUBECTL = textwrap.dedent(
     """\
@@ -41,8 +42,10 @@ FAKE_KUBECTL = textwrap.dedent(
 
     def node_json(name, node):
         spec = {{"unschedulable": True}} if node["unschedulable"] else {{}}
-        obj = {{"apiVersion": "v1", "kind": "Node", "spec": spec,
-               "metadata": {{"name": name, "labels": node["labels"]}}}}
+        metadata = {{"name": name, "labels": node["labels"]}}
+        if node["annotations"]:
+            metadata["annotations"] = node["annotations"]
+        obj = {{"apiVersion": "v1", "kind": "Node", "spec": spec, "metadata": metadata}}
         return json.dumps(obj, indent=4) + "\\n"
 
     def main(argv):
@@ -83,6 +86,14 @@ FAKE_KUBECTL = textwrap.dedent(
                 print(f"pod/{{pod.split('/')[1]}} evicted")
             node["pods"] = []
             print(f"node/{{name}} drained")
+        elif verb == "annotate":
+            name, change = args[1], args[2]
+            if change.endswith("-"):
+                nodes[name]["annotations"].pop(change[:-1], None)
+            else:
+                key, value = change.split("=", 1)
+                nodes[name]["annotations"][key] = value
+            print(f"node/{{name}} annotated")
         elif verb == "uncordon":
             nodes[args[0]]["unschedulable"] = False
             print(f"node/{{args[0]}} uncordoned")
@@ -122,10 +133,11 @@ class FakeKubectl:
     def load(self):
         return json.loads(self.state.read_text())
 
-    def add_node(self, name, unschedulable=False, pods=(), daemonset_pods=()):
+    def add_node(self, name, unschedulable=False, pods=(), daemonset_pods=(), annotations=None):
         state = self.load()
         state["nodes"][name] = {
             "labels": {"kubernetes.io/hostname": name},
+            "annotations": dict(annotations or {}),
             "unschedulable": unschedulable,
             "pods": list(pods),
             "daemonset_pods": list(daemonset_pods),
@@ -281,6 +293,8 @@ def test_drain_cordons_and_evicts_then_changes_nothing(fake, admin_conf):
     }
     assert fake.calls == [
         ["--kubeconfig", admin_conf, "get", "node", "cp3", "-o", "json", "--ignore-not-found"],
+        # marked before kubectl drain cordons it, so that uncordon gives it back
+        ["--kubeconfig", admin_conf, "annotate", "node", "cp3", f"{MARK}=kubesalt", "--overwrite"],
         [
             "--kubeconfig",
             admin_conf,
@@ -292,6 +306,7 @@ def test_drain_cordons_and_evicts_then_changes_nothing(fake, admin_conf):
         ],
     ]
     assert fake.node("cp3")["unschedulable"] is True
+    assert fake.node("cp3")["annotations"] == {MARK: "kubesalt"}
     again = kubesalt_kubectl.drain("cp3", timeout=120)
     assert again == {
         "changed": False,
@@ -310,6 +325,9 @@ def test_drain_of_a_cordoned_node_with_pods_left_evicts_them(fake):
         "comment": "node cp3 drained, evicted 1 pod(s): default/web-1",
     }
     assert fake.calls[-1][-1] == "--timeout=300s"
+    # cordoned by someone else: not marked, so uncordon leaves it cordoned
+    assert [call[2] for call in fake.calls] == ["get", "drain"]
+    assert fake.node("cp3")["annotations"] == {}
 
 
 def test_drain_of_an_empty_schedulable_node_cordons_it(fake):
@@ -381,30 +399,62 @@ def test_kubectl_that_hangs_is_stopped(fake, monkeypatch):
 # uncordon
 
 
-def test_uncordon_a_drained_node_then_changes_nothing(fake, admin_conf):
-    fake.add_node("worker1", unschedulable=True)
+def test_uncordon_a_node_kubesalt_drained_then_changes_nothing(fake, admin_conf):
+    fake.add_node("worker1")
+    kubesalt_kubectl.drain("worker1")
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": True,
+        "kept_cordoned": False,
         "comment": "node worker1 uncordoned",
     }
-    assert fake.calls[-1] == ["--kubeconfig", admin_conf, "uncordon", "worker1"]
+    assert fake.calls[-2:] == [
+        ["--kubeconfig", admin_conf, "uncordon", "worker1"],
+        ["--kubeconfig", admin_conf, "annotate", "node", "worker1", f"{MARK}-"],
+    ]
     assert fake.node("worker1")["unschedulable"] is False
+    assert fake.node("worker1")["annotations"] == {}
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": False,
+        "kept_cordoned": False,
         "comment": "node worker1 is in the correct state: schedulable",
     }
-    assert [call[2] for call in fake.calls] == ["get", "uncordon", "get"]
+    assert [call[2] for call in fake.calls] == [
+        "get", "annotate", "drain", "get", "uncordon", "annotate", "get"]  # fmt: skip
+
+
+def test_a_node_cordoned_by_hand_stays_cordoned_through_drain_and_uncordon(fake):
+    fake.add_node("worker1", unschedulable=True, pods=["default/web-1"])  # maintenance
+    kubesalt_kubectl.drain("worker1")
+    assert kubesalt_kubectl.uncordon("worker1") == {
+        "changed": False,
+        "kept_cordoned": True,
+        "comment": "node worker1 stays cordoned: it was cordoned before kubesalt drained it "
+        f"(no annotation {MARK}); once its maintenance is over, run: kubectl uncordon worker1",
+    }
+    assert fake.node("worker1")["unschedulable"] is True
+    assert "uncordon" not in [call[2] for call in fake.calls]
+
+
+def test_uncordon_by_hand_after_a_drain_leaves_only_the_mark_to_remove(fake):
+    fake.add_node("worker1", annotations={MARK: "kubesalt"})
+    assert kubesalt_kubectl.uncordon("worker1") == {
+        "changed": True,
+        "kept_cordoned": False,
+        "comment": f"node worker1 is in the correct state: schedulable (annotation {MARK} removed)",
+    }
+    assert fake.node("worker1")["annotations"] == {}
 
 
 def test_uncordon_of_an_absent_node_changes_nothing(fake):
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": False,
+        "kept_cordoned": False,
         "comment": "node worker1 has no Node object: nothing to uncordon",
     }
 
 
 def test_uncordon_refused_by_rbac_names_the_command(fake):
-    fake.add_node("worker1", unschedulable=True)
+    fake.add_node("worker1", unschedulable=True, annotations={MARK: "kubesalt"})
     fake.fail("uncordon", FORBIDDEN_STDERR)
     assert _error(kubesalt_kubectl.uncordon, "worker1").startswith(
         "KubectlError: kubectl uncordon worker1 failed with exit code 1: Error from server "

@@ -335,23 +335,32 @@ DRAIN_PHASE = "drain"
 
 
 def uncordoned(run, step, nodes, targets):
-    """kubectl uncordon: the Node schedulable again once its node runs the new release. A
-    schedulable Node, or none, is unchanged; a dry run reads the Node object. With phase
-    drain skipped (the lab), nothing was cordoned: nothing is asked."""
+    """kubectl uncordon: the Node schedulable again once its node runs the new release, if
+    kubesalt's drain cordoned it (its annotation); a Node cordoned by someone else stays
+    cordoned, said in a note. A schedulable Node, or none, is unchanged; a dry run reads
+    the Node object. With phase drain skipped (the lab), nothing was cordoned: nothing is
+    asked."""
     if DRAIN_PHASE in run.options.skip:
         return StepResult(notes=[f"{', '.join(nodes)}: not drained (phase drain skipped)"])
-    changes = {}
+    changes, notes = {}, []
     for node in nodes:
         if run.test:
             found = _read_node(run, node)
-            if found is not None and _kubectl.is_cordoned(found):
+            if found is None or not _kubectl.is_cordoned(found):
+                continue
+            if _kubectl.cordoned_by_kubesalt(found):
                 changes[node] = {"uncordon": "would uncordon the Node object"}
+            else:
+                notes.append(f"{node}: would stay cordoned (cordoned before kubesalt drained "
+                             f"it: no annotation {_kubectl.CORDONED_BY})")  # fmt: skip
             continue
         result = run.ca_call("kubesalt_kubectl.uncordon", [node], {}, run.timeout(step),
                              f"uncordon the Node object {node}")  # fmt: skip
         if result.get("changed"):
             changes[node] = {"uncordoned": node}
-    return StepResult(changes)
+        if result.get("kept_cordoned"):
+            notes.append(f"{node}: {result.get('comment')}")
+    return StepResult(changes, notes)
 
 
 def node_deleted(run, step, nodes, targets):

@@ -93,7 +93,8 @@ class Cluster:
         self.etcd_down = set()  # nodes whose etcd member does not answer
         self.etcd_data = set()  # nodes whose /var/lib/etcd holds their member
         self.saltenvs = {}  # node -> its minion's saltenv, when not SALTENV
-        self.cordoned = set()  # Node objects made unschedulable (drained)
+        self.cordoned = set()  # Node objects made unschedulable
+        self.marked = set()  # ... by kubesalt's drain (annotation kubesalt.io/cordoned-by)
         for node in deployed:
             self.deploy(node)
         for node in fresh:
@@ -295,7 +296,10 @@ class Cluster:
         if name not in self.node_objects:
             return {"retcode": 0, "stdout": "", "stderr": ""}
         spec = {"unschedulable": True} if name in self.cordoned else {}
-        obj = {"kind": "Node", "metadata": {"labels": self.node_objects[name]}, "spec": spec}
+        metadata = {"labels": self.node_objects[name]}
+        if name in self.marked:
+            metadata["annotations"] = {"kubesalt.io/cordoned-by": "kubesalt"}
+        obj = {"kind": "Node", "metadata": metadata, "spec": spec}
         return {"retcode": 0, "stdout": json.dumps(obj), "stderr": ""}
 
     def _kubesalt_cluster_apply(self, node, objects, test=False, kubeconfig=None):
@@ -340,14 +344,21 @@ class Cluster:
     def _kubesalt_kubectl_drain(self, node, name, timeout):
         assert name not in self.dead, f"drain of the dead {name}: its evictions never finish"
         changed = name in self.node_objects and name not in self.cordoned
+        if changed:
+            self.marked.add(name)
         if name in self.node_objects:
             self.cordoned.add(name)
         return {"changed": changed, "cordoned": changed, "evicted": []}
 
     def _kubesalt_kubectl_uncordon(self, node, name):
-        changed = name in self.cordoned
-        self.cordoned.discard(name)
-        return {"changed": changed}
+        """Only a Node kubesalt's drain cordoned (marked) is made schedulable."""
+        kept = name in self.cordoned and name not in self.marked
+        changed = name in self.cordoned and not kept
+        if changed:
+            self.cordoned.discard(name)
+            self.marked.discard(name)
+        return {"changed": changed, "kept_cordoned": kept,
+                "comment": f"node {name} stays cordoned: ..." if kept else ""}  # fmt: skip
 
     def _kubesalt_kubectl_delete_node(self, node, name, timeout):
         return {"changed": self.node_objects.pop(name, None) is not None}

@@ -250,6 +250,19 @@ def test_the_dry_run_says_what_would_change_and_changes_nothing(backend, cluster
     assert cluster.drift["cp2"]["kubesalt.salt.minion.remote"] == [MOVE_MINION]
 
 
+def test_a_node_cordoned_by_hand_is_upgraded_and_stays_cordoned(backend, cluster):
+    cluster.cordoned.add("worker1")  # the operator's maintenance, before the upgrade
+    dry = run(backend, test=True)
+    assert "worker1: would stay cordoned (cordoned before kubesalt drained it: no " \
+        "annotation kubesalt.io/cordoned-by)" in dry.comment()  # fmt: skip
+    report = run(backend)
+    assert report.ok, report.error
+    assert "bootstrap kubesalt_kubectl.drain worker1" in backend.calls  # its pods go still
+    assert cluster.cordoned == {"worker1"}  # the others, drained by kubesalt, are back
+    assert "worker1: node worker1 stays cordoned" in report.comment()
+    assert "uncordon" not in report.changes["workers"]["worker1"]
+
+
 def test_a_member_that_does_not_come_back_stops_the_run_before_the_next(backend, cluster):
     cluster.failures[("cp3", "kubesalt.roles.etcd")] = "etcd image not found"
     report = run(backend)
