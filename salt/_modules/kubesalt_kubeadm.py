@@ -604,6 +604,22 @@ def role_files(role, components=None):
     )
 
 
+def stale_files(component):
+    """
+    Return the files of ``component`` this node may hold but no longer gets: written for
+    another Kubernetes release (``instance-config.yaml`` of 1.34 on a node moved back to
+    1.33), for the component's configured state to remove.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call kubesalt_kubeadm.stale_files kubelet
+    """
+    written = files(component)["files"]
+    return [path for path in component_files(component) if path not in written]
+
+
 def component_files(component):
     """
     Return every file of ``component`` (``pki``, ``kubeconfig``, ``kubelet``,

@@ -440,6 +440,15 @@ def test_a_workload_plane_ip_outside_its_plane_is_named(grains_get):
         kubesalt_kubeadm.node()
 
 
+def test_a_node_moved_back_to_1_33_gets_instance_config_yaml_removed(root, monkeypatch):
+    instance = f"{root}/var/lib/kubelet/instance-config.yaml"
+    at = {"v1.34.2": [], "v1.33.5": [instance]}  # stale at 1.33 only
+    for version, stale in at.items():
+        nodes = dict(NODES, w1={"roles": ["node"], "kubernetes_version": version})
+        monkeypatch.setitem(kubesalt_kubeadm.__pillar__, "kubesalt", dict(CFG, nodes=nodes))
+        assert kubesalt_kubeadm.stale_files("kubelet") == stale, version
+
+
 def test_a_worker_renders_the_release_the_inventory_records(root, monkeypatch):
     nodes = dict(NODES, w1={"roles": ["node"], "kubernetes_version": "v1.34.2"})
     monkeypatch.setitem(kubesalt_kubeadm.__pillar__, "kubesalt", dict(CFG, nodes=nodes))

@@ -129,6 +129,9 @@ def component_files(cfg: dict, name: str, component: str, layout: Layout, is_ca:
     if component not in COMPONENTS:
         raise RenderError(f"component {component!r} unknown; valid: {', '.join(COMPONENTS)}")
     everything = node_files(cfg, _paths_node(name, _roles.ROLES), layout)
+    if component == KUBELET:  # whichever release wrote them
+        for path in render.kubelet_paths_of_every_release(layout):
+            everything.setdefault(path, KUBELET)
     kept = set(ca_key_files(layout))
     if is_ca:
         ca_only = _paths_node(name, (_roles.CA,))

@@ -252,6 +252,15 @@ def kubelet_paths(layout: Layout, release: releases.Release | None = None) -> tu
     return paths
 
 
+def kubelet_paths_of_every_release(layout: Layout) -> tuple[str, ...]:
+    """The kubelet files of every supported release (a node that moved between releases
+    may hold a file its current one does not write: instance-config.yaml after 1.34)."""
+    every: list[str] = []
+    for release in releases.RELEASES.values():
+        every += [p for p in kubelet_paths(layout, release) if p not in every]
+    return tuple(every)
+
+
 def containerd_files(
     cfg: dict, node: Node, layout: Layout, registry: str | None
 ) -> dict[str, RenderedFile]:

@@ -108,6 +108,7 @@ def test_component_files_of_kubelet_and_containerd(written):
     assert paths.component_files(CFG, "w1", "kubelet", LAYOUT, False) == [
         "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
         "/var/lib/kubelet/config.yaml",
+        "/var/lib/kubelet/instance-config.yaml",  # 1.34's, on a 1.33 cluster too
         "/var/lib/kubelet/kubeadm-flags.env",
     ]
     containerd = paths.component_files(CFG, "w1", "containerd", LAYOUT, False)

@@ -143,6 +143,14 @@ def test_the_kubelet_config_map_of_1_34_has_no_cri_socket():
     assert "containerRuntimeEndpoint" not in kubelet.config(cfg, None)
 
 
+def test_the_kubelet_absent_state_knows_instance_config_yaml_whatever_the_release():
+    # a node moved back to 1.33 still holds the file 1.34 wrote
+    for version in ("v1.33.5", "v1.34.2"):
+        cfg = config(**{"kubernetes.version": version})
+        listed = paths.component_files(cfg, "w1", paths.KUBELET, Layout(), False)
+        assert f"{KUBELET_DIR}/instance-config.yaml" in listed, version
+
+
 def test_absent_states_know_instance_config_yaml_on_a_1_34_cluster():
     cfg = config(**{"kubernetes.version": "v1.34.2"})
     node = Node("w1", "203.0.113.1", frozenset({"node"}))
