@@ -138,24 +138,25 @@ def _uncordon(node, kubeconfig):
     _names.check_node_name(node)
     config = _kubeconfig(kubeconfig)
     found = _read_node(config, node)
+    action = _kubectl.uncordon_action(found)
+    result = {"changed": action in (_kubectl.UNCORDON, _kubectl.UNMARK), "action": action,
+              "kept_cordoned": action == _kubectl.KEEP_CORDONED}  # fmt: skip
     if found is None:
-        return {"changed": False, "kept_cordoned": False,
-                "comment": f"node {node} has no Node object: nothing to uncordon"}  # fmt: skip
-    marked = _kubectl.cordoned_by_kubesalt(found)
-    if not _kubectl.is_cordoned(found):
-        if marked:  # uncordoned by hand after kubesalt's drain: only the mark is left
-            _run(_kubectl.unmark_cordoned_command(config, node), READ_TIMEOUT)
-        return {"changed": marked, "kept_cordoned": False,
-                "comment": f"node {node} is in the correct state: schedulable"
-                + (f" (annotation {_kubectl.CORDONED_BY} removed)" if marked else "")}  # fmt: skip
-    if not marked:
-        return {"changed": False, "kept_cordoned": True,
+        return {**result, "comment": f"node {node} has no Node object: nothing to uncordon"}
+    if action == _kubectl.KEEP_CORDONED:
+        return {**result,
                 "comment": f"node {node} stays cordoned: it was cordoned before kubesalt "
                 f"drained it (no annotation {_kubectl.CORDONED_BY}); once its maintenance "
                 f"is over, run: kubectl uncordon {node}"}  # fmt: skip
-    _run(_kubectl.uncordon_command(config, node), READ_TIMEOUT)
+    schedulable = f"node {node} is in the correct state: schedulable"
+    if action == _kubectl.NOTHING:
+        return {**result, "comment": schedulable}
+    if action == _kubectl.UNCORDON:
+        _run(_kubectl.uncordon_command(config, node), READ_TIMEOUT)
     _run(_kubectl.unmark_cordoned_command(config, node), READ_TIMEOUT)
-    return {"changed": True, "kept_cordoned": False, "comment": f"node {node} uncordoned"}
+    if action == _kubectl.UNMARK:  # uncordoned by hand after kubesalt's drain
+        return {**result, "comment": f"{schedulable} (annotation {_kubectl.CORDONED_BY} removed)"}
+    return {**result, "comment": f"node {node} uncordoned"}
 
 
 def uncordon(node, kubeconfig=None):
@@ -164,7 +165,8 @@ def uncordon(node, kubeconfig=None):
     node's kubelet runs the new release, if kubesalt's ``drain`` cordoned it (annotation
     ``kubesalt.io/cordoned-by``, removed then). A node cordoned by someone else stays
     cordoned (``kept_cordoned``); a schedulable node, or one without a Node object, is
-    unchanged. Returns ``changed``, ``kept_cordoned`` and a ``comment``.
+    unchanged. Returns ``changed``, ``action`` (``kubesalt.kubectl.uncordon_action``),
+    ``kept_cordoned`` and a ``comment``.
 
     kubeconfig
         Default ``/etc/kubernetes/admin.conf`` (under the grain ``kubesalt_root``).

@@ -189,6 +189,23 @@ def cordoned_by_kubesalt(node_json) -> bool:
     return annotations.get(CORDONED_BY) == CORDONED_BY_VALUE
 
 
+# What uncordon does with a Node (uncordon_action): the module acts on it, a dry run says it.
+UNCORDON, KEEP_CORDONED, UNMARK, NOTHING = "uncordon", "keep-cordoned", "unmark", "nothing"
+
+
+def uncordon_action(node_json) -> str:
+    """`UNCORDON` a Node kubesalt's drain cordoned (its mark); `KEEP_CORDONED` one
+    cordoned by someone else; `UNMARK` a schedulable Node that still has the mark (uncordoned
+    by hand after kubesalt's drain); `NOTHING` for a schedulable Node or none."""
+    node = parse_node(node_json) if isinstance(node_json, str) else node_json
+    if node is None:
+        return NOTHING
+    marked = cordoned_by_kubesalt(node)
+    if is_cordoned(node):
+        return UNCORDON if marked else KEEP_CORDONED
+    return UNMARK if marked else NOTHING
+
+
 def drain_changes(stdout: str) -> dict:
     """What `kubectl drain` changed: `cordoned` when it cordoned the node (not when it was
     cordoned already), `evicted` the pods it evicted, as `ns/name` in the order it started

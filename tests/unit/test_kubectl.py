@@ -217,6 +217,19 @@ def test_cordoned_by_kubesalt_reads_the_annotation(annotations, marked):
     assert kubectl.cordoned_by_kubesalt(json.dumps(node)) is marked
 
 
+@pytest.mark.parametrize("unschedulable, annotations, action", [
+    (True, {"kubesalt.io/cordoned-by": "kubesalt"}, kubectl.UNCORDON),
+    (True, {}, kubectl.KEEP_CORDONED),  # an operator's cordon
+    (False, {"kubesalt.io/cordoned-by": "kubesalt"}, kubectl.UNMARK),
+    (False, {}, kubectl.NOTHING)])  # fmt: skip
+def test_uncordon_action(unschedulable, annotations, action):
+    node = {"kind": "Node", "metadata": {"name": "w1", "annotations": annotations},
+            "spec": {"unschedulable": True} if unschedulable else {}}  # fmt: skip
+    assert kubectl.uncordon_action(node) == action
+    assert kubectl.uncordon_action(json.dumps(node)) == action
+    assert kubectl.uncordon_action(None) == kubectl.NOTHING
+
+
 def test_uncordon_command():
     assert kubectl.uncordon_command(K, "worker1") == [
         "kubectl", "--kubeconfig", K, "uncordon", "worker1"]  # fmt: skip

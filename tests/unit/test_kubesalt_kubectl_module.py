@@ -404,6 +404,7 @@ def test_uncordon_a_node_kubesalt_drained_then_changes_nothing(fake, admin_conf)
     kubesalt_kubectl.drain("worker1")
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": True,
+        "action": "uncordon",
         "kept_cordoned": False,
         "comment": "node worker1 uncordoned",
     }
@@ -415,6 +416,7 @@ def test_uncordon_a_node_kubesalt_drained_then_changes_nothing(fake, admin_conf)
     assert fake.node("worker1")["annotations"] == {}
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": False,
+        "action": "nothing",
         "kept_cordoned": False,
         "comment": "node worker1 is in the correct state: schedulable",
     }
@@ -427,6 +429,7 @@ def test_a_node_cordoned_by_hand_stays_cordoned_through_drain_and_uncordon(fake)
     kubesalt_kubectl.drain("worker1")
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": False,
+        "action": "keep-cordoned",
         "kept_cordoned": True,
         "comment": "node worker1 stays cordoned: it was cordoned before kubesalt drained it "
         f"(no annotation {MARK}); once its maintenance is over, run: kubectl uncordon worker1",
@@ -439,6 +442,7 @@ def test_uncordon_by_hand_after_a_drain_leaves_only_the_mark_to_remove(fake):
     fake.add_node("worker1", annotations={MARK: "kubesalt"})
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": True,
+        "action": "unmark",
         "kept_cordoned": False,
         "comment": f"node worker1 is in the correct state: schedulable (annotation {MARK} removed)",
     }
@@ -448,6 +452,7 @@ def test_uncordon_by_hand_after_a_drain_leaves_only_the_mark_to_remove(fake):
 def test_uncordon_of_an_absent_node_changes_nothing(fake):
     assert kubesalt_kubectl.uncordon("worker1") == {
         "changed": False,
+        "action": "nothing",
         "kept_cordoned": False,
         "comment": "node worker1 has no Node object: nothing to uncordon",
     }

@@ -344,22 +344,22 @@ def uncordoned(run, step, nodes, targets):
         return StepResult(notes=[f"{', '.join(nodes)}: not drained (phase drain skipped)"])
     changes, notes = {}, []
     for node in nodes:
-        if run.test:
-            found = _read_node(run, node)
-            if found is None or not _kubectl.is_cordoned(found):
-                continue
-            if _kubectl.cordoned_by_kubesalt(found):
-                changes[node] = {"uncordon": "would uncordon the Node object"}
-            else:
-                notes.append(f"{node}: would stay cordoned (cordoned before kubesalt drained "
-                             f"it: no annotation {_kubectl.CORDONED_BY})")  # fmt: skip
-            continue
-        result = run.ca_call("kubesalt_kubectl.uncordon", [node], {}, run.timeout(step),
-                             f"uncordon the Node object {node}")  # fmt: skip
-        if result.get("changed"):
-            changes[node] = {"uncordoned": node}
-        if result.get("kept_cordoned"):
-            notes.append(f"{node}: {result.get('comment')}")
+        if run.test:  # the module's decision, from the Node object it would read
+            action = _kubectl.uncordon_action(_read_node(run, node))
+            comment = (f"would stay cordoned (cordoned before kubesalt drained it: no "
+                       f"annotation {_kubectl.CORDONED_BY})")  # fmt: skip
+            done = {_kubectl.UNCORDON: {"uncordon": "would uncordon the Node object"},
+                    _kubectl.UNMARK: {"unmark": f"would remove the annotation "
+                                                f"{_kubectl.CORDONED_BY}"}}  # fmt: skip
+        else:
+            result = run.ca_call("kubesalt_kubectl.uncordon", [node], {}, run.timeout(step),
+                                 f"uncordon the Node object {node}")  # fmt: skip
+            action, comment = result.get("action"), result.get("comment")
+            done = {_kubectl.UNCORDON: {"uncordoned": node}, _kubectl.UNMARK: {"unmarked": node}}
+        if action in done:
+            changes[node] = done[action]
+        elif action == _kubectl.KEEP_CORDONED:
+            notes.append(f"{node}: {comment}")
     return StepResult(changes, notes)
 
 

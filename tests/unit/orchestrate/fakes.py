@@ -352,12 +352,16 @@ class Cluster:
 
     def _kubesalt_kubectl_uncordon(self, node, name):
         """Only a Node kubesalt's drain cordoned (marked) is made schedulable."""
-        kept = name in self.cordoned and name not in self.marked
-        changed = name in self.cordoned and not kept
-        if changed:
+        cordoned, marked = name in self.cordoned, name in self.marked
+        if cordoned:
+            action = "uncordon" if marked else "keep-cordoned"
+        else:
+            action = "unmark" if marked else "nothing"
+        if marked:  # uncordoned (if still cordoned) and unmarked
             self.cordoned.discard(name)
             self.marked.discard(name)
-        return {"changed": changed, "kept_cordoned": kept,
+        kept = action == "keep-cordoned"
+        return {"changed": marked, "action": action, "kept_cordoned": kept,
                 "comment": f"node {name} stays cordoned: ..." if kept else ""}  # fmt: skip
 
     def _kubesalt_kubectl_delete_node(self, node, name, timeout):

@@ -263,6 +263,18 @@ def test_a_node_cordoned_by_hand_is_upgraded_and_stays_cordoned(backend, cluster
     assert "uncordon" not in report.changes["workers"]["worker1"]
 
 
+def test_a_node_uncordoned_by_hand_after_the_drain_loses_the_mark(backend, cluster):
+    assert run(backend).ok
+    cluster.marked.add("worker1")  # a run's drain, stopped; then kubectl uncordon by hand
+    dry = run(backend, test=True)
+    assert dry.changes == {"workers": {"worker1": {"uncordon": {
+        "unmark": "would remove the annotation kubesalt.io/cordoned-by"}}}}  # fmt: skip
+    assert cluster.marked == {"worker1"}  # a dry run changes nothing
+    report = run(backend)
+    assert report.changes == {"workers": {"worker1": {"uncordon": {"unmarked": "worker1"}}}}
+    assert (cluster.marked, cluster.cordoned) == (set(), set())
+
+
 def test_a_member_that_does_not_come_back_stops_the_run_before_the_next(backend, cluster):
     cluster.failures[("cp3", "kubesalt.roles.etcd")] = "etcd image not found"
     report = run(backend)
