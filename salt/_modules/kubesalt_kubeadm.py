@@ -616,8 +616,9 @@ def stale_files(component):
 
         salt-call kubesalt_kubeadm.stale_files kubelet
     """
-    written = files(component)["files"]
-    return [path for path in component_files(component) if path not in written]
+    cfg = _config()
+    this = _node(cfg)
+    return _glue.call(_paths.stale_files, cfg, this, component, _layout(), _is_ca(cfg))
 
 
 def component_files(component):

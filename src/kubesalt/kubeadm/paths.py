@@ -121,6 +121,16 @@ def role_files(
     return _ordered(set(gone) - ca_key_files(layout), had)
 
 
+def stale_files(cfg: dict, node: Node, component: str, layout: Layout, is_ca: bool) -> list[str]:
+    """The files of `component` a node can have that `node` does not get: another
+    Kubernetes release's (instance-config.yaml of 1.34 on a node moved back to 1.33). Paths
+    only: nothing is rendered."""
+    written = node_files(cfg, node, layout)
+    return [
+        p for p in component_files(cfg, node.name, component, layout, is_ca) if p not in written
+    ]
+
+
 def component_files(cfg: dict, name: str, component: str, layout: Layout, is_ca: bool) -> list[str]:
     """Every file of `component` a node can have, for the component's absent state (a
     reset): those of a node with every role. On the CA minion (`is_ca`) the CA

@@ -151,6 +151,15 @@ def test_the_kubelet_absent_state_knows_instance_config_yaml_whatever_the_releas
         assert f"{KUBELET_DIR}/instance-config.yaml" in listed, version
 
 
+def test_stale_files_are_the_other_releases_kubelet_files():
+    cfg = config(**{"kubernetes.version": "v1.34.2"})
+    at_133 = Node("w1", "203.0.113.1", frozenset({"node"}), kubernetes_version="v1.33.5")
+    at_134 = Node("w1", "203.0.113.1", frozenset({"node"}))
+    stale = paths.stale_files(cfg, at_133, paths.KUBELET, Layout(), False)
+    assert stale == [f"{KUBELET_DIR}/instance-config.yaml"]
+    assert paths.stale_files(cfg, at_134, paths.KUBELET, Layout(), False) == []
+
+
 def test_absent_states_know_instance_config_yaml_on_a_1_34_cluster():
     cfg = config(**{"kubernetes.version": "v1.34.2"})
     node = Node("w1", "203.0.113.1", frozenset({"node"}))
