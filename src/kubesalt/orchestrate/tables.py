@@ -12,8 +12,11 @@ from kubesalt.orchestrate.clustersteps import ETCD_SLS
 from kubesalt.orchestrate.model import OrchestrateError, Phase, Step
 
 CP = frozenset({"control-plane"})
-KUBELET_SLS = ("kubesalt.containerd", "kubesalt.kubelet")
 ETCD = frozenset({"etcd"})
+# The roles that run a kubelet; top.sls gives each containerd and the kubelet (an etcd-only
+# node's kubelet runs its etcd static pod).
+KUBELET = _roles.KUBELET_ROLES
+KUBELET_SLS = ("kubesalt.containerd", "kubesalt.kubelet")
 REMOVE_SLS = (
     "kubesalt.keepalived.absent",
     "kubesalt.roles.etcd-absent",
@@ -79,7 +82,7 @@ KUBELET_PHASE = Phase(
     "kubelet",
     "containerd, the kubelet and its configuration",
     (_apply("nodes", KUBELET_SLS, "containerd and the kubelet"),),
-    roles=_roles.KUBELET_ROLES,
+    roles=KUBELET,
     why="the kubelet runs the static pods the control-plane and etcd phases write",
 )
 
@@ -369,9 +372,6 @@ ADDONS = (
 # the control-plane and etcd nodes, `workers` once for all the other nodes. Their names
 # are skippable like top-level phases (the lab skips kubelet and wait-control-plane).
 MEMBERS = CP | ETCD
-# The roles that run a kubelet; top.sls gives each kubesalt.kubelet (an etcd-only node's
-# kubelet runs its etcd static pod).
-KUBELET = _roles.KUBELET_ROLES
 STATIC_POD_SLS = {_roles.ETCD: "kubesalt.roles.etcd",
                   _roles.CONTROL_PLANE: "kubesalt.roles.control-plane"}  # fmt: skip
 RENEW_CERTS = Phase(
@@ -548,14 +548,13 @@ CONTROL_PLANE_NODE_PHASES = (
     WAIT_CONTROL_PLANE,
     UNCORDON,
 )
-WORKER_SLS = KUBELET_SLS
 UPGRADE_WORKER_PHASES = (
     RELEASE,
-    _drain(WORKER_SLS),
+    _drain(KUBELET_SLS),
     Phase(
         "kubelet",
         "the node's containerd and kubelet: packages, configuration, restart",
-        (_apply("nodes", WORKER_SLS, "containerd and the kubelet"),),
+        (_apply("nodes", KUBELET_SLS, "containerd and the kubelet"),),
     ),
     UNCORDON,
 )
@@ -611,7 +610,7 @@ def _kubernetes_stages(downgrade: bool) -> tuple[Phase, ...]:
                  f"{_names(control_plane)}", control_plane, CP,
                  "the API stays served by the others while one node restarts its static pods"),
         _in_turn("workers", "the nodes with a kubelet and no control plane (etcd-only nodes "
-                 "too), one at a time: release, drain, kubelet, uncordon",
+                 f"too), one at a time: {_names(UPGRADE_WORKER_PHASES)}",
                  UPGRADE_WORKER_PHASES, KUBELET,
                  "one node's pods at a time are evicted", without=CP),
         ADDONS_PHASE,
