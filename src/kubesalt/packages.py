@@ -129,6 +129,57 @@ def install_options(pins: dict, names: Iterable[str], os_family: str, saltenv: s
     }
 
 
+# Packages that are one Kubernetes release. A kubelet must never be newer than the API
+# servers (Kubernetes' version skew policy), and an archive pins the release it was built
+# for. In an upgrade, every minion moves to the new archive first, while each node's files
+# keep rendering its recorded release until its own stage (docs/upgrade.md); a highstate
+# run in between must not move its kubelet early.
+RELEASE_BOUND = ("kubelet", "kubectl")
+
+
+def upstream(version: str) -> str:
+    """The upstream part of a package version: `1:1.34.2-150500.1.1` gives `1.34.2`."""
+    return version.split(":", 1)[-1].split("-", 1)[0]
+
+
+def release_hold(pins, names, os_family, saltenv, release, installed_version) -> dict | None:
+    """None when the archive pins every release-bound package of `names` at `release` (the
+    node's, `v1.33.5`): install them as pinned. Otherwise what the package state does
+    instead, {"result", "comment"}: the packages stay as they are, which is right (result
+    True) when each is installed at `release`, and a failure saying what to do when one is
+    missing or at another release. `installed_version(name)`: "" when not installed.
+    Meant for a state that installs only release-bound packages (kubesalt.kubelet)."""
+    names = list(names)
+    versions = pinned(pins, names, os_family, saltenv)
+    wanted = release.lstrip("v")
+    off = {n: v for n, v in versions.items() if n in RELEASE_BOUND and upstream(v) != wanted}
+    if not off:
+        return None
+    bound = [name for name in names if name in RELEASE_BOUND]
+    installed = {name: installed_version(name) or "" for name in bound}
+    why = (
+        f"this node runs Kubernetes {release} (its files render it) and the archive of "
+        f"{saltenv} pins {', '.join(f'{n} {v}' for n, v in off.items())}"
+    )
+    wrong = [n for n in bound if upstream(installed[n]) != wanted]
+    if not wrong:
+        kept = ", ".join(f"{n} {installed[n]}" for n in bound)
+        return {
+            "result": True,
+            "comment": f"kept {kept}: {why}; the upgrade or downgrade moves them when it "
+            "records the node's new release (docs/upgrade.md)",
+        }
+    found = ", ".join(f"{n} {installed[n] or 'not installed'}" for n in wrong)
+    return {
+        "result": False,
+        "comment": f"{found}, not {release}: {why}, so nothing was installed (a kubelet "
+        "newer than the API servers breaks the cluster). Finish the upgrade or downgrade "
+        "that moves this node (docs/upgrade.md); on a new cluster, set kubernetes.version "
+        "in bootstrap.yaml to the archive's release or use an archive built for "
+        f"{release} (iso/build --kubernetes-version {release})",
+    }
+
+
 def apt_install_command(archive: _archive.Archive, pins: dict, names: Iterable[str]) -> list[str]:
     """apt-get install of `names` at the archive's versions, seeing the archive's source
     alone (no other source can give a package or a dependency), leaving apt's cache files

@@ -9,6 +9,7 @@ import argparse
 import pathlib
 import re
 import subprocess
+from collections import ChainMap
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from kubesalt import packages
 from kubesalt.bootstrap import archive, cli
 from kubesalt.bootstrap.system import Log
 from tests.unit.loader import load
+from tests.unit.test_keepalived import render_sls
 
 SALT = pathlib.Path(__file__).resolve().parents[2] / "salt"
 LOCK = {
@@ -244,3 +246,122 @@ def test_every_package_state_installs_pinned_from_the_archive_without_refresh(pa
     sources = {placed[option].rsplit(".", 1)[0] for option in OPTIONS}
     assert len(sources) == 1, (path, sources)
     assert "- name:" not in block, (path, block)
+
+
+# -- the Kubernetes packages follow the node's release ----------------------------------
+
+PINS_134 = {"deb": {"kubelet": "1.34.2-1.1", "kubectl": "1.34.2-1.1"}, "rpm": {}}
+
+
+def _installed(**versions):
+    return lambda name: versions.get(name, "")
+
+
+def test_pins_at_the_nodes_release_are_installed_as_pinned():
+    assert packages.release_hold(PINS, ["kubelet", "kubectl"], "Debian", "kubesalt-0.1.0",
+                                 "v1.33.5", _installed()) is None  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("1.34.2-1.1", "1.34.2"), ("1:1.34.2-150500.1.1", "1.34.2"), ("1.33.5", "1.33.5")],
+)
+def test_the_upstream_part_of_a_package_version(version, expected):
+    assert packages.upstream(version) == expected
+
+
+def test_mid_upgrade_the_kubelet_at_the_nodes_release_is_kept_and_the_comment_says_why():
+    """The minion moved to the new archive (1.34.2) before this node's stage: its files
+    still render v1.33.5, so its kubelet must stay at 1.33.5 (never newer than the API
+    servers)."""
+    hold = packages.release_hold(
+        PINS_134, ["kubelet", "kubectl"], "Debian", "kubesalt-0.2.0", "v1.33.5",
+        _installed(kubelet="1.33.5-1.1", kubectl="1.33.5-1.1"),
+    )  # fmt: skip
+    assert hold == {
+        "result": True,
+        "comment": "kept kubelet 1.33.5-1.1, kubectl 1.33.5-1.1: this node runs Kubernetes "
+        "v1.33.5 (its files render it) and the archive of kubesalt-0.2.0 pins kubelet "
+        "1.34.2-1.1, kubectl 1.34.2-1.1; the upgrade or downgrade moves them when it "
+        "records the node's new release (docs/upgrade.md)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("installed", "named"),
+    [
+        ({}, "kubelet not installed, kubectl not installed, not v1.33.5"),
+        ({"kubelet": "1.34.2-1.1", "kubectl": "1.33.5-1.1"}, "kubelet 1.34.2-1.1, not v1.33.5"),
+    ],
+)
+def test_a_kubelet_missing_or_at_another_release_fails_and_says_what_to_do(installed, named):
+    hold = packages.release_hold(PINS_134, ["kubelet", "kubectl"], "Debian", "kubesalt-0.2.0",
+                                 "v1.33.5", _installed(**installed))  # fmt: skip
+    assert hold["result"] is False
+    assert hold["comment"].startswith(named + ": this node runs Kubernetes v1.33.5")
+    assert "Finish the upgrade or downgrade" in hold["comment"]
+    assert "iso/build --kubernetes-version v1.33.5" in hold["comment"]
+
+
+def test_only_release_bound_packages_are_held():
+    pins = {"deb": {**PINS_134["deb"], "containerd": "1.7.24"}, "rpm": {}}
+    asked = []
+
+    def installed(name):
+        asked.append(name)
+        return "1.33.5-1.1"
+
+    hold = packages.release_hold(pins, ["kubelet", "containerd"], "Debian", "s", "v1.33.5",
+                                 installed)  # fmt: skip
+    assert hold["result"] is True and asked == ["kubelet"]
+    assert packages.release_hold(pins, ["containerd"], "Debian", "s", "v1.33.5", installed) is None
+
+
+def _kubelet_module(recorded, installed):
+    module = load("_modules", "kubesalt_packages")
+    nodes = {"w1": {"kubernetes_version": recorded}} if recorded else {}
+    module.__pillar__ = {
+        "kubesalt_packages": {"saltenv": "kubesalt-0.2.0", **PINS_134},
+        "kubesalt": {"kubernetes": {"version": "v1.34.2"}, "nodes": nodes},
+    }
+    module.__grains__ = {"os_family": "Debian", "id": "w1"}
+    module.__opts__ = {}
+    module.__salt__ = {"pkg.version": _installed(**installed)}
+    return module
+
+
+def _kubelet_functions(module):
+    return {
+        "kubesalt_kubeadm.skipped": lambda phase: False,
+        "kubesalt_packages.release_hold": module.release_hold,
+        "kubesalt_packages.install_options": module.install_options,
+    }
+
+
+def test_the_kubelet_state_installs_the_pins_at_the_nodes_release():
+    module = _kubelet_module(None, {})  # no release recorded: the cluster's, v1.34.2
+    high = render_sls("kubesalt.kubelet.installed", module.__pillar__,
+                      _kubelet_functions(module))  # fmt: skip
+    state = dict(ChainMap(*high["Install the kubelet and kubectl"]["pkg.installed"]))
+    assert state["pkgs"] == [{"kubelet": "1.34.2-1.1"}, {"kubectl": "1.34.2-1.1"}]
+
+
+@pytest.mark.parametrize(("installed", "result"), [("1.33.5-1.1", True), ("", False)])
+def test_the_kubelet_state_keeps_a_node_recorded_at_the_old_release(installed, result):
+    module = _kubelet_module("v1.33.5", {"kubelet": installed, "kubectl": installed})
+    high = render_sls("kubesalt.kubelet.installed", module.__pillar__,
+                      _kubelet_functions(module))  # fmt: skip
+    assert list(high) == ["Keep the kubelet and kubectl at the node's Kubernetes release"]
+    state = dict(ChainMap(*high["Keep the kubelet and kubectl at the node's Kubernetes release"]
+                          ["test.configurable_test_state"]))  # fmt: skip
+    expected = packages.release_hold(PINS_134, ["kubelet", "kubectl"], "Debian",
+                                     "kubesalt-0.2.0", "v1.33.5",
+                                     _installed(kubelet=installed, kubectl=installed))  # fmt: skip
+    assert state == {"changes": False, "result": result, "comment": expected["comment"],
+                     "allow_test_mode_failure": True}  # fmt: skip
+
+
+def test_the_module_refuses_an_unsupported_recorded_release():
+    module = _kubelet_module("v1.20.0", {})
+    with pytest.raises(Exception, match="records Kubernetes 'v1.20.0' for node w1"):
+        module.release_hold("kubelet", "kubectl")

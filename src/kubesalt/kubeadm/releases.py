@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubesalt.kubeadm import RenderError, images
+from kubesalt.kubeadm import cluster as _cluster
 from kubesalt.kubeadm.model import Node
 
 
@@ -69,14 +70,25 @@ def node_version(cfg: dict, node: Node | None) -> str:
     """The release `node` renders: the one the inventory records for it
     (`node.kubernetes_version`) when set, else the cluster's (also for None: what every
     node shares, such as the kubelet-config ConfigMap)."""
-    recorded = node.kubernetes_version if node is not None else None
+    if node is None:
+        return cluster_version(cfg)
+    return _recorded_or_cluster(cfg, node.name, node.kubernetes_version)
+
+
+def version_of(cfg: dict, name: str) -> str:
+    """The release node `name` renders (see node_version), from the pillar alone: what
+    `kubesalt:nodes:<name>:kubernetes_version` records, else the cluster's."""
+    return _recorded_or_cluster(cfg, name, _cluster.recorded_version(cfg.get("nodes"), name))
+
+
+def _recorded_or_cluster(cfg: dict, name: str, recorded: str | None) -> str:
     if recorded is None:
         return cluster_version(cfg)
     try:
         return images.supported(recorded)
     except RenderError as err:
         raise RenderError(
-            f"the inventory records Kubernetes {recorded!r} for node {node.name}: {err}; "
+            f"the inventory records Kubernetes {recorded!r} for node {name}: {err}; "
             "record a supported version (kubesalt.inventory.record_kubernetes_version)"
         ) from None
 
