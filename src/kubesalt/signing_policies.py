@@ -24,6 +24,7 @@ kubelet client) get one policy per node, `minions` being that node alone.
 
 from __future__ import annotations
 
+from kubesalt import keyalgorithms as _keyalgorithms
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.certs import CertSpec, key_algorithm, node_certificates
 from kubesalt.kubeadm.cluster import build_node
@@ -51,18 +52,12 @@ NULLED_EXTENSIONS = (
 # Request arguments that would let the requester choose a value: nulled in every policy.
 NULLED_ARGUMENTS = ("csr", "not_before", "not_after", "serial_number", "copypath", "prepend_cn")
 AUTHORITY_KEY_IDENTIFIER = "keyid:always"
-# pki.algorithm -> the arguments of x509.private_key_managed.
-X509_KEY_ARGS = {
-    "RSA-2048": {"algo": "rsa", "keysize": 2048},
-    "RSA-3072": {"algo": "rsa", "keysize": 3072},
-    "RSA-4096": {"algo": "rsa", "keysize": 4096},
-    "ECDSA-P256": {"algo": "ec", "keysize": 256},
-}
 
 
 def key_args(cfg: dict) -> dict:
     """The `algo` and `keysize` of x509.private_key_managed for `pki.algorithm`."""
-    return dict(X509_KEY_ARGS[key_algorithm(cfg)])
+    wanted = _keyalgorithms.get(key_algorithm(cfg))
+    return {"algo": wanted.algo, "keysize": wanted.keysize}
 
 
 def policy_name(spec: CertSpec, node: str) -> str:

@@ -232,7 +232,21 @@ RULE_CASES = [
         "kubernetes.dnsDomain",
         "RFC 1123",
     ),
-    ("pki-algorithm", changed(pki={"algorithm": "ECDSA-P384"}), "pki.algorithm", "RSA-2048"),
+    ("pki-algorithm", changed(pki={"algorithm": "DSA"}), "pki.algorithm", "ECDSA-P384"),
+    # kubeadm 1.33's encryptionAlgorithm has no ECDSA-P384 (1.34 adds it); the archive's
+    # release (v1.33.5) when kubernetes.version is not set.
+    (
+        "pki-algorithm-p384-at-1.33",
+        changed(pki={"algorithm": "ECDSA-P384"}),
+        "pki.algorithm",
+        "not accepted by Kubernetes v1.33.5 (kubeadm's encryptionAlgorithm has it since 1.34)",
+    ),
+    (
+        "pki-algorithm-p384-at-set-1.33",
+        changed(pki={"algorithm": "ECDSA-P384"}, kubernetes={"version": "v1.33.5"}),
+        "pki.algorithm",
+        "use one of RSA-2048, RSA-3072, RSA-4096, ECDSA-P256, or Kubernetes 1.34 or later",
+    ),
     (
         "pki-validity",
         changed(pki={"certificateValidityDays": 0}),
@@ -358,6 +372,9 @@ VALID_CASES = {
             "services": "fd00:96::/112",
         },
         apiServer__host="2001:db8:1::100",
+    ),
+    "ecdsa-p384-at-1.34": changed(
+        pki={"algorithm": "ECDSA-P384"}, kubernetes={"version": "v1.34.2"}
     ),
     "keepalived-off-dns-name": changed(
         apiServer={"host": "api.cluster.example.com", "keepalived": {"enabled": False}}

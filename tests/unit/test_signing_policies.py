@@ -143,6 +143,11 @@ def test_key_args_follow_the_algorithm():
     assert signing_policies.key_args(cfg) == {"algo": "ec", "keysize": 256}
     with pytest.raises(RenderError, match="pki.algorithm is 'DSA'"):
         signing_policies.key_args(dict(CFG, pki=dict(CFG["pki"], algorithm="DSA")))
+    p384 = dict(CFG, pki=dict(CFG["pki"], algorithm="ECDSA-P384"))
+    with pytest.raises(RenderError, match="ECDSA-P384 needs Kubernetes 1.34 or later"):
+        signing_policies.key_args(dict(p384, kubernetes=dict(CFG["kubernetes"], version="v1.33.5")))
+    p384["kubernetes"] = dict(CFG["kubernetes"], version="v1.34.2")
+    assert signing_policies.key_args(p384) == {"algo": "ec", "keysize": 384}
 
 
 # --- cluster: first node, members ---------------------------------------------------------------

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 import netaddr
 
-from kubesalt import names, ports
+from kubesalt import keyalgorithms, names, ports
 from kubesalt.config.problems import Problem
 from kubesalt.config.schema import API_VERSION, INVALID, KIND, default_of
+from kubesalt.kubeadm import images
 
-PKI_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 # kube-apiserver refuses larger service ranges (20 host bits at most for IPv6,
 # and an IPv4 range shorter than /12 is rejected).
 MIN_SERVICE_PREFIX = {4: 12, 6: 108}
@@ -449,20 +449,36 @@ def check_proxies(cfg) -> list[Problem]:
     return problems
 
 
+def _release(cfg) -> str:
+    """The cluster's Kubernetes release: kubernetes.version when it is a valid one, else
+    the archive's."""
+    kube = cfg["kubernetes"]
+    if _valid(kube) and _valid(kube["version"]) and _K8S_VERSION.fullmatch(kube["version"]):
+        return kube["version"]
+    return images.kubernetes_version()
+
+
+def _pki_algorithm_problems(algorithm: str, release: str) -> list[Problem]:
+    if algorithm not in keyalgorithms.ALGORITHMS:
+        return [Problem("pki.algorithm", "is not supported",
+                        "use one of " + ", ".join(keyalgorithms.NAMES), algorithm)]  # fmt: skip
+    if keyalgorithms.release_problem(algorithm, release):
+        since = ".".join(map(str, keyalgorithms.get(algorithm).since))
+        return [Problem("pki.algorithm", f"is not accepted by Kubernetes {release} (kubeadm's "
+                        f"encryptionAlgorithm has it since {since})", "use one of "
+                        + ", ".join(keyalgorithms.accepted_by(release))
+                        + f", or Kubernetes {since} or later (kubernetes.version, or an "
+                        "archive built for it)", algorithm)]  # fmt: skip
+    return []
+
+
 def check_pki(cfg) -> list[Problem]:
     problems = []
     pki = cfg["pki"]
     if not _valid(pki):
         return problems
-    if _valid(pki["algorithm"]) and pki["algorithm"] not in PKI_ALGORITHMS:
-        problems.append(
-            Problem(
-                "pki.algorithm",
-                "is not supported",
-                "use one of " + ", ".join(PKI_ALGORITHMS),
-                pki["algorithm"],
-            )
-        )
+    if _valid(pki["algorithm"]):
+        problems += _pki_algorithm_problems(pki["algorithm"], _release(cfg))
     for key in ("certificateValidityDays", "caCertificateValidityDays"):
         if _valid(pki[key]) and pki[key] < 1:
             problems.append(

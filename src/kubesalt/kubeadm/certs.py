@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from kubesalt import keyalgorithms as _keyalgorithms
 from kubesalt import roles as _roles
-from kubesalt.kubeadm import RenderError
+from kubesalt.kubeadm import RenderError, images
 from kubesalt.kubeadm.model import Layout, Node, is_ip
 from kubesalt.network import nth_address
 
@@ -25,7 +26,6 @@ KEY_USAGE_CA = ("digitalSignature", "keyEncipherment", "keyCertSign")
 SERVER_AUTH = "serverAuth"
 CLIENT_AUTH = "clientAuth"
 BACKDATE_SECONDS = 5 * 60  # kubeadm CertificateBackdate
-KEY_ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256")
 
 
 def x509_name(common_name: str, organizations=()) -> x509.Name:
@@ -124,12 +124,15 @@ def _days(cfg: dict, key: str) -> int:
 
 
 def key_algorithm(cfg: dict) -> str:
-    """The key algorithm of every key (`pki.algorithm`), checked."""
+    """The key algorithm of every key (`pki.algorithm`), checked: a known one, which the
+    cluster's Kubernetes release accepts."""
     algorithm = cfg["pki"]["algorithm"]
-    if algorithm not in KEY_ALGORITHMS:
-        raise RenderError(
-            f"pki.algorithm is {algorithm!r}; valid values: {', '.join(KEY_ALGORITHMS)}"
-        )
+    try:
+        problem = _keyalgorithms.release_problem(algorithm, images.check_version(cfg))
+    except _keyalgorithms.KeyAlgorithmError as err:
+        raise RenderError(str(err)) from None
+    if problem:
+        raise RenderError(problem)
     return algorithm
 
 

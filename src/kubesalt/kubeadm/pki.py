@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from kubesalt import keyalgorithms as _keyalgorithms
 from kubesalt.kubeadm import RenderError
 from kubesalt.kubeadm.certs import BACKDATE_SECONDS, CertSpec, ca_specs, key_algorithm
 from kubesalt.kubeadm.files import RenderedFile, write_tree
@@ -33,14 +34,14 @@ SERIAL_LIMIT = 2**63 - 1
 
 
 def generate_key(algorithm: str) -> PrivateKey:
-    """A new private key for `algorithm` (RSA-2048/3072/4096 or ECDSA-P256)."""
-    if algorithm == "ECDSA-P256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if algorithm in ("RSA-2048", "RSA-3072", "RSA-4096"):
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(algorithm[4:]))
-    raise RenderError(
-        f"pki.algorithm is {algorithm!r}; valid values: RSA-2048, RSA-3072, RSA-4096, ECDSA-P256"
-    )
+    """A new private key for `algorithm` (a name of kubesalt.keyalgorithms)."""
+    try:
+        wanted = _keyalgorithms.get(algorithm)
+    except _keyalgorithms.KeyAlgorithmError as err:
+        raise RenderError(str(err)) from None
+    if wanted.algo == "ec":
+        return ec.generate_private_key(getattr(ec, f"SECP{wanted.keysize}R1")())
+    return rsa.generate_private_key(public_exponent=65537, key_size=wanted.keysize)
 
 
 def key_to_pem(key: PrivateKey) -> bytes:

@@ -212,6 +212,7 @@ def gather(direction: str, shipped_root: str, rpc, sources: Sources | None = Non
         backup=backup_state(sources),
         now=now or datetime.datetime.now(tz=datetime.UTC),
         config_version=(cfg.get("kubernetes") or {}).get("version") or "",
+        pki_algorithm=(cfg.get("pki") or {}).get("algorithm") or "",
     )
     gather_archives(direction, shipped_root, sources, facts)
     return facts

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+from kubesalt import keyalgorithms
 from kubesalt import roles as _roles
 from kubesalt.bootstrap.archive import Archive, saltenv
 from kubesalt.columns import aligned
@@ -90,6 +91,7 @@ class Facts:
     now: datetime.datetime
     problems: list[Problem] = field(default_factory=list)
     config_version: str = ""  # bootstrap.yaml's kubernetes.version (empty: not set)
+    pki_algorithm: str = ""  # bootstrap.yaml's pki.algorithm: every key's type and size
 
 
 @dataclass(frozen=True)
@@ -361,8 +363,24 @@ def config_problems(facts: Facts) -> list[Problem]:
                     "archive then uses its own release), then run the plan again")]  # fmt: skip
 
 
-CHECKS = (direction_problems, kubernetes_problems, config_problems, node_problems,
-          etcd_problems, lock_problems, backup_problems)  # fmt: skip
+def pki_problems(facts: Facts) -> list[Problem]:
+    """Every key of the cluster is of pki.algorithm; a release whose kubeadm does not accept
+    it (ECDSA-P384 before 1.34) cannot run them, and kubesalt does not replace them."""
+    target = facts.target_versions.kubernetes if facts.target_versions else ""
+    if not facts.pki_algorithm or not target:
+        return []
+    if not keyalgorithms.release_problem(facts.pki_algorithm, target):
+        return []
+    since = ".".join(map(str, keyalgorithms.get(facts.pki_algorithm).since))
+    return [Problem("pki-algorithm",
+                    f"every key of this cluster is {facts.pki_algorithm} (bootstrap.yaml's "
+                    f"pki.algorithm), which kubeadm accepts from Kubernetes {since} on: "
+                    f"{target} cannot use them, and kubesalt does not replace every key of a "
+                    "cluster; stay on the archive the cluster runs")]  # fmt: skip
+
+
+CHECKS = (direction_problems, kubernetes_problems, config_problems, pki_problems,
+          node_problems, etcd_problems, lock_problems, backup_problems)  # fmt: skip
 
 
 # What the orchestration asks again when it starts (kubesalt.orchestrate.upgradesteps).

@@ -239,6 +239,13 @@ def test_control_plane_without_etcd_is_refused(cfg):
     ("key", "value", "message"),
     [
         ("pki.algorithm", "RSA-1024", r"pki.algorithm is 'RSA-1024'; valid values: RSA-2048"),
+        (
+            "pki.algorithm",
+            "ECDSA-P384",
+            r"pki.algorithm ECDSA-P384 needs Kubernetes 1.34 or later \(kubeadm's "
+            r"encryptionAlgorithm\), and the cluster runs v1.33.5: use one of RSA-2048, "
+            r"RSA-3072, RSA-4096, ECDSA-P256, or Kubernetes 1.34",
+        ),
         ("pki.certificateValidityDays", 0, r"pki.certificateValidityDays is 0"),
     ],
 )
@@ -350,12 +357,17 @@ def test_serials_are_random_and_in_range(cfg, cp1, authorities):
             "ECDSA-P256",
             lambda k: isinstance(k, ec.EllipticCurvePublicKey) and k.curve.name == "secp256r1",
         ),
+        (
+            "ECDSA-P384",
+            lambda k: isinstance(k, ec.EllipticCurvePublicKey) and k.curve.name == "secp384r1",
+        ),
         ("RSA-3072", lambda k: isinstance(k, rsa.RSAPublicKey) and k.key_size == 3072),
         ("RSA-4096", lambda k: isinstance(k, rsa.RSAPublicKey) and k.key_size == 4096),
     ],
 )
 def test_key_algorithms(cp1, algorithm, check):
-    cfg = config(**{"pki.algorithm": algorithm})
+    cfg = config(**{"pki.algorithm": algorithm, "kubernetes.version": "v1.34.2"})
+    assert certs.key_algorithm(cfg) == algorithm
     etcd_ca = pki.create_ca(certs.ca_specs(cfg)["etcd-ca"], algorithm, NOW)
     spec = table(cfg, cp1)["etcd-peer"]
     issued = pki.issue(spec, etcd_ca, algorithm, NOW)

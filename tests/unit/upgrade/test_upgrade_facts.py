@@ -228,3 +228,9 @@ def test_silent_minions_are_asked_again_until_they_answer_or_the_wait_ends():
     now["t"], pinged[:] = 0.0, []
     assert facts._answering(SlowToReconnect(), ["worker1"], 10, clock, sleep) == set()
     assert [t for t, _ in pinged] == [0, 4, 8, 12]
+
+
+def test_the_configured_key_algorithm_is_read(site):
+    found = gather(site)
+    assert found.pki_algorithm == "RSA-2048"  # bootstrap.yaml's default
+    assert plan.compute(found).problems == []

@@ -272,6 +272,25 @@ def test_a_configured_release_other_than_the_target_refuses():
         "release), then run the plan again"))]  # fmt: skip
 
 
+@pytest.mark.parametrize("algorithm", ["", "RSA-2048", "ECDSA-P256", "ECDSA-P384"])
+def test_an_upgrade_to_1_34_takes_every_key_algorithm(algorithm):
+    assert plan.compute(cluster_facts(pki_algorithm=algorithm)).problems == []
+
+
+def test_a_downgrade_below_the_key_algorithms_release_is_refused():
+    """kubeadm 1.33 has no ECDSA-P384: a cluster whose keys are P384 cannot go back."""
+    facts = cluster_facts(direction="downgrade", current=NEW, target=OLD,
+                          current_versions=versions("0.2.0", "v1.34.1", "3.5.24-0"),
+                          target_versions=versions("0.1.0", "v1.33.5", "3.5.21-0"),
+                          pki_algorithm="ECDSA-P384")  # fmt: skip
+    assert checks(facts) == [("pki-algorithm", (
+        "every key of this cluster is ECDSA-P384 (bootstrap.yaml's pki.algorithm), which "
+        "kubeadm accepts from Kubernetes 1.34 on: v1.33.5 cannot use them, and kubesalt does "
+        "not replace every key of a cluster; stay on the archive the cluster runs"))]  # fmt: skip
+    facts.pki_algorithm = "ECDSA-P256"
+    assert checks(facts) == []
+
+
 def test_the_facts_problems_come_first_and_refuse():
     facts = cluster_facts(target_versions=None, problems=[plan.Problem("archive", "p: no X")])
     computed = plan.compute(facts)
