@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kubesalt.errors import KubesaltError
 from kubesalt.kubeadm.certs import CertSpec, general_names, x509_name
+from kubesalt.kubeadm.pki import DamagedKey, parse_private_key
 
 # x509_v2's names of key usages (its `keyUsage` argument) -> cryptography's KeyUsage fields.
 KEY_USAGES = {
@@ -190,9 +191,11 @@ def _load_key(path: str, what: str):
     if problem:
         return None, problem
     try:
-        return serialization.load_pem_private_key(data, password=None), None
+        return parse_private_key(data), None
     except TypeError:
         return None, f"{what} {path} is encrypted; kubesalt keys are not"
+    except DamagedKey as err:
+        return None, f"{what} {path} is damaged: {err}"
     except (ValueError, UnsupportedAlgorithm):
         return None, f"{what} {path} is not a PEM private key"
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubesalt import pkicheck
+from kubesalt.kubeadm import pki as kpki
 from kubesalt.pkicheck import Expected, PkiCheckError
 
 NOW = datetime.datetime.now(tz=datetime.UTC)
@@ -582,3 +583,57 @@ def test_expected_round_trips_through_a_state_argument(pki):
 def test_an_invalid_expected_argument(mapping, message):
     with pytest.raises(PkiCheckError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Expected.from_mapping(mapping)
+
+
+# --- loading keys without OpenSSL's primality tests --------------------------------------------
+
+
+def _pem(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+def _with(numbers, **changed):
+    """`numbers` with some private numbers changed, as a PEM key nothing validated."""
+    fields = {name: getattr(numbers, name) for name in ("p", "q", "d", "dmp1", "dmq1", "iqmp")}
+    fields.update(changed)
+    public = numbers.public_numbers
+    if "p" in changed or "q" in changed:  # cryptography builds no key whose p*q is not n
+        public = rsa.RSAPublicNumbers(public.e, fields["p"] * fields["q"])
+    damaged = rsa.RSAPrivateNumbers(**fields, public_numbers=public)
+    return _pem(damaged.private_key(unsafe_skip_rsa_key_validation=True))
+
+
+@pytest.fixture(scope="module")
+def rsa_numbers():
+    return new_key("rsa").private_numbers()
+
+
+@pytest.mark.parametrize("name", ["p", "q", "d", "dmp1", "dmq1", "iqmp"])
+def test_a_damaged_rsa_key_is_found_as_openssl_finds_it(tmp_path, rsa_numbers, name):
+    """Without OpenSSL's key check (40 ms a key: it tests the primes), the numbers are
+    checked against each other: a key with any one of them changed is refused, as OpenSSL's
+    check refuses it."""
+    pem = _with(rsa_numbers, **{name: getattr(rsa_numbers, name) + 2})
+    with pytest.raises(ValueError):
+        serialization.load_pem_private_key(pem, password=None)
+    with pytest.raises(kpki.DamagedKey, match="its RSA numbers do not agree with each other"):
+        kpki.parse_private_key(pem)
+    path = tmp_path / "damaged.key"
+    path.write_bytes(pem)
+    assert only_reason(pkicheck.check_private_key(str(path), "rsa", 2048)) == (
+        f"the private key {path} is damaged: its RSA numbers do not agree with each other"
+    )
+
+
+def test_a_sound_key_loads_as_openssl_loads_it(rsa_numbers):
+    pem = _with(rsa_numbers)
+    ours, openssl = kpki.parse_private_key(pem), serialization.load_pem_private_key(pem, None)
+    assert ours.private_numbers() == openssl.private_numbers()
+    ec_pem = _pem(new_key("ec"))
+    assert kpki.parse_private_key(ec_pem).private_numbers() == (
+        serialization.load_pem_private_key(ec_pem, None).private_numbers()
+    )

@@ -8,6 +8,7 @@ Used by the preview command (`scripts/render-node`) and the tests. On real nodes
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -60,10 +61,42 @@ def public_key_to_pem(key: PrivateKey) -> bytes:
     )
 
 
+class DamagedKey(ValueError):
+    """An RSA key whose numbers do not agree with each other."""
+
+
+def parse_private_key(pem: bytes) -> PrivateKey:
+    """A PEM private key, as cryptography loads it, but without OpenSSL's RSA key check:
+    that check tests both primes for primality, about 40 ms a 2048-bit key, and a no-op
+    highstate loads every key of its node (most of its certificate states' time). The key's
+    numbers are checked against each other instead (microseconds): a change to any of them
+    breaks one of the equations. ValueError: not a private key (DamagedKey: an RSA key whose
+    numbers disagree); TypeError: an encrypted key."""
+    key = serialization.load_pem_private_key(
+        pem, password=None, unsafe_skip_rsa_key_validation=True
+    )
+    if isinstance(key, rsa.RSAPrivateKey) and not _rsa_numbers_agree(key.private_numbers()):
+        raise DamagedKey("its RSA numbers do not agree with each other")
+    return key
+
+
+def _rsa_numbers_agree(numbers: rsa.RSAPrivateNumbers) -> bool:
+    p, q, d = numbers.p, numbers.q, numbers.d
+    n, e = numbers.public_numbers.n, numbers.public_numbers.e
+    if p < 3 or q < 3 or p * q != n:
+        return False
+    return (
+        numbers.dmp1 == d % (p - 1)
+        and numbers.dmq1 == d % (q - 1)
+        and numbers.iqmp * q % p == 1
+        and e * d % math.lcm(p - 1, q - 1) == 1
+    )
+
+
 def load_key(pem: bytes, source: str) -> PrivateKey:
     """Load a PEM private key; `source` names the file in the error."""
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = parse_private_key(pem)
     except (ValueError, TypeError) as err:
         raise RenderError(f"{source}: not an unencrypted PEM private key ({err})") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
