@@ -335,6 +335,8 @@ def test_minion_config_serves_local_mode_and_the_master():
     }
     assert data["pillar_roots"]["kubesalt-0.2.0"] == ["/srv/kubesalt/kubesalt-0.2.0/pillar"]
     assert data["module_dirs"] == ["/srv/kubesalt/kubesalt-0.1.0/salt"]
+    # The orchestrations sync the modules; a highstate does not (test_orchestrate_tables).
+    assert data["autoload_dynamic_modules"] is False
     assert data["ext_pillar"] == [
         {
             "kubesalt": {

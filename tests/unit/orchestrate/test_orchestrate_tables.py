@@ -32,6 +32,28 @@ def test_the_kubelet_runs_on_etcd_nodes_before_their_member_joins(orchestration)
     assert names.index(starts_kubelet[0].name) < names.index("etcd")
 
 
+def _steps(phases):
+    """Every step in run order, those of nested phases (in_turn, together) included."""
+    for phase in phases:
+        for step in phase.steps:
+            yield from _steps(step.args.get("phases", ()))
+            yield step
+
+
+STATE_RUNS = ("applied", "surveyed", "highstate", "etcd_joined")
+
+
+@pytest.mark.parametrize("orchestration", ["bootstrap", "deploy_node", "restore", "upgrade",
+                                           "downgrade"])  # fmt: skip
+def test_what_brings_a_minion_or_a_salt_tree_syncs_before_its_first_state_run(orchestration):
+    """Minions do not sync their loader modules at each highstate (autoload_dynamic_modules
+    is off, kubesalt.bootstrap.services.minion_config): a new minion or a new Salt tree
+    gets them from the orchestration that brings it, before any state renders."""
+    kinds = [step.kind for step in _steps(tables.phases_of(orchestration))]
+    first_state_run = min(kinds.index(kind) for kind in STATE_RUNS if kind in kinds)
+    assert "synced" in kinds[:first_state_run]
+
+
 def test_remove_phases_drain_first_and_end_with_peers():
     assert [p.name for p in tables.REMOVE_NODE] == [
         "preflight", "drain", "etcd", "cleanup", "delete-node", "minion", "key", "inventory",
