@@ -120,7 +120,7 @@ def minion_config(
         # Salt syncs every loader module from the master before each highstate (1.1-1.5 s of
         # a no-op one on the lab). The Salt tree changes only with an archive, and whatever
         # brings one syncs explicitly: bootstrap.sh, deploy_node's grains phase, restore,
-        # the upgrade's salt stage (docs/states.md).
+        # the upgrade's salt stage (docs/decisions.md).
         "autoload_dynamic_modules": False,
     }
     if master_finger:

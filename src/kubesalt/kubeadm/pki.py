@@ -2,7 +2,8 @@
 
 Used by the preview command (`scripts/render-node`) and the tests. On real nodes the same
 `certs` table drives Salt's x509_v2 remote signing instead, so that CA keys never leave the
-`ca` node.
+`ca` node; nodes use only `parse_private_key` and `load_key` from here (the node-side check
+of kubesalt.pkicheck, the service-account key).
 """
 
 from __future__ import annotations
