@@ -23,6 +23,11 @@ class KeyAlgorithm:
     keysize: int
     since: tuple[int, int] = (1, 31)
 
+    @property
+    def first_minor(self) -> str:
+        """`since` as operators read it: `1.34`."""
+        return ".".join(map(str, self.since))
+
 
 ALGORITHMS = {
     "RSA-2048": KeyAlgorithm("rsa", 2048),
@@ -55,13 +60,17 @@ def accepted_by(release: str) -> list[str]:
     return [n for n, a in ALGORITHMS.items() if a.since <= minor]
 
 
+def accepts(name: str, release: str) -> bool:
+    """Does Kubernetes `release` accept algorithm `name` (a known one)?"""
+    return get(name).since <= _minor(release)
+
+
 def release_problem(name: str, release: str) -> str:
     """Empty when Kubernetes `release` accepts algorithm `name` (a known one); else why
     not and what to do."""
-    algorithm = get(name)
-    if algorithm.since <= _minor(release):
+    if accepts(name, release):
         return ""
-    since = ".".join(map(str, algorithm.since))
+    since = get(name).first_minor
     return (
         f"pki.algorithm {name} needs Kubernetes {since} or later (kubeadm's "
         f"encryptionAlgorithm), and the cluster runs {release}: use one of "

@@ -462,8 +462,8 @@ def _pki_algorithm_problems(algorithm: str, release: str) -> list[Problem]:
     if algorithm not in keyalgorithms.ALGORITHMS:
         return [Problem("pki.algorithm", "is not supported",
                         "use one of " + ", ".join(keyalgorithms.NAMES), algorithm)]  # fmt: skip
-    if keyalgorithms.release_problem(algorithm, release):
-        since = ".".join(map(str, keyalgorithms.get(algorithm).since))
+    if not keyalgorithms.accepts(algorithm, release):
+        since = keyalgorithms.get(algorithm).first_minor
         return [Problem("pki.algorithm", f"is not accepted by Kubernetes {release} (kubeadm's "
                         f"encryptionAlgorithm has it since {since})", "use one of "
                         + ", ".join(keyalgorithms.accepted_by(release))

@@ -369,9 +369,9 @@ def pki_problems(facts: Facts) -> list[Problem]:
     target = facts.target_versions.kubernetes if facts.target_versions else ""
     if not facts.pki_algorithm or not target:
         return []
-    if not keyalgorithms.release_problem(facts.pki_algorithm, target):
+    if keyalgorithms.accepts(facts.pki_algorithm, target):
         return []
-    since = ".".join(map(str, keyalgorithms.get(facts.pki_algorithm).since))
+    since = keyalgorithms.get(facts.pki_algorithm).first_minor
     return [Problem("pki-algorithm",
                     f"every key of this cluster is {facts.pki_algorithm} (bootstrap.yaml's "
                     f"pki.algorithm), which kubeadm accepts from Kubernetes {since} on: "
